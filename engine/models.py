@@ -1,0 +1,220 @@
+"""The engine's data: jobs, batches, workers, log lines, and their states.
+
+Field names follow the seed's ``event_jobs`` / ``event_batches`` documents where
+they overlap (``job_id``, ``job_type``, ``status``, ``parameters``, ``results``,
+``error``, ``progress``, ``batch_id``, timestamps), so the engine can run on an
+existing collection. Everything the invariants need is added beside them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; stores keep UTC and hand back aware datetimes."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"  # waiting to be claimed (maybe not before run_after)
+    PROCESSING = "processing"  # claimed; a worker holds its lease
+    COMPLETED = "completed"  # the handler returned; terminal
+    FAILED = "failed"  # gave up (error recorded, TIMEOUT, LEASE_EXPIRED...); terminal
+    CANCELLED = "cancelled"  # an operator cancelled it; terminal, never retried automatically
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes. Operators and scripts match on these; never rename one."""
+
+    HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an unexpected exception
+    INVALID_PARAMETERS = "INVALID_PARAMETERS"  # parameters failed the handler's model
+    TIMEOUT = "TIMEOUT"  # ran longer than its job type's timeout
+    LEASE_EXPIRED = "LEASE_EXPIRED"  # its worker vanished too often
+    CANCELLED = "CANCELLED"  # cancelled by an operator
+    UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"  # used in reports; such jobs stay pending
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    FILE_UNREADABLE = "FILE_UNREADABLE"
+    PDF_EMPTY = "PDF_EMPTY"
+    NOT_A_PDF = "NOT_A_PDF"
+    PDF_CORRUPT = "PDF_CORRUPT"
+    PDF_ENCRYPTED = "PDF_ENCRYPTED"
+    PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
+    OUTPUT_ERROR = "OUTPUT_ERROR"
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    percent: float = 0.0
+    step: str | None = None
+    message: str | None = None
+
+
+class Lease(BaseModel):
+    owner: str  # worker id
+    token: str  # fences every write of this attempt
+    expires_at: datetime
+
+
+class Job(BaseModel):
+    """One unit of work. ``extra='allow'`` keeps unknown legacy fields intact."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str = Field(default_factory=new_id)
+    job_type: str = "session"  # legacy documents without job_type are session jobs
+    status: JobStatus = JobStatus.PENDING
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    results: dict[str, Any] | None = None
+    error: JobError | None = None
+    progress: Progress | None = None
+    batch_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    lease: Lease | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    run_after: datetime | None = None
+    priority: int = 0
+    cancel_requested: bool = False
+    dedupe_key: str | None = None
+    timeout_at: datetime | None = None
+    worker_id: str | None = None  # who ran (or runs) the last attempt
+    webhook: dict[str, Any] | None = None
+    logs: list[dict[str, Any]] | None = None  # legacy embedded log array (read only)
+
+    @property
+    def path(self) -> str | None:
+        p = self.parameters.get("path") if isinstance(self.parameters, dict) else None
+        return str(p) if p is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        """The flat shape ``jobtui run --json`` and ``jobtui jobs --json`` print."""
+        out: dict[str, Any] = {
+            "job_id": self.job_id,
+            "job_type": self.job_type,
+            "status": self.status.value,
+            "error_code": self.error.code if self.error else None,
+            "attempts": self.attempts,
+            "batch_id": self.batch_id,
+        }
+        if self.path is not None:
+            out["path"] = self.path
+        if self.error:
+            out["error_message"] = self.error.message
+        for key, value in (self.results or {}).items():
+            out.setdefault(key, value)
+        return out
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    batch_id: str = Field(default_factory=new_id)
+    name: str = ""
+    total_jobs: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    job_type: str | None = None
+    webhook: dict[str, Any] | None = None
+
+
+class BatchSummary(BaseModel):
+    """A batch with counts derived from its jobs' states (never stored counters)."""
+
+    batch: Batch
+    counts: dict[str, int]
+    first_started_at: datetime | None = None
+    last_completed_at: datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(s.value, 0) for s in TERMINAL)
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.done == self.total
+
+    @property
+    def status(self) -> str:
+        if not self.finished:
+            return "running" if self.counts.get("processing", 0) else "pending"
+        if self.counts.get("failed", 0) or self.counts.get("cancelled", 0):
+            return "finished with errors"
+        return "completed"
+
+
+class LogEntry(BaseModel):
+    job_id: str
+    ts: datetime = Field(default_factory=utcnow)
+    level: str = "info"
+    message: str = ""
+    seq: int = 0  # orders lines with the same timestamp
+
+
+class WorkerInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    worker_id: str
+    host: str
+    pid: int
+    job_types: list[str]
+    concurrency: int
+    running: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    paused: bool = False
+
+
+class JobFilter(BaseModel):
+    """What the operator API can filter jobs by. All given fields must match."""
+
+    status: list[JobStatus] | None = None
+    job_type: list[str] | None = None
+    batch_id: str | None = None
+    text: str | None = None  # substring of job_id, path or error code
+
+
+class Outcome(BaseModel):
+    """How an attempt ends; applied by ``Store.finish`` under the lease fence."""
+
+    status: JobStatus
+    results: dict[str, Any] | None = None
+    error: JobError | None = None
+    run_after: datetime | None = None  # for status=pending (retry later)
+    refund_attempt: bool = False  # graceful hand-back: the attempt is not burned

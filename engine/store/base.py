@@ -1,0 +1,241 @@
+"""The engine's one narrow storage interface.
+
+Everything the engine, the watchdog and the operator API do to stored state goes
+through these verbs. Two implementations exist: ``MongoStore`` (PyMongo's async
+client, or mongomock-motor in tests) and ``SQLiteStore`` (the embedded default).
+Both pass one contract suite (``tests/store_contract.py``).
+
+Rules every implementation keeps (they are DESIGN.md's invariants):
+
+* ``claim`` is one conditional update per job (or one ``UPDATE ... RETURNING`` for
+  several), never read-then-update, and takes at most the free slots it is given.
+* Every write by a running worker (``set_progress``, ``finish``) is fenced by
+  ``job_id`` *and* ``lease.token``: a worker that lost its lease changes nothing.
+* Batch counts are derived from job states at read time; no counters to drift.
+* Timestamps go in and come out as timezone-aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from engine.models import (
+    Batch,
+    BatchSummary,
+    Job,
+    JobFilter,
+    JobStatus,
+    LogEntry,
+    Outcome,
+    Progress,
+    WorkerInfo,
+)
+
+# Keyset cursor for job pages: (created_at, job_id) of the last row seen.
+JobCursor = tuple[datetime, str]
+
+
+class LeaseState(StrEnum):
+    HELD = "held"  # renewed; keep working
+    CANCEL = "cancel"  # renewed, but an operator asked to cancel: stop the work
+    LOST = "lost"  # the lease is no longer ours (expired and taken, or job reset): stop, write nothing
+
+
+@dataclass
+class InsertResult:
+    inserted: list[str] = field(default_factory=list)  # job_ids written
+    duplicates: list[str] = field(default_factory=list)  # dedupe_keys that already existed
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreachable, not ours, corrupt, newer schema).
+
+    ``code`` is stable (``STORE_UNREACHABLE``, ``STORE_NOT_OURS``, ``STORE_CORRUPT``,
+    ``STORE_TOO_NEW``, ...); the message names the store without any password.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Store(ABC):
+    """Abstract store. See the module docstring for the rules."""
+
+    #: "mongodb", "mongomock" or "sqlite"
+    kind: str = ""
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Where the data lives, safe to print (a URI never shows its password)."""
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, create indexes or schema. Raises ``StoreError`` when unusable."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers now."""
+
+    # -- enqueue ---------------------------------------------------------------
+
+    @abstractmethod
+    async def create_batch(self, batch: Batch) -> None: ...
+
+    @abstractmethod
+    async def insert_jobs(self, jobs: Sequence[Job]) -> InsertResult:
+        """Bulk insert. A job whose ``dedupe_key`` already exists is not inserted
+        (the key is reported in ``duplicates``); concurrent inserters cannot both win."""
+
+    @abstractmethod
+    async def find_by_dedupe_keys(self, keys: Sequence[str]) -> dict[str, Job]:
+        """Existing jobs by dedupe key (for reporting what a re-enqueue skipped)."""
+
+    # -- worker verbs ----------------------------------------------------------
+
+    @abstractmethod
+    async def claim(
+        self,
+        *,
+        worker_id: str,
+        slots: Mapping[str, int],
+        limit: int,
+        lease_seconds: float,
+        timeouts: Mapping[str, float | None],
+        now: datetime,
+    ) -> list[Job]:
+        """Atomically move up to ``limit`` claimable jobs to ``processing``.
+
+        Claimable: ``status=pending``, ``run_after`` unset or ``<= now``, not
+        ``cancel_requested``, and ``job_type`` a key of ``slots`` whose value is > 0
+        (legacy jobs without ``job_type`` count as ``session``). At most
+        ``slots[t]`` jobs of type ``t``. Order: ``priority`` descending, then
+        ``created_at``. Each claimed job gets ``attempts + 1``, ``started_at=now``,
+        ``worker_id``, a fresh ``lease {owner, token, expires_at=now+lease_seconds}``
+        and ``timeout_at=now+timeouts[t]`` (None when no timeout).
+        """
+
+    @abstractmethod
+    async def heartbeat(
+        self, leases: Mapping[str, str], expires_at: datetime
+    ) -> dict[str, LeaseState]:
+        """Renew the leases ``{job_id: token}`` still held; report each one's state."""
+
+    @abstractmethod
+    async def set_progress(self, job_id: str, token: str, progress: Progress) -> bool:
+        """Fenced progress write. False when the lease is no longer held."""
+
+    @abstractmethod
+    async def finish(
+        self,
+        job_id: str,
+        token: str,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        only_if_overdue: bool = False,
+    ) -> bool:
+        """Fenced end of an attempt (``status=processing`` and ``lease.token=token``).
+
+        ``outcome.status`` terminal: sets ``completed_at=now``, results or error,
+        clears the lease. ``pending``: back to the queue with ``run_after`` (a
+        retry), clears the lease; ``refund_attempt`` also takes ``attempts - 1``.
+        With ``only_if_overdue`` (the watchdog) it also requires the lease to have
+        expired or ``timeout_at`` to have passed at ``now``. Returns whether it applied.
+        """
+
+    @abstractmethod
+    async def append_logs(self, entries: Sequence[LogEntry]) -> None: ...
+
+    # -- watchdog --------------------------------------------------------------
+
+    @abstractmethod
+    async def find_overdue(self, now: datetime, limit: int = 100) -> list[Job]:
+        """Jobs in ``processing`` whose lease expired or whose ``timeout_at`` passed."""
+
+    # -- operator verbs --------------------------------------------------------
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    @abstractmethod
+    async def list_jobs(
+        self,
+        flt: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        after: JobCursor | None = None,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """One page of jobs ordered by ``(created_at, job_id)`` (descending when
+        ``newest_first``), strictly after the keyset cursor ``after``."""
+
+    @abstractmethod
+    async def count_jobs(self, flt: JobFilter | None = None) -> dict[str, int]:
+        """Counts by status of the jobs that match (missing statuses are absent)."""
+
+    @abstractmethod
+    async def get_batch(self, batch_id: str) -> BatchSummary | None: ...
+
+    @abstractmethod
+    async def list_batches(self, *, limit: int = 50) -> list[BatchSummary]:
+        """The newest batches first, each with counts derived from its jobs."""
+
+    @abstractmethod
+    async def tail_logs(
+        self, job_id: str, *, limit: int = 200, after: datetime | None = None
+    ) -> list[LogEntry]:
+        """The last ``limit`` log lines of a job (or those after ``after``), oldest first."""
+
+    @abstractmethod
+    async def cancel_jobs(
+        self, *, job_id: str | None = None, batch_id: str | None = None, now: datetime
+    ) -> int:
+        """Pending jobs become ``cancelled`` (error code ``CANCELLED``) at once;
+        processing ones get ``cancel_requested=True`` for their worker to see.
+        Returns how many jobs were affected. Terminal jobs are left alone."""
+
+    @abstractmethod
+    async def retry_jobs(
+        self,
+        *,
+        job_id: str | None = None,
+        batch_id: str | None = None,
+        statuses: Sequence[JobStatus] = (JobStatus.FAILED, JobStatus.CANCELLED),
+        now: datetime,
+    ) -> int:
+        """Jobs in ``statuses`` go back to ``pending`` with a clean slate
+        (attempts 0, no error, no lease, no cancel request). Returns the count."""
+
+    @abstractmethod
+    async def pending_job_types(self) -> dict[str, int]:
+        """Pending jobs counted by job type (legacy jobs count as ``session``)."""
+
+    # -- workers ---------------------------------------------------------------
+
+    @abstractmethod
+    async def upsert_worker(self, info: WorkerInfo) -> None: ...
+
+    @abstractmethod
+    async def remove_worker(self, worker_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    # -- wake-up ---------------------------------------------------------------
+
+    def watch_pending(self) -> AsyncIterator[None] | None:
+        """An iterator that yields whenever jobs may have become claimable elsewhere
+        (a change stream), or None when the store cannot push (then the worker polls)."""
+        return None
