@@ -1,0 +1,128 @@
+"""Configuration: defaults < YAML file < environment < command line.
+
+The YAML file may use our own keys or the seed's (``session_worker.max_concurrent``,
+``session_worker.poll_interval_sec``, ``mongodb.uri``), so an existing
+``config.yaml`` keeps working. A URI's password is never printed: use
+``Settings.safe_uri`` / ``redact_uri``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from platformdirs import user_data_dir
+from pydantic import BaseModel, Field, ValidationError
+
+from engine.errors import ConfigError
+
+ENV_PREFIX = "JOBTUI_"
+
+
+def redact_uri(uri: str | None) -> str:
+    """``mongodb://u:secret@h/db`` -> ``mongodb://u:***@h/db`` (also ``+srv``)."""
+    if not uri:
+        return ""
+    return re.sub(r"^([a-zA-Z0-9+.-]+://[^:/@]*):[^@]*@", r"\1:***@", uri)
+
+
+def default_store_path() -> Path:
+    return Path(user_data_dir("jobtui", appauthor=False)) / "jobtui.db"
+
+
+class Collections(BaseModel):
+    jobs: str = "jobs"
+    batches: str = "batches"
+    logs: str = "job_logs"
+    workers: str = "workers"
+
+
+class Settings(BaseModel):
+    """Every option. Environment: ``MONGODB_URI`` and ``JOBTUI_<FIELD>`` (upper case)."""
+
+    mongodb_uri: str | None = None
+    database: str = "jobtui"
+    collections: Collections = Field(default_factory=Collections)
+    store: Path | None = None  # embedded SQLite file; default under the user's data dir
+    concurrency: int = Field(4, ge=1, le=1024)
+    poll_interval: float = Field(2.0, gt=0)
+    lease_seconds: float = Field(30.0, gt=1)
+    heartbeat_interval: float = Field(1.0, gt=0)
+    watchdog_interval: float = Field(5.0, gt=0)
+    shutdown_grace: float = Field(30.0, ge=0)
+    output_dir: Path = Path("jobtui-output")
+    cpu_workers: int | None = Field(None, ge=1)
+    types: list[str] | None = None  # job-type globs this engine serves (None: all)
+    input_roots: list[Path] = Field(default_factory=list)
+
+    @property
+    def safe_uri(self) -> str:
+        return redact_uri(self.mongodb_uri)
+
+    @property
+    def store_path(self) -> Path:
+        return self.store or default_store_path()
+
+
+_ENV_FIELDS = {
+    "database": "DATABASE",
+    "store": "STORE",
+    "concurrency": "CONCURRENCY",
+    "poll_interval": "POLL_INTERVAL",
+    "lease_seconds": "LEASE_SECONDS",
+    "output_dir": "OUTPUT_DIR",
+    "cpu_workers": "CPU_WORKERS",
+}
+
+
+def _from_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError("CONFIG_UNREADABLE", f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError("CONFIG_INVALID", f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("CONFIG_INVALID", f"config file {path} must hold a mapping")
+    out: dict[str, Any] = dict(data.get("jobtui") or {})
+    seed = data.get("session_worker") or {}
+    if "max_concurrent" in seed:
+        out.setdefault("concurrency", seed["max_concurrent"])
+    if "poll_interval_sec" in seed:
+        out.setdefault("poll_interval", seed["poll_interval_sec"])
+    mongo = data.get("mongodb") or {}
+    if mongo.get("uri"):
+        out.setdefault("mongodb_uri", os.path.expandvars(str(mongo["uri"])))
+    if mongo.get("database"):
+        out.setdefault("database", mongo["database"])
+    return out
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Build settings from a YAML file, the environment and CLI overrides (None = unset)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    cfg = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if cfg:
+        values.update(_from_yaml(Path(cfg)))
+    if env.get("MONGODB_URI"):
+        values["mongodb_uri"] = env["MONGODB_URI"]
+    for field_name, suffix in _ENV_FIELDS.items():
+        if env.get(ENV_PREFIX + suffix):
+            values[field_name] = env[ENV_PREFIX + suffix]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if values.get("mongodb_uri") in ("", "none"):
+        values["mongodb_uri"] = None
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError("CONFIG_INVALID", f"invalid setting {where}: {first['msg']}") from None

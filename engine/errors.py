@@ -1,0 +1,51 @@
+"""Exceptions a handler raises to say how its job ends, and configuration errors.
+
+A handler that raises ``JobFailed`` ends its job ``failed`` with that code at once
+(bad input is not retried). Any other exception is retried with backoff until the
+job type's ``max_attempts``, then ends ``failed`` with ``HANDLER_ERROR``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobFailed(Exception):
+    """End the job as failed with a stable ``code``; ``retryable`` asks for a retry."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retryable = retryable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised inside worker processes; must survive the trip back through pickle.
+        return (_rebuild_job_failed, (self.code, self.message, self.details, self.retryable))
+
+
+def _rebuild_job_failed(
+    code: str, message: str, details: dict[str, Any] | None, retryable: bool
+) -> JobFailed:
+    return JobFailed(code, message, details, retryable=retryable)
+
+
+class JobCancelled(Exception):
+    """Raised inside a handler by ``ctx.check_cancelled()`` once an operator cancelled."""
+
+
+class ConfigError(Exception):
+    """Bad configuration or usage: the CLI prints ``code: message`` and exits 2."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

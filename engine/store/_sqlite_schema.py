@@ -1,0 +1,268 @@
+"""The SQLite store's file format: schema, migrations, file checks, value codecs.
+
+Split out of ``sqlite.py`` so that the store module holds only the verbs. The
+format decisions live here:
+
+* ``PRAGMA application_id`` = ``APPLICATION_ID`` marks a file as ours; a file with
+  tables but another id is refused (``STORE_NOT_OURS``) and never written to.
+* ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` moves version
+  ``i`` to ``i + 1``. A file newer than we know is refused (``STORE_TOO_NEW``).
+* Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact round trips
+  (no float rounding in keyset cursors) and they sort numerically.
+* Every field the store filters or orders on has its own column; the rest of a job
+  (parameters, results, error, progress, webhook, legacy extras) lives in ``doc``,
+  a JSON object. Datetimes inside ``doc`` are tagged ``{"$date": <microseconds>}``
+  so that legacy extras come back as datetimes, as they would from MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.store.base import StoreError
+
+#: "JOBT" as a big-endian 32-bit integer; stamped into the SQLite header.
+APPLICATION_ID = 0x4A4F4254
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+# Version 1: the initial schema. Each step runs inside one BEGIN IMMEDIATE
+# transaction together with the user_version bump, so a crash mid-migration
+# leaves the previous version intact.
+_V1 = """
+CREATE TABLE jobs (
+    job_id           TEXT PRIMARY KEY,
+    job_type         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    run_after        INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    batch_id         TEXT,
+    dedupe_key       TEXT UNIQUE,
+    lease_owner      TEXT,
+    lease_token      TEXT,
+    lease_expires_at INTEGER,
+    timeout_at       INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL DEFAULT 3,
+    started_at       INTEGER,
+    completed_at     INTEGER,
+    updated_at       INTEGER,
+    worker_id        TEXT,
+    doc              TEXT NOT NULL DEFAULT '{}'
+);
+-- Claim: per job type, in claim order, over pending rows only (the index stays
+-- as small as the queue, and claim is O(log n) whatever the table holds).
+CREATE INDEX jobs_claim ON jobs (job_type, priority DESC, created_at)
+    WHERE status = 'pending';
+-- Batch counts (GROUP BY batch_id, status) as a covering index scan, including
+-- the first start / last completion the batch table shows.
+CREATE INDEX jobs_batch ON jobs (batch_id, status, started_at, completed_at);
+-- Watchdog: processing rows by lease expiry.
+CREATE INDEX jobs_lease ON jobs (status, lease_expires_at);
+-- Operator pages: keyset over (created_at, job_id), with or without a status.
+CREATE INDEX jobs_created ON jobs (created_at, job_id);
+CREATE INDEX jobs_status_created ON jobs (status, created_at, job_id);
+
+CREATE TABLE batches (
+    batch_id   TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX batches_created ON batches (created_at, batch_id);
+
+CREATE TABLE logs (
+    id      INTEGER PRIMARY KEY,
+    job_id  TEXT NOT NULL,
+    ts      INTEGER NOT NULL,
+    seq     INTEGER NOT NULL DEFAULT 0,
+    level   TEXT NOT NULL DEFAULT 'info',
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX logs_job ON logs (job_id, ts, seq);
+
+CREATE TABLE workers (
+    worker_id    TEXT PRIMARY KEY,
+    heartbeat_at INTEGER NOT NULL,
+    doc          TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# -- value codecs ---------------------------------------------------------------
+
+
+def to_us(value: datetime | None) -> int | None:
+    """Aware (or naive-as-UTC) datetime -> integer microseconds since the epoch."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return {"$date": to_us(obj)}
+    if hasattr(obj, "model_dump"):  # a pydantic model nested in an extra field
+        return obj.model_dump()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)  # ObjectId, Path, Decimal...: keep something readable
+
+
+def _json_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$date" in obj and isinstance(obj["$date"], int):
+        return from_us(obj["$date"])
+    return obj
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def loads(text: str | None) -> Any:
+    return json.loads(text, object_hook=_json_hook) if text else {}
+
+
+# -- opening a file -------------------------------------------------------------
+
+
+def _corrupt(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        "STORE_CORRUPT",
+        f"{path} is not a usable SQLite database (corrupt or not a database file: {exc})",
+    )
+
+
+def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
+    """Open ``path``, check it is ours (or empty), migrate it, configure WAL.
+
+    Nothing is written before the checks pass: a foreign, corrupt or newer file
+    is left byte-for-byte as it was.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError("STORE_UNREACHABLE", f"cannot create {path.parent}: {exc}") from exc
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError("STORE_UNREACHABLE", f"{path} is not readable and writable")
+    try:
+        conn = sqlite3.connect(
+            str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=True
+        )
+    except sqlite3.Error as exc:
+        raise StoreError("STORE_UNREACHABLE", f"cannot open {path}: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        _check(conn, path)  # read-only checks first
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a network filesystem; say so, do not guess
+            raise StoreError("STORE_UNREACHABLE", f"{path}: cannot use WAL mode (got {mode})")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        migrate(conn, path)
+    except StoreError:
+        conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        msg = str(exc).lower()
+        if "locked" in msg or "busy" in msg or "unable to open" in msg or "readonly" in msg:
+            raise StoreError("STORE_UNREACHABLE", f"cannot use {path}: {exc}") from exc
+        raise _corrupt(path, exc) from exc
+    return conn
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    return app_id, version, tables
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is corrupt, not ours, or from a newer release."""
+    try:
+        app_id, version, tables = _header(conn)
+        if tables:
+            # Reads every page of the schema and checks structure cheaply; a
+            # truncated or scribbled-on file fails here instead of mid-claim.
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise _corrupt(path, sqlite3.DatabaseError(problem))
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc).lower():
+            raise StoreError("STORE_UNREACHABLE", f"{path} is locked: {exc}") from exc
+        raise _corrupt(path, exc) from exc
+    _judge(path, app_id, version, tables)
+
+
+def _judge(path: Path, app_id: int, version: int, tables: int) -> None:
+    if app_id != APPLICATION_ID and (tables or app_id != 0 or version != 0):
+        raise StoreError(
+            "STORE_NOT_OURS",
+            f"{path} is an SQLite database of another application "
+            f"(application_id {app_id:#x}, not jobtui's {APPLICATION_ID:#x}); "
+            "it was left untouched. Point jobtui at another file with --store.",
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            "STORE_TOO_NEW",
+            f"{path} has jobtui schema version {version}; this jobtui knows up to "
+            f"{SCHEMA_VERSION}. Upgrade jobtui; the file was left untouched.",
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the missing migration steps, each in its own write transaction.
+
+    Several processes may open a fresh file at once: the version is re-read
+    under the write lock, so each step runs exactly once.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            app_id, version, tables = _header(conn)
+            _judge(path, app_id, version, tables)
+            if version >= SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            for stmt in _statements(MIGRATIONS[version]):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (``executescript`` would commit)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

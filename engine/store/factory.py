@@ -1,0 +1,31 @@
+"""Choose and open the store the settings name: MongoDB when a URI is set, else SQLite."""
+
+from __future__ import annotations
+
+from engine.config import Settings
+from engine.store.base import Store
+
+
+def make_store(settings: Settings) -> Store:
+    if settings.mongodb_uri:
+        from engine.store.mongo import MongoStore
+
+        c = settings.collections
+        return MongoStore(
+            settings.mongodb_uri,
+            database=settings.database,
+            jobs=c.jobs,
+            batches=c.batches,
+            logs=c.logs,
+            workers=c.workers,
+        )
+    from engine.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.store_path)
+
+
+async def open_store(settings: Settings) -> Store:
+    """Make the store and open it (raises ``StoreError`` with a stable code)."""
+    store = make_store(settings)
+    await store.open()
+    return store
