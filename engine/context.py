@@ -52,6 +52,7 @@ class JobContext:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._seq = 0
         self.progress_writes = 0
+        self.lease_lost = False  # set by the engine: this attempt may write nothing more
 
     @property
     def job_id(self) -> str:

@@ -1,0 +1,420 @@
+"""The engine: claim loop, running jobs, heartbeats, shutdown.
+
+One ``Engine`` per process. It claims only registered job types and only for free
+slots (global ``concurrency`` and each type's own limit), wakes on local enqueues,
+on a change stream where the store has one, else polls. Each running job holds a
+lease renewed by the heartbeat loop; the heartbeat's reply also carries operator
+cancels, which cancel the handler's task (and so kill its worker process).
+Shutdown stops claiming, lets running jobs finish within a grace period, then hands
+their leases back without burning an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.api import OperatorAPI, hostname
+from engine.config import Settings
+from engine.context import JobContext
+from engine.errors import JobCancelled, JobFailed
+from engine.logsink import LogSink
+from engine.models import (
+    ErrorCode,
+    Job,
+    JobError,
+    JobStatus,
+    LogEntry,
+    Outcome,
+    WorkerInfo,
+    new_id,
+    utcnow,
+)
+from engine.procpool import ProcessPool
+from engine.registry import JobType, Registry
+from engine.store.base import LeaseState, Store
+from engine.watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+# Transient store failures (connection lost, failover, a locked file) are retried
+# for about this long before the engine gives up on one write.
+STORE_RETRY_S = 30.0
+
+
+class _Running:
+    __slots__ = ("job", "jt", "token", "ctx", "task", "cancel_requested")
+
+    def __init__(self, job: Job, jt: JobType, token: str, ctx: JobContext) -> None:
+        self.job = job
+        self.jt = jt
+        self.token = token
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+
+
+class Engine:
+    """Runs registered handlers for claimed jobs.
+
+    ``store``: an opened Store. ``registry``: the job types this engine serves
+    (``settings.types`` globs narrow it further). ``settings``: concurrency,
+    lease_seconds, heartbeat_interval, poll_interval, watchdog_interval,
+    shutdown_grace, output_dir, cpu_workers. ``run_watchdog``: whether this engine
+    also recovers expired leases (safe in many engines at once).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: Settings | None = None,
+        *,
+        run_watchdog: bool = True,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.registry = registry.select(self.settings.types)
+        self.worker_id = worker_id or f"{hostname()}:{os.getpid()}:{new_id()[:6]}"
+        self.api = OperatorAPI(store, self.registry, engine=self)
+        self.logs = LogSink(store)
+        self.running: dict[str, Job] = {}
+        self._jobs: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._paused = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._pool: ProcessPool | None = None
+        self._watchdog = Watchdog(store, self.registry, self.logs) if run_watchdog else None
+        self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
+        self._job_done = asyncio.Event()
+        self.started_at = utcnow()
+        self.claims = 0
+
+    # -- public surface ----------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop claiming new jobs (running ones go on)."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self.wake()
+
+    def wake(self) -> None:
+        """Claim now (a local enqueue or retry happened)."""
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Run a heartbeat now (a local cancel happened)."""
+        self._poke.set()
+
+    def throughput(self, window: float = 60.0) -> float:
+        """Jobs finished per second by this engine over the last ``window`` seconds."""
+        now = time.monotonic()
+        n = sum(1 for t in self._finished_times if now - t <= window)
+        span = min(window, max(now - self._start_mono, 1e-3)) if hasattr(self, "_start_mono") else window
+        return n / span
+
+    def pool(self) -> ProcessPool:
+        """The warm process pool for CPU work, started on first use."""
+        if self._pool is None:
+            self._pool = ProcessPool(self.settings.cpu_workers or os.cpu_count() or 1,
+                                     initializer=_warm_worker_process)
+        return self._pool
+
+    async def start(self) -> None:
+        self._start_mono = time.monotonic()
+        self.logs.start()
+        await self._register_worker()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="jobtui-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="jobtui-heartbeat"),
+        ]
+        if self._watchdog is not None:
+            self._tasks.append(
+                asyncio.create_task(self._watchdog.run(self.settings.watchdog_interval),
+                                    name="jobtui-watchdog")
+            )
+        stream = self.store.watch_pending()
+        if stream is not None:
+            self._tasks.append(asyncio.create_task(self._watch(stream), name="jobtui-watch"))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; wait up to ``grace`` seconds for running jobs; hand the rest back."""
+        grace = self.settings.shutdown_grace if grace is None else grace
+        self._stopping = True
+        self._wake.set()
+        running = [r.task for r in self._jobs.values() if r.task is not None]
+        if running and grace > 0:
+            await asyncio.wait(running, timeout=grace)
+        for r in list(self._jobs.values()):
+            if r.task is not None and not r.task.done():
+                r.task.cancel()  # _run_job sees _stopping and hands the lease back
+        leftovers = [r.task for r in self._jobs.values() if r.task is not None]
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.logs.stop()
+        with contextlib.suppress(Exception):
+            await self.store.remove_worker(self.worker_id)
+        if self._pool is not None:
+            await self._pool.close()
+
+    def cancel_running(self) -> None:
+        """Cancel every job running in this process (ends them ``cancelled``)."""
+        for r in self._jobs.values():
+            self._cancel(r)
+
+    async def wait_batch(self, batch_id: str, poll: float = 0.25) -> None:
+        """Return once every job of the batch is terminal (wherever it ran)."""
+        while True:
+            summary = await self.store.get_batch(batch_id)
+            if summary is None or summary.finished or summary.total == 0:
+                return
+            self._job_done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._job_done.wait(), poll)
+
+    # -- claiming ----------------------------------------------------------------
+
+    def _free_slots(self) -> tuple[int, dict[str, int]]:
+        free = self.settings.concurrency - len(self._jobs)
+        per_type: dict[str, int] = {}
+        by_type = collections.Counter(r.jt.name for r in self._jobs.values())
+        for jt in self.registry.types():
+            cap = free if jt.concurrency is None else min(free, jt.concurrency - by_type[jt.name])
+            if cap > 0:
+                per_type[jt.name] = cap
+        return free, per_type
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            free, slots = self._free_slots()
+            claimed: list[Job] = []
+            if not self._paused and free > 0 and slots:
+                try:
+                    now = utcnow()
+                    claimed = await self.store.claim(
+                        worker_id=self.worker_id,
+                        slots=slots,
+                        limit=free,
+                        lease_seconds=self.settings.lease_seconds,
+                        timeouts={jt.name: jt.timeout for jt in self.registry.types()},
+                        now=now,
+                    )
+                except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
+                    log.warning("claim failed (%s); retrying", exc)
+                    await asyncio.sleep(min(self.settings.poll_interval, 1.0))
+                    continue
+                for job in claimed:
+                    self._start_job(job)
+            if claimed and len(claimed) == free:
+                # Full: wait for a slot to free up before asking for more.
+                self._slot_free.clear()
+                if self.settings.concurrency - len(self._jobs) <= 0:
+                    await self._slot_free.wait()
+                continue
+            if claimed:
+                continue  # there may be more right now
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def _watch(self, stream: Any) -> None:
+        try:
+            async for _ in stream:
+                self._wake.set()
+        except Exception as exc:  # noqa: BLE001 - fall back to polling
+            log.info("change stream ended (%s); polling every %.1fs", exc, self.settings.poll_interval)
+
+    # -- running -----------------------------------------------------------------
+
+    def _start_job(self, job: Job) -> None:
+        jt = self.registry.get(job.job_type)
+        assert job.lease is not None
+        if jt is None:  # cannot happen: we only claim our own types
+            raise RuntimeError(f"claimed unregistered type {job.job_type}")
+        ctx = JobContext(job, store=self.store, token=job.lease.token, logs=self.logs,
+                         pool=self.pool, output_dir=self.settings.output_dir)
+        r = _Running(job, jt, job.lease.token, ctx)
+        self._jobs[job.job_id] = r
+        self.running[job.job_id] = job
+        self.claims += 1
+        r.task = asyncio.create_task(self._run_job(r), name=f"job-{job.job_id}")
+
+    async def _run_job(self, r: _Running) -> None:
+        job = r.job
+        try:
+            outcome = await self._execute(r)
+            if outcome is None:  # lost the lease: write nothing
+                return
+            ok = await self._retrying(
+                lambda: self.store.finish(job.job_id, r.token, outcome, now=utcnow())
+            )
+            if not ok:
+                r.ctx.log("lease lost before the result was written; result discarded", "warning")
+        except asyncio.CancelledError:
+            if self._stopping and not r.cancel_requested:
+                await self._hand_back(r)
+            else:
+                raise
+        finally:
+            r.ctx.close()
+            self._jobs.pop(job.job_id, None)
+            self.running.pop(job.job_id, None)
+            self._finished_times.append(time.monotonic())
+            self._slot_free.set()
+            self._job_done.set()
+            if not self._stopping:
+                self._wake.set()
+
+    async def _execute(self, r: _Running) -> Outcome | None:
+        job, jt = r.job, r.jt
+        try:
+            params = jt.params_model.model_validate(job.parameters)
+        except ValidationError as exc:
+            errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+            r.ctx.log(f"invalid parameters: {errors}", "error")
+            return Outcome(status=JobStatus.FAILED, error=JobError(
+                code=ErrorCode.INVALID_PARAMETERS, message="parameters do not match the job type",
+                details={"errors": errors}))
+        try:
+            async with asyncio.timeout(jt.timeout):
+                result = await jt.handler(r.ctx, params)
+            await r.ctx._write_progress()
+            return Outcome(status=JobStatus.COMPLETED, results=result or {})
+        except JobCancelled:
+            return self._cancelled_outcome(r)
+        except asyncio.CancelledError:
+            if r.cancel_requested:
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                if r.ctx.lease_lost:
+                    return None
+                return self._cancelled_outcome(r)
+            raise
+        except TimeoutError:
+            r.ctx.log(f"timed out after {jt.timeout}s", "error")
+            return Outcome(status=JobStatus.FAILED, error=JobError(
+                code=ErrorCode.TIMEOUT, message=f"ran longer than {jt.timeout}s"))
+        except JobFailed as exc:
+            err = JobError(code=exc.code, message=exc.message, details=exc.details)
+            if exc.retryable and job.attempts < job.max_attempts:
+                return self._retry_outcome(r, err)
+            r.ctx.log(f"failed: {exc.code}: {exc.message}", "error")
+            return Outcome(status=JobStatus.FAILED, error=err)
+        except Exception as exc:  # noqa: BLE001 - any handler error is recorded on the job
+            err = JobError(code=ErrorCode.HANDLER_ERROR, message=f"{type(exc).__name__}: {exc}")
+            if job.attempts < job.max_attempts:
+                return self._retry_outcome(r, err)
+            r.ctx.log(f"failed after {job.attempts} attempts: {err.message}", "error")
+            return Outcome(status=JobStatus.FAILED, error=err)
+
+    def _retry_outcome(self, r: _Running, err: JobError) -> Outcome:
+        delay = r.jt.backoff(r.job.attempts)
+        r.ctx.log(f"attempt {r.job.attempts} failed ({err.message}); retrying in {delay:.1f}s",
+                  "warning")
+        return Outcome(status=JobStatus.PENDING, error=err,
+                       run_after=utcnow() + timedelta(seconds=delay))
+
+    def _cancelled_outcome(self, r: _Running) -> Outcome:
+        r.ctx.log("cancelled by an operator", "warning")
+        return Outcome(status=JobStatus.CANCELLED,
+                       error=JobError(code=ErrorCode.CANCELLED, message="cancelled by an operator"))
+
+    def _cancel(self, r: _Running) -> None:
+        if r.cancel_requested:
+            return
+        r.cancel_requested = True
+        r.ctx.cancel_event.set()
+        if r.task is not None:
+            r.task.cancel()
+
+    async def _hand_back(self, r: _Running) -> None:
+        outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
+        with contextlib.suppress(Exception):
+            await self.store.finish(r.job.job_id, r.token, outcome, now=utcnow())
+        self.logs.add(LogEntry(job_id=r.job.job_id, level="info",
+                               message=f"handed back by {self.worker_id} at shutdown"))
+
+    async def _retrying(self, op: Any) -> Any:
+        deadline = time.monotonic() + STORE_RETRY_S
+        delay = 0.2
+        while True:
+            try:
+                return await op()
+            except Exception as exc:  # noqa: BLE001 - transient outage: retry, then give up
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- heartbeats ----------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        last_worker_write = 0.0
+        while True:
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.settings.heartbeat_interval)
+            try:
+                await self._renew_leases()
+                if time.monotonic() - last_worker_write >= 5.0:
+                    await self._register_worker()
+                    last_worker_write = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - store outage: keep trying
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _renew_leases(self) -> None:
+        leases = {jid: r.token for jid, r in self._jobs.items()}
+        if not leases:
+            return
+        expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+        states = await self.store.heartbeat(leases, expires)
+        for job_id, state in states.items():
+            r = self._jobs.get(job_id)
+            if r is None or r.token != leases.get(job_id):
+                continue
+            if state is LeaseState.CANCEL:
+                self._cancel(r)
+            elif state is LeaseState.LOST:
+                r.ctx.lease_lost = True
+                log.warning("lost the lease of %s; stopping it", job_id)
+                self._cancel(r)
+
+    async def _register_worker(self) -> None:
+        await self.store.upsert_worker(WorkerInfo(
+            worker_id=self.worker_id,
+            host=hostname(),
+            pid=os.getpid(),
+            job_types=self.registry.names(),
+            concurrency=self.settings.concurrency,
+            running=len(self._jobs),
+            started_at=self.started_at,
+            heartbeat_at=utcnow(),
+            paused=self._paused,
+        ))
+
+
+def _warm_worker_process() -> None:
+    """Initializer of the CPU worker processes: pay PyMuPDF's import once per process."""
+    with contextlib.suppress(ImportError):
+        import pymupdf  # noqa: F401
