@@ -49,7 +49,7 @@ class Settings(BaseModel):
     store: Path | None = None  # embedded SQLite file; default under the user's data dir
     concurrency: int = Field(4, ge=1, le=1024)
     poll_interval: float = Field(2.0, gt=0)
-    lease_seconds: float = Field(30.0, gt=1)
+    lease_seconds: float = Field(30.0, gt=0)
     heartbeat_interval: float = Field(1.0, gt=0)
     watchdog_interval: float = Field(5.0, gt=0)
     shutdown_grace: float = Field(30.0, ge=0)
