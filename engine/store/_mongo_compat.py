@@ -1,0 +1,121 @@
+"""The one place that knows how the MongoDB stand-ins differ from a real server.
+
+``MongoStore`` talks to three things: a real MongoDB through PyMongo's
+``AsyncMongoClient``, ``mongomock-motor`` in fast unit tests, and the ``nx-27017``
+wire server in cross-process tests. Everything that differs between them at the
+*call* level lives here, so the store itself reads as plain PyMongo:
+
+* mongomock-motor: ``aggregate`` returns a cursor instead of a coroutine, ``close()``
+  is synchronous, datetimes come back naive, there is no ``watch()``.
+* nx-27017: ``$push`` of sub-documents stores JSON strings (legacy ``logs`` arrays),
+  ``$group`` may hand back a datetime accumulator as ``'{"$date": "..."}'`` text, and a
+  ``$set`` of a dotted datetime path may come back as ISO text.
+
+(The nx-27017 *query-shape* limits are documented in ``mongo.py``'s docstring: its
+filters are valid MongoDB, just written in a form nx also evaluates correctly.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+
+def is_mongomock(client: object) -> bool:
+    """True for mongomock-motor's client (its class masquerades as Motor's)."""
+    return type(client).__module__.startswith("mongomock")
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await coroutines (PyMongo async); pass plain values (mongomock-motor) through."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run an aggregation and return all rows, datetimes made aware."""
+    cursor = await maybe_await(collection.aggregate(pipeline))
+    rows = await cursor.to_list(None)
+    return [fix_datetimes(row) for row in rows]
+
+
+async def close_client(client: Any) -> None:
+    await maybe_await(client.close())
+
+
+def supports_watch(collection: Any) -> bool:
+    """mongomock has no change streams at all (attribute access raises)."""
+    try:
+        return callable(getattr(type(collection), "watch", None)) and not is_mongomock(
+            collection.database.client
+        )
+    except Exception:  # noqa: BLE001 - any oddity means "no push"
+        return False
+
+
+def _parse_text_datetime(value: str) -> datetime | str:
+    text = value
+    if text.startswith('{"$date"'):
+        try:
+            text = json.loads(text)["$date"]
+        except (ValueError, KeyError, TypeError):
+            return value
+        if isinstance(text, (int, float)):
+            return datetime.fromtimestamp(text / 1000, UTC)
+    try:
+        parsed = datetime.fromisoformat(str(text))
+    except ValueError:
+        return value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def fix_datetimes(value: Any) -> Any:
+    """Recursively make datetimes timezone-aware UTC (naive ones *are* UTC in BSON).
+
+    Also turns nx-27017's ``'{"$date": ...}'`` accumulator text back into a datetime.
+    Plain ISO-looking strings are left alone here (user data may look like dates);
+    pydantic parses those where the model declares a datetime.
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {k: fix_datetimes(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fix_datetimes(v) for v in value]
+    if isinstance(value, str) and value.startswith('{"$date"'):
+        return _parse_text_datetime(value)
+    return value
+
+
+def fix_legacy_logs(doc: dict[str, Any]) -> None:
+    """nx-27017 stores ``$push``-ed sub-documents as JSON text; decode them in place."""
+    logs = doc.get("logs")
+    if not isinstance(logs, list):
+        if logs is not None:
+            doc["logs"] = None
+        return
+    fixed: list[dict[str, Any]] = []
+    for entry in logs:
+        if isinstance(entry, str):
+            try:
+                entry = json.loads(entry)
+            except ValueError:
+                entry = {"message": entry}
+        if isinstance(entry, dict):
+            fixed.append(fix_datetimes(entry))
+        else:
+            fixed.append({"message": str(entry)})
+    doc["logs"] = fixed
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A datetime from whatever a backend returned for one (None stays None)."""
+    if value is None or isinstance(value, datetime):
+        return fix_datetimes(value)
+    if isinstance(value, str):
+        parsed = _parse_text_datetime(value)
+        return parsed if isinstance(parsed, datetime) else None
+    return None

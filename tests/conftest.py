@@ -1,0 +1,159 @@
+"""Shared fixtures: every storage backend behind one ``store`` fixture, and the
+nx-27017 wire server that multi-process tests share.
+
+``STORE_FACTORIES`` is the one list of backends the contract suite runs on: a name ->
+async factory that returns an *opened* ``Store``. Each store must also offer the
+test-only hook ``_insert_raw_job(doc: dict)`` (store a document exactly as given, e.g.
+a legacy seed job) so the contract tests stay backend-agnostic. To add a backend,
+add an entry to ``STORE_FACTORIES`` (and a mark in ``_BACKEND_MARKS`` if it needs one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.store.base import Store
+from engine.store.mongo import MongoStore
+
+StoreFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
+
+MONGODB_URI_ENV = "JOBTUI_TEST_MONGODB_URI"
+
+
+def _fresh_db_name() -> str:
+    return f"jobtui_test_{uuid.uuid4().hex[:12]}"
+
+
+async def _mongomock(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    store = MongoStore.in_memory(database=_fresh_db_name())
+    await store.open()
+    return store
+
+
+async def _nx(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    uri = request.getfixturevalue("nx_uri")
+    store = MongoStore(uri, database=_fresh_db_name())
+    await store.open()
+    return store
+
+
+async def _mongodb(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    store = MongoStore(os.environ[MONGODB_URI_ENV], database=_fresh_db_name())
+    await store.open()
+    return store
+
+
+#: name -> async factory(request, tmp_path) returning an opened store.
+STORE_FACTORIES: dict[str, StoreFactory] = {
+    "mongomock": _mongomock,
+    "nx": _nx,
+}
+if os.environ.get(MONGODB_URI_ENV):
+    STORE_FACTORIES["mongodb"] = _mongodb
+
+_BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"mongodb": [pytest.mark.mongodb]}
+
+
+def _store_params() -> list[object]:
+    return [
+        pytest.param(name, id=name, marks=_BACKEND_MARKS.get(name, [])) for name in STORE_FACTORIES
+    ]
+
+
+@pytest.fixture(params=_store_params())
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An opened, empty store of each backend in ``STORE_FACTORIES``."""
+    s = await STORE_FACTORIES[request.param](request, tmp_path)
+    try:
+        yield s
+    finally:
+        if isinstance(s, MongoStore) and s.kind != "mongomock":
+            try:  # a real server keeps databases around; nx keeps one file each
+                await s._client.drop_database(s.database_name)
+            except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+                warnings.warn(f"could not drop test database: {exc}", stacklevel=1)
+        await s.close()
+
+
+@pytest.fixture
+def store_kind(store: Store) -> str:
+    return store.kind
+
+
+# -- the nx-27017 wire server ---------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_ping(uri: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nx-27017 exited with code {proc.returncode}")
+        client = MongoClient(uri, serverSelectionTimeoutMS=500)
+        try:
+            client.admin.command("ping")
+            return
+        except PyMongoError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            client.close()
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def nx_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URI (``mongodb://127.0.0.1:<port>``) of an nx-27017 server for this session.
+
+    Runs in the foreground as our child; ``--data-dir`` gives every database name its
+    own SQLite file, so tests isolate by using a fresh database name.
+    """
+    exe = shutil.which("nx-27017") or shutil.which("nx_27017")
+    if exe is None:
+        pytest.skip("nx-27017 is not installed")
+    root = tmp_path_factory.mktemp("nx")
+    port = _free_port()
+    log_file = root / "log"
+    cmd = [
+        exe,
+        "--data-dir",
+        str(root / "data"),
+        "--port",
+        str(port),
+        "--log-file",
+        str(log_file),
+        "--pid-file",
+        str(root / "pid"),
+    ]
+    (root / "data").mkdir()
+    with open(root / "stdout", "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    uri = f"mongodb://127.0.0.1:{port}"
+    try:
+        _wait_for_ping(uri, proc)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,598 @@
+"""The store contract: DESIGN.md's invariants, proved on every backend.
+
+Written only against the ``Store`` interface (plus the test hook
+``_insert_raw_job``), so each backend in ``conftest.STORE_FACTORIES`` runs it
+unchanged. Time is passed in explicitly (``now=``), in steps of minutes or hours, so
+no test sleeps and second-granular servers (nx-27017 compares datetimes to the
+second) agree with millisecond-granular ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from engine.models import (
+    Batch,
+    ErrorCode,
+    Job,
+    JobError,
+    JobFilter,
+    JobStatus,
+    LogEntry,
+    Outcome,
+    Progress,
+    WorkerInfo,
+)
+from engine.store.base import LeaseState, Store
+
+T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+
+
+def job(job_type: str = "a", **kw: Any) -> Job:
+    return Job(job_type=job_type, **kw)
+
+
+def close_to(a: datetime | None, b: datetime | None, tol: float = 1.0) -> bool:
+    """Backends keep milliseconds (BSON) or better; compare with a tolerance."""
+    assert a is not None and b is not None
+    assert a.tzinfo is not None and b.tzinfo is not None
+    return abs((a - b).total_seconds()) < tol
+
+
+async def claim(
+    store: Store,
+    slots: dict[str, int],
+    *,
+    limit: int = 100,
+    now: datetime = T0,
+    worker: str = "w1",
+    lease: float = 30.0,
+    timeouts: dict[str, float | None] | None = None,
+) -> list[Job]:
+    return await store.claim(
+        worker_id=worker,
+        slots=slots,
+        limit=limit,
+        lease_seconds=lease,
+        timeouts=timeouts or {},
+        now=now,
+    )
+
+
+def done(status: JobStatus = JobStatus.COMPLETED, **kw: Any) -> Outcome:
+    return Outcome(status=status, **kw)
+
+
+# -- claim ---------------------------------------------------------------------
+
+
+async def test_claim_is_atomic_under_concurrency(store: Store) -> None:
+    res = await store.insert_jobs([job() for _ in range(10)])
+    assert len(res.inserted) == 10
+    batches = await asyncio.gather(
+        *(claim(store, {"a": 1}, limit=1, worker=f"w{i}") for i in range(20))
+    )
+    ids = [j.job_id for b in batches for j in b]
+    assert len(ids) == len(set(ids)) == 10
+    assert set(ids) == set(res.inserted)
+    assert await store.count_jobs() == {"processing": 10}
+    for b in batches:
+        for j in b:
+            stored = await store.get_job(j.job_id)
+            assert stored and stored.attempts == 1 and stored.lease
+            assert stored.lease.token == j.lease.token  # type: ignore[union-attr]
+
+
+async def test_claim_respects_slots_limit_and_unknown_types(store: Store) -> None:
+    await store.insert_jobs([job("a") for _ in range(5)] + [job("b") for _ in range(5)])
+    await store.insert_jobs([job("zzz"), job("c")])
+    got = await claim(store, {"a": 2, "b": 1, "c": 0})
+    assert sorted(j.job_type for j in got) == ["a", "a", "b"]
+    got = await claim(store, {"a": 5, "b": 5}, limit=4)
+    assert len(got) == 4 and {j.job_type for j in got} <= {"a", "b"}
+    assert await claim(store, {"nothing": 3}) == []
+    rest = await claim(store, {"a": 10, "b": 10})
+    assert len(rest) == 3
+    assert await claim(store, {"a": 10, "b": 10}) == []
+    pending = await store.list_jobs(JobFilter(status=[JobStatus.PENDING]))
+    assert sorted(j.job_type for j in pending) == ["c", "zzz"]  # unknown types stay pending
+    assert await store.pending_job_types() == {"c": 1, "zzz": 1}
+
+
+async def test_claim_respects_run_after_and_cancel_requested(store: Store) -> None:
+    later = job(run_after=T0 + HOUR)
+    doomed = job(cancel_requested=True)
+    await store.insert_jobs([later, doomed])
+    assert await claim(store, {"a": 5}, now=T0) == []
+    got = await claim(store, {"a": 5}, now=T0 + 2 * HOUR)
+    assert [j.job_id for j in got] == [later.job_id]
+
+
+async def test_claim_order_priority_then_age(store: Store) -> None:
+    jobs = [
+        job(priority=0, created_at=T0),
+        job(priority=5, created_at=T0 + 2 * MIN),
+        job(priority=1, created_at=T0 + 3 * MIN),
+        job(priority=5, created_at=T0 + MIN),
+    ]
+    await store.insert_jobs(jobs)
+    order = []
+    for _ in range(4):
+        got = await claim(store, {"a": 1}, limit=1)
+        order.append(got[0].job_id)
+    assert order == [jobs[3].job_id, jobs[1].job_id, jobs[2].job_id, jobs[0].job_id]
+
+
+async def test_claim_writes_lease_attempts_and_timeouts(store: Store) -> None:
+    a, b = job("a"), job("b")
+    await store.insert_jobs([a, b])
+    got = {
+        j.job_type: j
+        for j in await claim(
+            store, {"a": 1, "b": 1}, worker="wx", lease=30, timeouts={"a": 600, "b": None}
+        )
+    }
+    ja, jb = got["a"], got["b"]
+    assert ja.status == JobStatus.PROCESSING and ja.attempts == 1 and ja.worker_id == "wx"
+    assert (
+        ja.lease
+        and ja.lease.owner == "wx"
+        and close_to(ja.lease.expires_at, T0 + timedelta(seconds=30))
+    )
+    assert close_to(ja.started_at, T0)
+    assert ja.lease.token != (jb.lease.token if jb.lease else None)
+    stored_a, stored_b = await store.get_job(a.job_id), await store.get_job(b.job_id)
+    assert stored_a and close_to(stored_a.timeout_at, T0 + timedelta(seconds=600))
+    assert stored_b and stored_b.timeout_at is None
+    # a retry comes back with attempts + 1
+    assert await store.finish(a.job_id, ja.lease.token, done(JobStatus.PENDING), now=T0)
+    again = await claim(store, {"a": 1}, now=T0 + MIN)
+    assert again[0].attempts == 2 and again[0].lease.token != ja.lease.token  # type: ignore[union-attr]
+
+
+# -- heartbeat, fencing, watchdog -------------------------------------------------
+
+
+async def test_heartbeat_renews_and_reports(store: Store) -> None:
+    await store.insert_jobs([job() for _ in range(4)])
+    got = await claim(store, {"a": 4})
+    leases = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    held, cancelled, finished, stolen = got
+    assert await store.cancel_jobs(job_id=cancelled.job_id, now=T0) == 1
+    assert await store.finish(finished.job_id, leases[finished.job_id], done(), now=T0)
+    query = dict(leases)
+    query[stolen.job_id] = "not-my-token"
+    query["no-such-job"] = "x"
+    states = await store.heartbeat(query, T0 + HOUR)
+    assert states == {
+        held.job_id: LeaseState.HELD,
+        cancelled.job_id: LeaseState.CANCEL,
+        finished.job_id: LeaseState.LOST,
+        stolen.job_id: LeaseState.LOST,
+        "no-such-job": LeaseState.LOST,
+    }
+    renewed = await store.get_job(held.job_id)
+    assert renewed and renewed.lease and close_to(renewed.lease.expires_at, T0 + HOUR)
+    stale = await store.get_job(stolen.job_id)
+    assert stale and stale.lease and close_to(stale.lease.expires_at, T0 + timedelta(seconds=30))
+    assert await store.heartbeat({}, T0) == {}
+
+
+async def test_fenced_finish_after_reclaim(store: Store) -> None:
+    j = job()
+    await store.insert_jobs([j])
+    first = (await claim(store, {"a": 1}, lease=30))[0]
+    # the worker vanished: the watchdog finds the expired lease and requeues it
+    overdue = await store.find_overdue(T0 + MIN)
+    assert [o.job_id for o in overdue] == [j.job_id]
+    assert await store.finish(
+        j.job_id,
+        first.lease.token,
+        done(JobStatus.PENDING),  # type: ignore[union-attr]
+        now=T0 + MIN,
+        only_if_overdue=True,
+    )
+    second = (await claim(store, {"a": 1}, now=T0 + 2 * MIN, worker="w2"))[0]
+    assert second.job_id == j.job_id and second.attempts == 2
+    # the old worker comes back: it can change nothing
+    old = first.lease.token  # type: ignore[union-attr]
+    assert not await store.set_progress(j.job_id, old, Progress(percent=50))
+    assert not await store.finish(j.job_id, old, done(results={"by": "old"}), now=T0 + 3 * MIN)
+    new = second.lease.token  # type: ignore[union-attr]
+    assert await store.finish(j.job_id, new, done(results={"by": "new"}), now=T0 + 3 * MIN)
+    assert not await store.finish(j.job_id, new, done(JobStatus.FAILED), now=T0 + 4 * MIN)
+    final = await store.get_job(j.job_id)
+    assert final and final.status == JobStatus.COMPLETED and final.results == {"by": "new"}
+    assert (
+        final.lease is None and final.error is None and close_to(final.completed_at, T0 + 3 * MIN)
+    )
+
+
+async def test_set_progress_is_fenced(store: Store) -> None:
+    await store.insert_jobs([job()])
+    j = (await claim(store, {"a": 1}))[0]
+    token = j.lease.token  # type: ignore[union-attr]
+    assert await store.set_progress(j.job_id, token, Progress(percent=40, step="page 4"))
+    assert not await store.set_progress(j.job_id, "wrong", Progress(percent=99))
+    stored = await store.get_job(j.job_id)
+    assert stored and stored.progress and stored.progress.percent == 40
+    assert stored.progress.step == "page 4"
+    assert await store.finish(j.job_id, token, done(), now=T0)
+    assert not await store.set_progress(j.job_id, token, Progress(percent=100))
+
+
+async def test_only_if_overdue_and_timeouts(store: Store) -> None:
+    a, b, c = job("a"), job("b"), job("c")
+    await store.insert_jobs([a, b, c])
+    got = {
+        j.job_id: j
+        for j in await claim(store, {"a": 1, "b": 1, "c": 1}, lease=30, timeouts={"b": 600})
+    }
+    tok = {k: v.lease.token for k, v in got.items()}  # type: ignore[union-attr]
+    # lease still valid, timeout not reached: the watchdog may not touch it
+    assert await store.find_overdue(T0 + timedelta(seconds=10)) == []
+    assert not await store.finish(
+        a.job_id,
+        tok[a.job_id],
+        done(JobStatus.FAILED),
+        now=T0 + timedelta(seconds=10),
+        only_if_overdue=True,
+    )
+    # b keeps heartbeating but runs past its timeout; c (no timeout) is fine
+    await store.heartbeat({b.job_id: tok[b.job_id], c.job_id: tok[c.job_id]}, T0 + 2 * HOUR)
+    overdue = await store.find_overdue(T0 + 20 * MIN)
+    assert sorted(o.job_id for o in overdue) == sorted([a.job_id, b.job_id])
+    assert len(await store.find_overdue(T0 + 20 * MIN, limit=1)) == 1
+    timeout = Outcome(status=JobStatus.FAILED, error=JobError(code=ErrorCode.TIMEOUT))
+    assert await store.finish(
+        b.job_id, tok[b.job_id], timeout, now=T0 + 20 * MIN, only_if_overdue=True
+    )
+    assert not await store.finish(
+        c.job_id, tok[c.job_id], timeout, now=T0 + 5 * MIN, only_if_overdue=True
+    )
+    failed = await store.get_job(b.job_id)
+    assert failed and failed.status == JobStatus.FAILED and failed.error
+    assert failed.error.code == "TIMEOUT"
+
+
+async def test_refund_attempt_hands_back(store: Store) -> None:
+    j = job()
+    await store.insert_jobs([j])
+    got = (await claim(store, {"a": 1}))[0]
+    ok = await store.finish(
+        j.job_id,
+        got.lease.token,  # type: ignore[union-attr]
+        Outcome(status=JobStatus.PENDING, refund_attempt=True),
+        now=T0,
+    )
+    assert ok
+    back = await store.get_job(j.job_id)
+    assert back and back.status == JobStatus.PENDING and back.attempts == 0
+    assert back.lease is None
+    assert [x.job_id for x in await claim(store, {"a": 1})] == [j.job_id]
+
+
+async def test_retry_later_with_run_after(store: Store) -> None:
+    j = job()
+    await store.insert_jobs([j])
+    got = (await claim(store, {"a": 1}))[0]
+    err = JobError(code=ErrorCode.HANDLER_ERROR, message="boom")
+    assert await store.finish(
+        j.job_id,
+        got.lease.token,  # type: ignore[union-attr]
+        Outcome(status=JobStatus.PENDING, run_after=T0 + HOUR, error=err),
+        now=T0,
+    )
+    assert await claim(store, {"a": 1}, now=T0 + MIN) == []
+    again = await claim(store, {"a": 1}, now=T0 + 2 * HOUR)
+    assert [x.job_id for x in again] == [j.job_id] and again[0].attempts == 2
+
+
+# -- enqueue ----------------------------------------------------------------------
+
+
+async def test_insert_dedupe(store: Store) -> None:
+    first = await store.insert_jobs([job(dedupe_key="k1"), job(dedupe_key="k2"), job(), job()])
+    assert len(first.inserted) == 4 and first.duplicates == []
+    again = [job(dedupe_key="k1"), job(dedupe_key="k3"), job(dedupe_key="k3")]
+    res = await store.insert_jobs(again)
+    assert res.inserted == [again[1].job_id]
+    assert sorted(res.duplicates) == ["k1", "k3"]
+    found = await store.find_by_dedupe_keys(["k1", "k3", "missing"])
+    assert set(found) == {"k1", "k3"} and found["k3"].job_id == again[1].job_id
+    assert sum((await store.count_jobs()).values()) == 5
+    assert (await store.insert_jobs([])).inserted == []
+
+
+async def test_concurrent_inserts_cannot_both_win(store: Store) -> None:
+    keys = [f"file-{i}" for i in range(8)]
+    one = [job(dedupe_key=k) for k in keys]
+    two = [job(dedupe_key=k) for k in reversed(keys)]
+    r1, r2 = await asyncio.gather(store.insert_jobs(one), store.insert_jobs(two))
+    assert len(r1.inserted) + len(r2.inserted) == len(keys)
+    assert sorted(r1.duplicates + r2.duplicates) == sorted(keys)
+    found = await store.find_by_dedupe_keys(keys)
+    assert set(found) == set(keys)
+    winners = set(r1.inserted) | set(r2.inserted)
+    assert {j.job_id for j in found.values()} == winners
+    assert sum((await store.count_jobs()).values()) == len(keys)
+
+
+# -- operator verbs ----------------------------------------------------------------
+
+
+async def _page_all(
+    store: Store, newest_first: bool, size: int, flt: JobFilter | None = None
+) -> list[str]:
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await store.list_jobs(flt, limit=size, after=after, newest_first=newest_first)
+        seen.extend(j.job_id for j in page)
+        if len(page) < size:
+            return seen
+        after = (page[-1].created_at, page[-1].job_id)
+        assert len(seen) < 1000, "paging does not advance"
+
+
+async def test_list_jobs_keyset_paging_both_directions(store: Store) -> None:
+    # groups of three share a timestamp (ties break on job_id)
+    jobs = [job(created_at=T0 + (i // 3) * MIN) for i in range(13)]
+    await store.insert_jobs(jobs)
+    expected = [j.job_id for j in sorted(jobs, key=lambda j: (j.created_at, j.job_id))]
+    for size in (1, 4, 5, 50):
+        assert await _page_all(store, False, size) == expected
+        assert await _page_all(store, True, size) == expected[::-1]
+    page = await store.list_jobs(limit=3)
+    assert [j.job_id for j in page] == expected[:3]
+
+
+async def test_list_and_count_filters(store: Store) -> None:
+    jobs = [
+        job("pdf.text", parameters={"path": "/data/Report 2024.pdf"}, batch_id="B1"),
+        job("pdf.text", parameters={"path": "/data/other.pdf"}, batch_id="B1"),
+        job("pdf.markdown", parameters={"path": "/x/a.b.pdf"}, batch_id="B2"),
+        job("pdf.markdown", parameters={"path": "/x/axb.pdf"}),
+    ]
+    await store.insert_jobs(jobs)
+    got = await claim(store, {"pdf.text": 1})
+    fail = Outcome(status=JobStatus.FAILED, error=JobError(code=ErrorCode.PDF_CORRUPT))
+    assert await store.finish(got[0].job_id, got[0].lease.token, fail, now=T0)  # type: ignore[union-attr]
+
+    async def ids(flt: JobFilter) -> set[str]:
+        return {j.job_id for j in await store.list_jobs(flt, limit=100)}
+
+    assert await ids(JobFilter(status=[JobStatus.FAILED])) == {got[0].job_id}
+    assert await ids(JobFilter(status=[JobStatus.FAILED, JobStatus.PENDING])) == {
+        j.job_id for j in jobs
+    }
+    assert await ids(JobFilter(job_type=["pdf.markdown"])) == {jobs[2].job_id, jobs[3].job_id}
+    assert await ids(JobFilter(batch_id="B1")) == {jobs[0].job_id, jobs[1].job_id}
+    assert await ids(JobFilter(text="report 2024")) == {jobs[0].job_id}
+    assert await ids(JobFilter(text="a.b")) == {jobs[2].job_id}  # regex characters are literal
+    assert await ids(JobFilter(text="corrupt")) == {got[0].job_id}
+    assert await ids(JobFilter(text=jobs[3].job_id[4:12].upper())) == {jobs[3].job_id}
+    assert await ids(JobFilter(batch_id="B1", status=[JobStatus.PENDING])) == {
+        j.job_id for j in jobs[:2]
+    } - {got[0].job_id}
+    assert await ids(JobFilter(job_type=["pdf.markdown"], text="axb")) == {jobs[3].job_id}
+    assert await store.count_jobs() == {"pending": 3, "failed": 1}
+    assert await store.count_jobs(JobFilter(batch_id="B1")) == {"pending": 1, "failed": 1}
+    assert await store.count_jobs(JobFilter(text="nothing-like-this")) == {}
+
+
+async def test_batch_summaries_derive_from_job_states(store: Store) -> None:
+    b1 = Batch(name="first", total_jobs=4, created_at=T0)
+    b2 = Batch(name="second", total_jobs=2, created_at=T0 + MIN)
+    await store.create_batch(b1)
+    await store.create_batch(b2)
+    await store.insert_jobs([job("a", batch_id=b1.batch_id) for _ in range(4)])
+    await store.insert_jobs([job("b", batch_id=b2.batch_id) for _ in range(2)])
+    s1 = await store.get_batch(b1.batch_id)
+    assert s1 and s1.counts == {"pending": 4} and not s1.finished and s1.status == "pending"
+    got = await claim(store, {"a": 4}, now=T0 + MIN)
+    tok = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    ids = list(tok)
+    await store.finish(ids[0], tok[ids[0]], done(), now=T0 + 2 * MIN)
+    await store.finish(
+        ids[1], tok[ids[1]], done(JobStatus.FAILED, error=JobError(code="X")), now=T0 + 3 * MIN
+    )
+    s1 = await store.get_batch(b1.batch_id)
+    assert s1 and s1.counts == {"completed": 1, "failed": 1, "processing": 2}
+    assert not s1.finished and s1.status == "running" and s1.total == 4 and s1.done == 2
+    assert s1.first_started_at and close_to(s1.first_started_at, T0 + MIN)
+    await store.finish(ids[2], tok[ids[2]], done(), now=T0 + 4 * MIN)
+    # a stale duplicate completion cannot inflate the counts
+    assert not await store.finish(ids[2], tok[ids[2]], done(), now=T0 + 4 * MIN)
+    await store.cancel_jobs(job_id=ids[3], now=T0 + 5 * MIN)  # processing: only a request
+    s1 = await store.get_batch(b1.batch_id)
+    assert s1 and s1.counts == {"completed": 2, "failed": 1, "processing": 1}
+    await store.finish(ids[3], tok[ids[3]], done(JobStatus.CANCELLED), now=T0 + 6 * MIN)
+    s1 = await store.get_batch(b1.batch_id)
+    assert s1 and s1.finished and s1.status == "finished with errors"
+    assert s1.counts == {"completed": 2, "failed": 1, "cancelled": 1}
+    assert s1.last_completed_at and close_to(s1.last_completed_at, T0 + 6 * MIN)
+    listed = await store.list_batches()
+    assert [s.batch.batch_id for s in listed] == [b2.batch_id, b1.batch_id]
+    assert listed[0].counts == {"pending": 2} and listed[0].batch.name == "second"
+    assert listed[1].counts == s1.counts
+    assert [s.batch.batch_id for s in await store.list_batches(limit=1)] == [b2.batch_id]
+    assert await store.get_batch("no-such-batch") is None
+
+
+async def test_tail_logs_order_and_limit(store: Store) -> None:
+    j = job()
+    await store.insert_jobs([j])
+    entries = [
+        LogEntry(job_id=j.job_id, ts=T0 + (i // 2) * MIN, seq=i, message=f"line {i}")
+        for i in range(10)
+    ]
+    await store.append_logs(entries[5:])
+    await store.append_logs(entries[:5])
+    await store.append_logs([LogEntry(job_id="other", ts=T0, message="not mine")])
+    tail = await store.tail_logs(j.job_id, limit=4)
+    assert [e.message for e in tail] == ["line 6", "line 7", "line 8", "line 9"]
+    assert all(e.ts.tzinfo is not None for e in tail)
+    everything = await store.tail_logs(j.job_id)
+    assert [e.message for e in everything] == [f"line {i}" for i in range(10)]
+    newer = await store.tail_logs(j.job_id, after=T0 + 3 * MIN)
+    assert [e.message for e in newer] == ["line 8", "line 9"]
+    assert await store.tail_logs("nobody") == []
+
+
+async def test_cancel_pending_processing_terminal_and_batch(store: Store) -> None:
+    bid = "B-cancel"
+    jobs = [job(batch_id=bid) for _ in range(4)]
+    await store.insert_jobs(jobs)
+    running = await claim(store, {"a": 2})
+    tok = {j.job_id: j.lease.token for j in running}  # type: ignore[union-attr]
+    finished = running[0].job_id
+    await store.finish(finished, tok[finished], done(), now=T0)
+    pending = [j.job_id for j in jobs if j.job_id not in tok]
+    # one pending job alone
+    assert await store.cancel_jobs(job_id=pending[0], now=T0) == 1
+    one = await store.get_job(pending[0])
+    assert one and one.status == JobStatus.CANCELLED and one.error and one.error.code == "CANCELLED"
+    # a terminal job is left alone
+    assert await store.cancel_jobs(job_id=finished, now=T0) == 0
+    # the rest of the batch: one pending, one processing
+    assert await store.cancel_jobs(batch_id=bid, now=T0) == 2
+    proc = await store.get_job(running[1].job_id)
+    assert proc and proc.status == JobStatus.PROCESSING and proc.cancel_requested
+    assert (await store.get_job(pending[1])).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+    assert (await store.get_job(finished)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert await store.count_jobs(JobFilter(batch_id=bid)) == {
+        "cancelled": 2,
+        "processing": 1,
+        "completed": 1,
+    }
+    # cancelled jobs are never claimed again
+    assert await claim(store, {"a": 10}) == []
+
+
+async def test_retry_resets_jobs(store: Store) -> None:
+    jobs = [job(batch_id="R") for _ in range(3)]
+    await store.insert_jobs(jobs)
+    got = await claim(store, {"a": 3})
+    tok = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    failed, completed, cancelled = (j.job_id for j in got)
+    await store.finish(
+        failed, tok[failed], done(JobStatus.FAILED, error=JobError(code="X")), now=T0
+    )
+    await store.finish(completed, tok[completed], done(results={"n": 1}), now=T0)
+    await store.cancel_jobs(job_id=cancelled, now=T0)
+    await store.finish(cancelled, tok[cancelled], done(JobStatus.CANCELLED), now=T0)
+    assert await store.retry_jobs(batch_id="R", now=T0 + MIN) == 2
+    for job_id in (failed, cancelled):
+        j = await store.get_job(job_id)
+        assert j and j.status == JobStatus.PENDING and j.attempts == 0
+        assert j.error is None and j.lease is None and not j.cancel_requested
+    assert (await store.get_job(completed)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert (
+        await store.retry_jobs(job_id=completed, statuses=[JobStatus.COMPLETED], now=T0 + MIN) == 1
+    )
+    again = await claim(store, {"a": 5}, now=T0 + 2 * MIN)
+    assert sorted(j.job_id for j in again) == sorted([failed, cancelled, completed])
+    assert all(j.attempts == 1 for j in again)
+
+
+# -- legacy documents ------------------------------------------------------------
+
+
+def legacy_doc(job_id: str, status: str, **extra: Any) -> dict[str, Any]:
+    """The shape of the seed's ``event_jobs`` documents: no job_type, no attempts,
+    log lines embedded in the job, fields this engine does not know."""
+    doc: dict[str, Any] = {
+        "job_id": job_id,
+        "status": status,
+        "parameters": {"event_id": "ev-1", "path": f"/legacy/{job_id}.pdf"},
+        "created_at": T0 - HOUR,
+        "updated_at": T0 - HOUR,
+        "batch_id": "legacy-batch",
+        "user_id": "someone",
+        "logs": [{"timestamp": T0 - HOUR, "level": "INFO", "message": "started"}],
+        "progress": {"percent": 10.0, "step": "init", "message": "hello"},
+        "results": None,
+        "error": None,
+    }
+    doc.update(extra)
+    return doc
+
+
+async def test_legacy_documents_load_list_retry_cancel(store: Store) -> None:
+    insert = store._insert_raw_job  # type: ignore[attr-defined]  # test hook
+    await insert(legacy_doc("legacy-p", "pending"))
+    await insert(legacy_doc("legacy-f", "failed", error={"code": "HANDLER_ERROR", "message": "x"}))
+    await insert(legacy_doc("legacy-q", "pending"))
+    j = await store.get_job("legacy-p")
+    assert j and j.job_type == "session" and j.attempts == 0 and j.status == JobStatus.PENDING
+    assert j.logs and j.logs[0]["message"] == "started"
+    assert j.created_at.tzinfo is not None and close_to(j.created_at, T0 - HOUR)
+    listed = await store.list_jobs(JobFilter(batch_id="legacy-batch"))
+    assert {x.job_id for x in listed} == {"legacy-p", "legacy-f", "legacy-q"}
+    assert {x.job_id for x in await store.list_jobs(JobFilter(job_type=["session"]))} == {
+        "legacy-p",
+        "legacy-f",
+        "legacy-q",
+    }
+    assert await store.pending_job_types() == {"session": 2}
+    assert await store.count_jobs() == {"pending": 2, "failed": 1}
+    assert await store.retry_jobs(job_id="legacy-f", now=T0) == 1
+    assert await store.cancel_jobs(job_id="legacy-q", now=T0) == 1
+    assert await claim(store, {"other": 5}) == []
+    got = await claim(store, {"session": 5})
+    assert sorted(x.job_id for x in got) == ["legacy-f", "legacy-p"]
+    assert all(x.attempts == 1 for x in got)
+    s = await store.count_jobs(JobFilter(batch_id="legacy-batch"))
+    assert s == {"processing": 2, "cancelled": 1}
+
+
+# -- workers and liveness ------------------------------------------------------------
+
+
+async def test_workers_upsert_list_remove(store: Store) -> None:
+    w1 = WorkerInfo(worker_id="w1", host="h", pid=1, job_types=["a"], concurrency=2)
+    w2 = WorkerInfo(worker_id="w2", host="h", pid=2, job_types=["a", "b"], concurrency=4)
+    await store.upsert_worker(w1)
+    await store.upsert_worker(w2)
+    await store.upsert_worker(w1.model_copy(update={"running": 2, "heartbeat_at": T0}))
+    workers = {w.worker_id: w for w in await store.list_workers()}
+    assert set(workers) == {"w1", "w2"}
+    assert workers["w1"].running == 2 and close_to(workers["w1"].heartbeat_at, T0)
+    assert workers["w2"].job_types == ["a", "b"]
+    await store.remove_worker("w1")
+    await store.remove_worker("never-there")
+    assert [w.worker_id for w in await store.list_workers()] == ["w2"]
+
+
+async def test_ping_and_description(store: Store) -> None:
+    assert await store.ping()
+    assert store.description and store.kind in {"mongodb", "mongomock", "sqlite"}
+
+
+async def test_watch_pending_wakes_on_insert(store: Store) -> None:
+    it = store.watch_pending()
+    if it is None:
+        pytest.skip(f"{store.kind} store cannot push; the worker polls")
+    waiter = asyncio.ensure_future(it.__anext__())
+    try:
+        # the stream opens lazily: keep enqueueing until the wake-up arrives
+        for _ in range(200):
+            await store.insert_jobs([job()])
+            done_, _ = await asyncio.wait({waiter}, timeout=0.05)
+            if done_:
+                break
+        assert waiter.done(), "no wake-up after inserts"
+        assert waiter.result() is None
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
