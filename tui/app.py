@@ -1,0 +1,347 @@
+"""The operator console: a Textual app over the operator API (and the engine, if local).
+
+One refresh loop feeds every screen: it asks the main screen what it shows
+(``ViewRequest``), fetches exactly that through ``OperatorAPI`` (one page of jobs,
+the newest batches, counts, workers, the selected job's log tail), renders it, and
+only then waits for the next tick or an explicit request. Fetches never overlap.
+When the store stops answering, the status line says so and the loop keeps trying.
+
+A paste that names an existing folder or PDF file opens the enqueue dialog, wherever
+the focus is: ``on_event`` sees ``Paste`` before the focused widget (an ``Input``
+would keep only the first line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from textual import events
+from textual.app import App, SystemCommand
+from textual.screen import ModalScreen, Screen
+from textual.theme import Theme
+
+from engine.api import JobPage, OperatorAPI
+from engine.config import Settings
+from engine.models import BatchSummary, Job, JobFilter, LogEntry, WorkerInfo, utcnow
+from engine.paths import parse_dropped_paths
+from engine.store.base import JobCursor
+from tui import themes as theme_files
+from tui.screens.dialogs import QuitScreen
+from tui.screens.enqueue import EnqueueRequest, EnqueueScreen, is_enqueue_target
+from tui.screens.main import MainScreen
+from tui.widgets.status import StatusInfo
+
+if TYPE_CHECKING:
+    from engine.worker import Engine
+
+T = TypeVar("T")
+FETCH_TIMEOUT = 10.0  # a store that does not answer within this is "disconnected"
+LOG_TAIL_LINES = 200
+
+
+@dataclass
+class ViewRequest:
+    """What the main screen shows, so what one refresh must fetch."""
+
+    flt: JobFilter
+    after: JobCursor | None
+    page_size: int
+    newest_first: bool
+    log_job: Job | None = None
+
+
+@dataclass
+class ConsoleSnapshot:
+    at: datetime
+    status: StatusInfo
+    counts: dict[str, int] = field(default_factory=dict)
+    batches: list[BatchSummary] | None = None  # None: not fetched (disconnected)
+    page: JobPage | None = None
+    request: ViewRequest | None = None
+    scope_total: int | None = None
+    workers: list[WorkerInfo] = field(default_factory=list)
+    log_job_id: str | None = None
+    logs: list[LogEntry] = field(default_factory=list)
+
+
+class JobtuiApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "jobtui"
+
+    def __init__(
+        self,
+        api: OperatorAPI,
+        engine: Engine | None = None,
+        settings: Settings | None = None,
+        *,
+        refresh_interval: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+        theme_dirs: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.api = api
+        self.engine = engine
+        self.settings = settings or Settings()
+        self.refresh_interval = refresh_interval
+        self.now: Callable[[], datetime] = clock or utcnow
+        self.theme_dirs = theme_dirs
+        self.theme_errors: list[str] = []
+        self.snapshot: ConsoleSnapshot | None = None
+        self.engine_stopped = False
+        self.refreshes = 0  # completed refresh cycles
+        self.fetch_errors = 0
+        self._wake = asyncio.Event()
+        self._requested = 0  # refresh requests made
+        self._served = 0  # requests covered by a completed refresh
+        self._served_changed = asyncio.Event()
+        self._disconnected_since: datetime | None = None
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0] if self.screen_stack else None
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    # -- start: themes, then the refresh loop ------------------------------------------
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def start_refreshing(self) -> None:
+        """Called by the main screen once its tables exist."""
+        self.run_worker(self._refresh_loop(), name="refresh", group="refresh", exclusive=True)
+
+    def _load_themes(self) -> None:
+        loaded = theme_files.load_themes(self.theme_dirs)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.theme_errors = loaded.errors
+        if loaded.errors:
+            self.notify("Skipped broken theme file(s): " + "; ".join(loaded.errors),
+                        title="Themes", severity="warning", timeout=10)
+        choice = theme_files.load_theme_choice()
+        for name in (choice, theme_files.DEFAULT_THEME, theme_files.FALLBACK_THEME):
+            if name and name in self.available_themes:
+                self.theme = name
+                break
+
+    def _theme_changed(self, theme: Theme) -> None:
+        theme_files.save_theme_choice(theme.name)
+        with contextlib.suppress(Exception):
+            self.main.rerender()
+
+    # -- the refresh loop -------------------------------------------------------------------
+
+    def request_refresh(self) -> None:
+        self._requested += 1
+        self._wake.set()
+
+    async def refresh_now(self, timeout: float = 10.0) -> None:
+        """Ask for a refresh and wait until one that started after the ask has rendered."""
+        self.request_refresh()
+        target = self._requested
+        async with asyncio.timeout(timeout):
+            while self._served < target:
+                self._served_changed.clear()
+                await self._served_changed.wait()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            covered = self._requested
+            request = self.main.view_request()
+            try:
+                snap = await asyncio.wait_for(self.fetch(request), FETCH_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - any store failure means "disconnected"
+                self.fetch_errors += 1
+                snap = self._disconnected(exc)
+            self.snapshot = snap
+            for screen in list(self.screen_stack):
+                show = getattr(screen, "show_snapshot", None)
+                if show is not None:
+                    show(snap)
+            self.refreshes += 1
+            self._served = covered
+            self._served_changed.set()
+            if self._requested > covered:
+                continue
+            interval = self.refresh_interval if snap.status.connected else max(self.refresh_interval, 2.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    def _status(self, connected: bool, error: str | None = None) -> StatusInfo:
+        engine = self.engine if not self.engine_stopped else None
+        return StatusInfo(
+            store=self.api.store.description,
+            connected=connected,
+            error=error,
+            disconnected_since=self._disconnected_since,
+            running_here=len(engine.running) if engine is not None else None,
+            throughput=engine.throughput() if engine is not None else None,
+            paused=engine.paused if engine is not None else False,
+        )
+
+    def _disconnected(self, exc: BaseException) -> ConsoleSnapshot:
+        if self._disconnected_since is None:
+            self._disconnected_since = self.now()
+        reason = getattr(exc, "code", None) or type(exc).__name__
+        status = self._status(False, str(reason))
+        last = self.snapshot
+        if last is not None:  # keep the last numbers, marked as stale by the status line
+            status.live_workers = last.status.live_workers
+            status.running_total = last.status.running_total
+            status.queue_depth = last.status.queue_depth
+        return ConsoleSnapshot(at=self.now(), status=status)
+
+    async def fetch(self, request: ViewRequest) -> ConsoleSnapshot:
+        """Everything one refresh shows; bounded by the page size, not the job count."""
+        api = self.api
+        counts = await api.count_jobs()
+        batches = await api.batches(limit=50)
+        page = await api.list_jobs(request.flt, limit=request.page_size, after=request.after,
+                                   newest_first=request.newest_first)
+        scoped = request.flt.model_dump(exclude_none=True)
+        scope_total = sum((await api.count_jobs(request.flt)).values()) if scoped else sum(counts.values())
+        workers = await api.workers()
+        unserved = await api.unserved_types()
+        log_job = request.log_job
+        logs: list[LogEntry] = []
+        if log_job is not None:
+            logs = await api.tail_logs(log_job.job_id, limit=LOG_TAIL_LINES, job=log_job)
+        self._disconnected_since = None
+        status = self._status(True)
+        now = self.now()
+        status.live_workers = sum(1 for w in workers if (now - w.info.heartbeat_at).total_seconds() <= 30)
+        status.running_total = counts.get("processing", 0)
+        status.queue_depth = counts.get("pending", 0)
+        status.unserved = unserved
+        return ConsoleSnapshot(
+            at=now, status=status, counts=counts, batches=batches, page=page, request=request,
+            scope_total=scope_total, workers=[w.info for w in workers],
+            log_job_id=log_job.job_id if log_job else None, logs=logs,
+        )
+
+    async def call_api(self, what: str, call: Awaitable[T]) -> T | None:
+        """Run one steering call; a failure is a notification, and the view refreshes."""
+        try:
+            result = await call
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, the app goes on
+            self.notify(f"{what} failed: {exc}", severity="error")
+            return None
+        self.request_refresh()
+        return result
+
+    # -- paste / drop anywhere ----------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            targets = [p for p in parse_dropped_paths(event.text) if is_enqueue_target(p)]
+            if targets and self.open_enqueue(targets):
+                event.stop()
+                return
+        await super().on_event(event)
+
+    def open_enqueue(self, paths: Sequence[str]) -> bool:
+        """Open the enqueue dialog (or fill the open one) with ``paths``."""
+        screen = self.screen
+        if isinstance(screen, EnqueueScreen):
+            screen.set_paths(paths)
+            return True
+        if isinstance(screen, ModalScreen):
+            return False  # a question is open; let the paste go to it
+        self.push_screen(EnqueueScreen(paths, self.api.registry.names()), self._enqueue_chosen)
+        return True
+
+    def _enqueue_chosen(self, request: EnqueueRequest | None) -> None:
+        if request is not None:
+            self.run_worker(self.enqueue(request), group="enqueue")
+
+    async def enqueue(self, request: EnqueueRequest) -> None:
+        self.notify(f"Enqueueing {request.found} PDF(s)…", timeout=3)
+        report = await self.call_api("enqueue", self.api.enqueue_paths(
+            request.paths, job_type=request.job_type, parameters=request.parameters(),
+            force=request.force, recursive=request.recursive,
+        ))
+        if report is None:
+            return
+        batch_id = getattr(report, "batch_id", None)
+        jobs = len(getattr(report, "job_ids", []) or [])
+        dups = len(getattr(report, "duplicates", {}) or {})
+        text = f"Enqueued {jobs} job(s)"
+        if dups:
+            text += f"; {dups} already known (use force to redo them)"
+        self.notify(text, title="Enqueue")
+        if batch_id:
+            await self.refresh_now()
+            with contextlib.suppress(Exception):
+                self.main.select_batch(batch_id)
+
+    # -- engine: pause and quit ---------------------------------------------------------------
+
+    def toggle_pause(self) -> None:
+        if self.engine is None or self.engine_stopped:
+            return
+        if self.engine.paused:
+            self.engine.resume()
+            self.notify("Claiming resumed")
+        else:
+            self.engine.pause()
+            self.notify("Claiming paused: running jobs go on, no new ones start here")
+        self.request_refresh()
+
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit ask like ``q`` does when jobs run here."""
+        self.request_quit()
+
+    def request_quit(self) -> None:
+        engine = self.engine if not self.engine_stopped else None
+        running = len(engine.running) if engine is not None else 0
+        if not running:
+            self.exit(0)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "finish":
+                self.notify(f"Finishing {running} job(s)…", timeout=self.settings.shutdown_grace)
+                self.run_worker(self.stop_engine_and_exit(self.settings.shutdown_grace))
+            elif choice == "handback":
+                self.run_worker(self.stop_engine_and_exit(0))
+
+        self.push_screen(QuitScreen(running, self.settings.shutdown_grace), chosen)
+
+    async def stop_engine_and_exit(self, grace: float) -> None:
+        if self.engine is not None and not self.engine_stopped:
+            self.engine_stopped = True
+            await self.engine.stop(grace=grace)
+        self.exit(0)
+
+    # -- command palette --------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, MainScreen):
+            for binding in screen.BINDINGS:
+                action = getattr(binding, "action", None)
+                if not action or action in ("quit", "clear_filter"):
+                    continue
+                if screen.check_action(action, ()) is not True:
+                    continue
+                yield SystemCommand(binding.description, binding.tooltip,  # type: ignore[union-attr]
+                                    _runner(screen, action))
+
+
+def _runner(screen: Screen[Any], action: str) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await screen.run_action(action)
+
+    return run

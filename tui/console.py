@@ -1,0 +1,40 @@
+"""``jobtui`` with no subcommand: open the store, start an engine here, run the console.
+
+The engine and the console share one asyncio loop; the engine's CPU work runs in its
+process pool, so the console never stalls. Whatever way the console ends, the engine
+stops and hands back any lease it still holds (nothing is lost, invariant 10).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from engine.config import Settings
+from engine.registry import default_registry
+from engine.store.base import StoreError
+from engine.store.factory import open_store
+from engine.worker import Engine
+
+
+async def run_console(settings: Settings) -> int:
+    """Run the console until the operator quits; returns the process exit code."""
+    from tui.app import JobtuiApp  # textual loads only when the console runs
+
+    try:
+        store = await open_store(settings)
+    except StoreError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    engine = Engine(store, default_registry(), settings)
+    app = JobtuiApp(api=engine.api, engine=engine, settings=settings)
+    try:
+        await engine.start()
+        await app.run_async()
+    finally:
+        try:
+            if not app.engine_stopped:
+                app.engine_stopped = True
+                await engine.stop(grace=0)
+        finally:
+            await store.close()
+    return app.return_code or 0

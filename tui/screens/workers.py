@@ -1,0 +1,58 @@
+"""Workers: every engine that heartbeats into the store (host, pid, types, running)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from engine.api import WORKER_ALIVE_S
+from tui.widgets.cells import age, colour
+from tui.widgets.tables import KeyedTable
+
+if TYPE_CHECKING:
+    from tui.app import ConsoleSnapshot, JobtuiApp
+
+COLUMNS = [("Host", "host", 16), ("PID", "pid", 7), ("Worker", "worker", 34),
+           ("Types", "types", 24), ("Running", "running", 7), ("Slots", "slots", 5),
+           ("Heartbeat", "heartbeat", 10), ("State", "state", 7)]
+
+
+class WorkersScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q,w", "app.pop_screen", "Back", id="workers-back", tooltip="Back to the jobs"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("Workers", id="workers-title")
+        yield KeyedTable(COLUMNS, id="workers-table")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app: JobtuiApp = self.app  # type: ignore[assignment]
+        if app.snapshot is not None:
+            self.show_snapshot(app.snapshot)
+
+    def show_snapshot(self, snap: ConsoleSnapshot) -> None:
+        app: JobtuiApp = self.app  # type: ignore[assignment]
+        v = self.app.get_css_variables()
+        now = app.now()
+        rows = []
+        for info in sorted(snap.workers, key=lambda w: (w.host, w.pid, w.worker_id)):
+            alive = (now - info.heartbeat_at).total_seconds() <= WORKER_ALIVE_S
+            state = ("paused" if info.paused else "alive") if alive else "gone"
+            style = colour(v, "success" if state == "alive" else "warning" if alive else "error")
+            from rich.text import Text
+
+            here = " (this console)" if app.engine is not None and info.worker_id == app.engine.worker_id else ""
+            rows.append((info.worker_id, (
+                info.host, str(info.pid), info.worker_id + here, ", ".join(info.job_types) or "—",
+                str(info.running), str(info.concurrency), age(info.heartbeat_at, now),
+                Text(state, style=style),
+            )))
+        self.query_one(KeyedTable).sync(rows)
+        self.query_one("#workers-title", Static).update(
+            f"Workers: {sum(1 for w in snap.workers if (now - w.heartbeat_at).total_seconds() <= WORKER_ALIVE_S)} live, {len(snap.workers)} known")

@@ -1,0 +1,130 @@
+"""How values look in the console's cells: statuses, progress bars, durations, ETAs.
+
+Colours come from the running theme's variables (``$success``, ``$error``...), so a
+theme switch recolours everything; nothing here names a colour of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from rich.text import Text
+
+from engine.models import BatchSummary, Job, JobStatus
+
+# status -> theme variable that colours it
+STATUS_VARIABLE = {
+    "pending": "foreground-muted",
+    "processing": "primary",
+    "running": "primary",
+    "completed": "success",
+    "failed": "error",
+    "cancelled": "warning",
+    "finished with errors": "warning",
+}
+
+STATUS_ICON = {
+    "pending": "·",
+    "processing": "▶",
+    "running": "▶",
+    "completed": "✔",
+    "failed": "✖",
+    "cancelled": "⊘",
+    "finished with errors": "!",
+}
+
+
+def colour(variables: Mapping[str, str], name: str) -> str:
+    return variables.get(name) or variables.get("foreground", "")
+
+
+def status_text(status: str, variables: Mapping[str, str]) -> Text:
+    icon = STATUS_ICON.get(status, "?")
+    return Text(f"{icon} {status}", style=colour(variables, STATUS_VARIABLE.get(status, "foreground")))
+
+
+def progress_bar(fraction: float, variables: Mapping[str, str], width: int = 12,
+                 variable: str = "primary") -> Text:
+    fraction = max(0.0, min(1.0, fraction))
+    full = round(fraction * width)
+    text = Text()
+    text.append("█" * full, style=colour(variables, variable))
+    text.append("░" * (width - full), style=colour(variables, "foreground-darken-3"))
+    text.append(f" {fraction * 100:3.0f}%")
+    return text
+
+
+def job_fraction(job: Job) -> float:
+    if job.status == JobStatus.COMPLETED:
+        return 1.0
+    if job.progress is None:
+        return 0.0
+    return job.progress.percent / 100.0
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def job_duration(job: Job, now: datetime) -> float | None:
+    if job.started_at is None:
+        return None
+    end = job.completed_at if job.status.terminal and job.completed_at else now
+    if job.status == JobStatus.PENDING:
+        return None
+    return (end - job.started_at).total_seconds()
+
+
+def job_file(job: Job) -> str:
+    path = job.path
+    return os.path.basename(path.rstrip("/")) or path if path else job.job_id[:12]
+
+
+def batch_eta(summary: BatchSummary, now: datetime) -> str:
+    """Remaining time at the batch's average pace so far ('—' before the first finish)."""
+    if summary.finished:
+        return "done"
+    start = summary.first_started_at
+    done = summary.done
+    if start is None or done == 0:
+        return "—"
+    elapsed = (now - start).total_seconds()
+    if elapsed <= 0:
+        return "—"
+    remaining = summary.total - done
+    return human_duration(remaining * elapsed / done)
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return "—"
+    return human_duration((now - then).total_seconds()) + " ago"
+
+
+def clock(ts: datetime) -> str:
+    return ts.astimezone().strftime("%H:%M:%S") if ts.tzinfo else ts.strftime("%H:%M:%S")
+
+
+def short_id(value: str | None) -> str:
+    return value[:8] if value else "—"
+
+
+def counts_total(counts: Mapping[str, int]) -> int:
+    return sum(counts.values())
+
+
+def as_timedelta(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
