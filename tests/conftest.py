@@ -107,7 +107,7 @@ def _wait_for_ping(uri: str, proc: subprocess.Popen[bytes], timeout: float = 30.
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"nx-27017 exited with code {proc.returncode}")
-        client = MongoClient(uri, serverSelectionTimeoutMS=500)
+        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=500)
         try:
             client.admin.command("ping")
             return

@@ -65,6 +65,18 @@ async def claim(
     )
 
 
+def token(j: Job) -> str:
+    """The lease token of a claimed job."""
+    assert j.lease is not None, f"{j.job_id} holds no lease"
+    return j.lease.token
+
+
+async def status_of(store: Store, job_id: str) -> JobStatus:
+    j = await store.get_job(job_id)
+    assert j is not None, job_id
+    return j.status
+
+
 def done(status: JobStatus = JobStatus.COMPLETED, **kw: Any) -> Outcome:
     return Outcome(status=status, **kw)
 
@@ -86,7 +98,7 @@ async def test_claim_is_atomic_under_concurrency(store: Store) -> None:
         for j in b:
             stored = await store.get_job(j.job_id)
             assert stored and stored.attempts == 1 and stored.lease
-            assert stored.lease.token == j.lease.token  # type: ignore[union-attr]
+            assert token(stored) == token(j)
 
 
 async def test_claim_respects_slots_limit_and_unknown_types(store: Store) -> None:
@@ -146,14 +158,14 @@ async def test_claim_writes_lease_attempts_and_timeouts(store: Store) -> None:
         and close_to(ja.lease.expires_at, T0 + timedelta(seconds=30))
     )
     assert close_to(ja.started_at, T0)
-    assert ja.lease.token != (jb.lease.token if jb.lease else None)
+    assert token(ja) != token(jb)
     stored_a, stored_b = await store.get_job(a.job_id), await store.get_job(b.job_id)
     assert stored_a and close_to(stored_a.timeout_at, T0 + timedelta(seconds=600))
     assert stored_b and stored_b.timeout_at is None
     # a retry comes back with attempts + 1
-    assert await store.finish(a.job_id, ja.lease.token, done(JobStatus.PENDING), now=T0)
+    assert await store.finish(a.job_id, token(ja), done(JobStatus.PENDING), now=T0)
     again = await claim(store, {"a": 1}, now=T0 + MIN)
-    assert again[0].attempts == 2 and again[0].lease.token != ja.lease.token  # type: ignore[union-attr]
+    assert again[0].attempts == 2 and token(again[0]) != token(ja)
 
 
 # -- heartbeat, fencing, watchdog -------------------------------------------------
@@ -162,7 +174,7 @@ async def test_claim_writes_lease_attempts_and_timeouts(store: Store) -> None:
 async def test_heartbeat_renews_and_reports(store: Store) -> None:
     await store.insert_jobs([job() for _ in range(4)])
     got = await claim(store, {"a": 4})
-    leases = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    leases = {j.job_id: token(j) for j in got}
     held, cancelled, finished, stolen = got
     assert await store.cancel_jobs(job_id=cancelled.job_id, now=T0) == 1
     assert await store.finish(finished.job_id, leases[finished.job_id], done(), now=T0)
@@ -193,18 +205,18 @@ async def test_fenced_finish_after_reclaim(store: Store) -> None:
     assert [o.job_id for o in overdue] == [j.job_id]
     assert await store.finish(
         j.job_id,
-        first.lease.token,
-        done(JobStatus.PENDING),  # type: ignore[union-attr]
+        token(first),
+        done(JobStatus.PENDING),
         now=T0 + MIN,
         only_if_overdue=True,
     )
     second = (await claim(store, {"a": 1}, now=T0 + 2 * MIN, worker="w2"))[0]
     assert second.job_id == j.job_id and second.attempts == 2
     # the old worker comes back: it can change nothing
-    old = first.lease.token  # type: ignore[union-attr]
+    old = token(first)
     assert not await store.set_progress(j.job_id, old, Progress(percent=50))
     assert not await store.finish(j.job_id, old, done(results={"by": "old"}), now=T0 + 3 * MIN)
-    new = second.lease.token  # type: ignore[union-attr]
+    new = token(second)
     assert await store.finish(j.job_id, new, done(results={"by": "new"}), now=T0 + 3 * MIN)
     assert not await store.finish(j.job_id, new, done(JobStatus.FAILED), now=T0 + 4 * MIN)
     final = await store.get_job(j.job_id)
@@ -217,14 +229,14 @@ async def test_fenced_finish_after_reclaim(store: Store) -> None:
 async def test_set_progress_is_fenced(store: Store) -> None:
     await store.insert_jobs([job()])
     j = (await claim(store, {"a": 1}))[0]
-    token = j.lease.token  # type: ignore[union-attr]
-    assert await store.set_progress(j.job_id, token, Progress(percent=40, step="page 4"))
+    tk = token(j)
+    assert await store.set_progress(j.job_id, tk, Progress(percent=40, step="page 4"))
     assert not await store.set_progress(j.job_id, "wrong", Progress(percent=99))
     stored = await store.get_job(j.job_id)
     assert stored and stored.progress and stored.progress.percent == 40
     assert stored.progress.step == "page 4"
-    assert await store.finish(j.job_id, token, done(), now=T0)
-    assert not await store.set_progress(j.job_id, token, Progress(percent=100))
+    assert await store.finish(j.job_id, tk, done(), now=T0)
+    assert not await store.set_progress(j.job_id, tk, Progress(percent=100))
 
 
 async def test_only_if_overdue_and_timeouts(store: Store) -> None:
@@ -234,7 +246,7 @@ async def test_only_if_overdue_and_timeouts(store: Store) -> None:
         j.job_id: j
         for j in await claim(store, {"a": 1, "b": 1, "c": 1}, lease=30, timeouts={"b": 600})
     }
-    tok = {k: v.lease.token for k, v in got.items()}  # type: ignore[union-attr]
+    tok = {k: token(v) for k, v in got.items()}
     # lease still valid, timeout not reached: the watchdog may not touch it
     assert await store.find_overdue(T0 + timedelta(seconds=10)) == []
     assert not await store.finish(
@@ -267,7 +279,7 @@ async def test_refund_attempt_hands_back(store: Store) -> None:
     got = (await claim(store, {"a": 1}))[0]
     ok = await store.finish(
         j.job_id,
-        got.lease.token,  # type: ignore[union-attr]
+        token(got),
         Outcome(status=JobStatus.PENDING, refund_attempt=True),
         now=T0,
     )
@@ -285,7 +297,7 @@ async def test_retry_later_with_run_after(store: Store) -> None:
     err = JobError(code=ErrorCode.HANDLER_ERROR, message="boom")
     assert await store.finish(
         j.job_id,
-        got.lease.token,  # type: ignore[union-attr]
+        token(got),
         Outcome(status=JobStatus.PENDING, run_after=T0 + HOUR, error=err),
         now=T0,
     )
@@ -363,7 +375,7 @@ async def test_list_and_count_filters(store: Store) -> None:
     await store.insert_jobs(jobs)
     got = await claim(store, {"pdf.text": 1})
     fail = Outcome(status=JobStatus.FAILED, error=JobError(code=ErrorCode.PDF_CORRUPT))
-    assert await store.finish(got[0].job_id, got[0].lease.token, fail, now=T0)  # type: ignore[union-attr]
+    assert await store.finish(got[0].job_id, token(got[0]), fail, now=T0)
 
     async def ids(flt: JobFilter) -> set[str]:
         return {j.job_id for j in await store.list_jobs(flt, limit=100)}
@@ -397,7 +409,7 @@ async def test_batch_summaries_derive_from_job_states(store: Store) -> None:
     s1 = await store.get_batch(b1.batch_id)
     assert s1 and s1.counts == {"pending": 4} and not s1.finished and s1.status == "pending"
     got = await claim(store, {"a": 4}, now=T0 + MIN)
-    tok = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    tok = {j.job_id: token(j) for j in got}
     ids = list(tok)
     await store.finish(ids[0], tok[ids[0]], done(), now=T0 + 2 * MIN)
     await store.finish(
@@ -451,7 +463,7 @@ async def test_cancel_pending_processing_terminal_and_batch(store: Store) -> Non
     jobs = [job(batch_id=bid) for _ in range(4)]
     await store.insert_jobs(jobs)
     running = await claim(store, {"a": 2})
-    tok = {j.job_id: j.lease.token for j in running}  # type: ignore[union-attr]
+    tok = {j.job_id: token(j) for j in running}
     finished = running[0].job_id
     await store.finish(finished, tok[finished], done(), now=T0)
     pending = [j.job_id for j in jobs if j.job_id not in tok]
@@ -465,8 +477,8 @@ async def test_cancel_pending_processing_terminal_and_batch(store: Store) -> Non
     assert await store.cancel_jobs(batch_id=bid, now=T0) == 2
     proc = await store.get_job(running[1].job_id)
     assert proc and proc.status == JobStatus.PROCESSING and proc.cancel_requested
-    assert (await store.get_job(pending[1])).status == JobStatus.CANCELLED  # type: ignore[union-attr]
-    assert (await store.get_job(finished)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert await status_of(store, pending[1]) == JobStatus.CANCELLED
+    assert await status_of(store, finished) == JobStatus.COMPLETED
     assert await store.count_jobs(JobFilter(batch_id=bid)) == {
         "cancelled": 2,
         "processing": 1,
@@ -480,7 +492,7 @@ async def test_retry_resets_jobs(store: Store) -> None:
     jobs = [job(batch_id="R") for _ in range(3)]
     await store.insert_jobs(jobs)
     got = await claim(store, {"a": 3})
-    tok = {j.job_id: j.lease.token for j in got}  # type: ignore[union-attr]
+    tok = {j.job_id: token(j) for j in got}
     failed, completed, cancelled = (j.job_id for j in got)
     await store.finish(
         failed, tok[failed], done(JobStatus.FAILED, error=JobError(code="X")), now=T0
@@ -493,7 +505,7 @@ async def test_retry_resets_jobs(store: Store) -> None:
         j = await store.get_job(job_id)
         assert j and j.status == JobStatus.PENDING and j.attempts == 0
         assert j.error is None and j.lease is None and not j.cancel_requested
-    assert (await store.get_job(completed)).status == JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert await status_of(store, completed) == JobStatus.COMPLETED
     assert (
         await store.retry_jobs(job_id=completed, statuses=[JobStatus.COMPLETED], now=T0 + MIN) == 1
     )

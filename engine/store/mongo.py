@@ -4,23 +4,15 @@ MongoDB is what lets many machines share one queue, so every verb here is a sing
 conditional command (``find_one_and_update`` for a claim, fenced ``update_one`` for a
 worker's writes) and batch counts are aggregated from job states at read time.
 
-Query shapes. Filters are plain MongoDB, but written in the subset the ``nx-27017``
-test server evaluates correctly (measured: it drops the parentheses around a top-level
-``$or`` next to other fields, mis-evaluates ``$in``/``$ne`` beside logical operators and
-treats a missing field as never ``$ne`` anything). So a filter here is: plain
-equalities at the top, plus ``$and: [{$or: [...]}, ...]`` for every disjunction, with
-"one of these values" spelled as an ``$or`` of equalities. ``$in`` is only used in
-filters without logical operators. Real MongoDB plans these the same way.
-
-Call-level differences of mongomock-motor and nx-27017 live in ``_mongo_compat``.
+Document and filter shapes (and why they look the way they do) live in
+``_mongo_docs``; call-level differences of mongomock-motor and nx-27017 live in ``_mongo_compat``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -29,7 +21,6 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 from engine.models import (
     Batch,
     BatchSummary,
-    ErrorCode,
     Job,
     JobFilter,
     JobStatus,
@@ -41,6 +32,7 @@ from engine.models import (
     utcnow,
 )
 from engine.store import _mongo_compat as compat
+from engine.store import _mongo_docs as docs
 from engine.store.base import InsertResult, JobCursor, LeaseState, Store, StoreError
 from engine.uri import redact_uri
 
@@ -50,90 +42,6 @@ _CLAIM_SORT = [("priority", DESCENDING), ("created_at", ASCENDING)]
 # Index problems on an existing (legacy) collection that must not stop the engine:
 # IndexOptionsConflict, IndexKeySpecsConflict, duplicate keys in old data.
 _TOLERATED_INDEX_ERRORS = {85, 86, 11000}
-
-
-def _where(eq: dict[str, Any], ors: Sequence[list[dict[str, Any]]] = ()) -> dict[str, Any]:
-    """Equalities at the top, each disjunction as one ``$and`` member (see docstring)."""
-    query = dict(eq)
-    if ors:
-        query["$and"] = [{"$or": branches} for branches in ors]
-    return query
-
-
-def _one_of(field: str, values: Sequence[Any]) -> list[dict[str, Any]]:
-    return [{field: v} for v in values]
-
-
-def _types_clause(types: Sequence[str]) -> list[dict[str, Any]]:
-    """``job_type`` in ``types``; legacy documents without one count as ``session``."""
-    branches = _one_of("job_type", list(types))
-    if "session" in types:
-        branches.append({"job_type": {"$exists": False}})
-    return branches
-
-
-def _job_doc(job: Job) -> dict[str, Any]:
-    doc = job.model_dump(mode="python")
-    doc["status"] = job.status.value
-    # A sparse unique index skips *missing* keys, not nulls: no key means no field.
-    if doc.get("dedupe_key") is None:
-        doc.pop("dedupe_key", None)
-    if doc.get("logs") is None:
-        doc.pop("logs", None)
-    return doc
-
-
-_NOT_NULL_FIELDS = [
-    name for name, f in Job.model_fields.items() if f.default is not None or f.default_factory
-]
-
-
-def _to_job(raw: Mapping[str, Any]) -> Job:
-    """Read a stored job, tolerating the seed's legacy ``event_jobs`` documents."""
-    doc = compat.fix_datetimes(dict(raw))
-    doc.pop("_id", None)
-    compat.fix_legacy_logs(doc)
-    for name in _NOT_NULL_FIELDS:  # legacy nulls where the model wants its default
-        if name in doc and doc[name] is None:
-            del doc[name]
-    if isinstance(doc.get("error"), str):
-        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
-    if isinstance(doc.get("progress"), (int, float)):
-        doc["progress"] = {"percent": float(doc["progress"])}
-    return Job.model_validate(doc)
-
-
-def _overdue(now: datetime) -> list[dict[str, Any]]:
-    return [{"lease.expires_at": {"$lt": now}}, {"timeout_at": {"$lt": now}}]
-
-
-def _summaries(batches: Sequence[Batch], rows: list[dict[str, Any]]) -> list[BatchSummary]:
-    """Fold ``$group`` rows keyed ``"<status>|<batch_id>"`` into one summary per batch."""
-    counts: dict[str, dict[str, int]] = {b.batch_id: {} for b in batches}
-    first: dict[str, datetime] = {}
-    last: dict[str, datetime] = {}
-    for row in rows:
-        status, _, batch_id = str(row["_id"]).partition("|")
-        if batch_id not in counts:
-            continue
-        counts[batch_id][status] = counts[batch_id].get(status, 0) + int(row["n"])
-        started, completed = (
-            compat.as_datetime(row.get("first")),
-            compat.as_datetime(row.get("last")),
-        )
-        if started and (batch_id not in first or started < first[batch_id]):
-            first[batch_id] = started
-        if completed and (batch_id not in last or completed > last[batch_id]):
-            last[batch_id] = completed
-    return [
-        BatchSummary(
-            batch=b,
-            counts=counts[b.batch_id],
-            first_started_at=first.get(b.batch_id),
-            last_completed_at=last.get(b.batch_id),
-        )
-        for b in batches
-    ]
 
 
 class MongoStore(Store):
@@ -261,10 +169,10 @@ class MongoStore(Store):
     async def insert_jobs(self, jobs: Sequence[Job]) -> InsertResult:
         if not jobs:
             return InsertResult()
-        docs = [_job_doc(job) for job in jobs]
+        rows = [docs.job_doc(job) for job in jobs]
         failed: dict[int, dict[str, Any]] = {}
         try:
-            await self._jobs.insert_many(docs, ordered=False)
+            await self._jobs.insert_many(rows, ordered=False)
         except BulkWriteError as exc:
             for err in exc.details.get("writeErrors", []):
                 where = f"{err.get('keyPattern', '')} {err.get('errmsg', '')}"
@@ -285,7 +193,7 @@ class MongoStore(Store):
         cursor = self._jobs.find({"dedupe_key": {"$in": list(keys)}})
         return {
             job.dedupe_key: job
-            for job in map(_to_job, await cursor.to_list(None))
+            for job in map(docs.to_job, await cursor.to_list(None))
             if job.dedupe_key
         }
 
@@ -306,55 +214,35 @@ class MongoStore(Store):
         now: datetime,
     ) -> list[Job]:
         free = {t: n for t, n in slots.items() if n > 0}
-        expires = now + timedelta(seconds=lease_seconds)
         claimed: list[Job] = []
         while len(claimed) < limit and free:
             types = sorted(free)
-            flt = _where(
-                {"status": JobStatus.PENDING.value},
-                [
-                    [{"cancel_requested": False}, {"cancel_requested": None}],
-                    [{"run_after": None}, {"run_after": {"$lte": now}}],
-                    _types_clause(types),
-                ],
-            )
             token = new_token()
-            update: dict[str, Any] = {
-                "status": JobStatus.PROCESSING.value,
-                "lease": {"owner": worker_id, "token": token, "expires_at": expires},
-                "started_at": now,
-                "worker_id": worker_id,
-                "updated_at": now,
-            }
+            fields = docs.claim_set(worker_id, token, now, lease_seconds)
             limits = {timeouts.get(t) for t in types}
             if len(limits) == 1:  # usual case: the timeout is known before the match
-                update["timeout_at"] = self._deadline(now, limits.pop())
+                fields["timeout_at"] = docs.deadline(now, limits.pop())
             doc = await self._jobs.find_one_and_update(
-                flt,
-                {"$set": update, "$inc": {"attempts": 1}},
+                docs.claimable(types, now),
+                {"$set": fields, "$inc": {"attempts": 1}},
                 sort=_CLAIM_SORT,
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
                 break
-            job = _to_job(doc)
-            if "timeout_at" not in update:  # types differ in timeout: fenced follow-up
-                job.timeout_at = self._deadline(now, timeouts.get(job.job_type))
+            job = docs.to_job(doc)
+            if "timeout_at" not in fields:  # types differ in timeout: fenced follow-up
+                job.timeout_at = docs.deadline(now, timeouts.get(job.job_type))
                 await self._jobs.update_one(
                     {"job_id": job.job_id, "lease.token": token},
                     {"$set": {"timeout_at": job.timeout_at}},
                 )
             claimed.append(job)
             kind = job.job_type if job.job_type in free else "session"
-            if kind in free:
-                free[kind] -= 1
-                if free[kind] <= 0:
-                    del free[kind]
+            free[kind] = free.get(kind, 1) - 1
+            if free[kind] <= 0:
+                del free[kind]
         return claimed
-
-    @staticmethod
-    def _deadline(now: datetime, seconds: float | None) -> datetime | None:
-        return None if seconds is None else now + timedelta(seconds=seconds)
 
     async def heartbeat(
         self, leases: Mapping[str, str], expires_at: datetime
@@ -363,7 +251,7 @@ class MongoStore(Store):
             return {}
         fence = [{"job_id": j, "lease.token": t} for j, t in leases.items()]
         await self._jobs.update_many(
-            _where({"status": JobStatus.PROCESSING.value}, [fence]),
+            docs.where({"status": JobStatus.PROCESSING.value}, [fence]),
             {"$set": {"lease.expires_at": expires_at}},
         )
         cursor = self._jobs.find(
@@ -399,32 +287,11 @@ class MongoStore(Store):
         now: datetime,
         only_if_overdue: bool = False,
     ) -> bool:
-        flt = _where(
+        flt = docs.where(
             {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
-            [_overdue(now)] if only_if_overdue else [],
+            [docs.overdue(now)] if only_if_overdue else [],
         )
-        error = outcome.error.model_dump(mode="python") if outcome.error else None
-        fields: dict[str, Any] = {
-            "status": outcome.status.value,
-            "lease": None,
-            "timeout_at": None,
-            "updated_at": now,
-        }
-        if outcome.status.terminal:
-            fields["completed_at"] = now
-            fields["error"] = error
-            if outcome.status is JobStatus.CANCELLED and error is None:
-                fields["error"] = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
-            if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
-                fields["results"] = outcome.results
-        else:
-            fields["run_after"] = outcome.run_after
-            if error is not None:  # keep why the last attempt failed, for the console
-                fields["error"] = error
-        update: dict[str, Any] = {"$set": fields}
-        if outcome.refund_attempt:
-            update["$inc"] = {"attempts": -1}
-        res = await self._jobs.update_one(flt, update)
+        res = await self._jobs.update_one(flt, docs.finish_update(outcome, now))
         return res.matched_count == 1
 
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
@@ -434,32 +301,15 @@ class MongoStore(Store):
     # -- watchdog --------------------------------------------------------------
 
     async def find_overdue(self, now: datetime, limit: int = 100) -> list[Job]:
-        flt = _where({"status": JobStatus.PROCESSING.value}, [_overdue(now)])
+        flt = docs.where({"status": JobStatus.PROCESSING.value}, [docs.overdue(now)])
         cursor = self._jobs.find(flt).limit(limit)
-        return [_to_job(doc) for doc in await cursor.to_list(None)]
+        return [docs.to_job(doc) for doc in await cursor.to_list(None)]
 
     # -- operator verbs --------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job | None:
         doc = await self._jobs.find_one({"job_id": job_id})
-        return _to_job(doc) if doc else None
-
-    @staticmethod
-    def _filter(flt: JobFilter | None, *extra: list[dict[str, Any]]) -> dict[str, Any]:
-        eq: dict[str, Any] = {}
-        ors: list[list[dict[str, Any]]] = []
-        if flt is not None:
-            if flt.status:
-                ors.append(_one_of("status", [s.value for s in flt.status]))
-            if flt.job_type:
-                ors.append(_types_clause(flt.job_type))
-            if flt.batch_id is not None:
-                eq["batch_id"] = flt.batch_id
-            if flt.text:
-                rx = {"$regex": re.escape(flt.text), "$options": "i"}
-                ors.append([{"job_id": rx}, {"parameters.path": rx}, {"error.code": rx}])
-        ors.extend(extra)
-        return _where(eq, ors)
+        return docs.to_job(doc) if doc else None
 
     async def list_jobs(
         self,
@@ -469,24 +319,19 @@ class MongoStore(Store):
         after: JobCursor | None = None,
         newest_first: bool = False,
     ) -> list[Job]:
-        op, direction = ("$lt", DESCENDING) if newest_first else ("$gt", ASCENDING)
-        keyset: list[list[dict[str, Any]]] = []
-        if after is not None:
-            created, job_id = after
-            keyset.append(
-                [{"created_at": {op: created}}, {"created_at": created, "job_id": {op: job_id}}]
-            )
+        direction = DESCENDING if newest_first else ASCENDING
+        keyset = docs.keyset(after, newest_first)
         cursor = (
-            self._jobs.find(self._filter(flt, *keyset))
+            self._jobs.find(docs.job_filter(flt, *keyset))
             .sort([("created_at", direction), ("job_id", direction)])
             .limit(limit)
         )
-        return [_to_job(doc) for doc in await cursor.to_list(None)]
+        return [docs.to_job(doc) for doc in await cursor.to_list(None)]
 
     async def count_jobs(self, flt: JobFilter | None = None) -> dict[str, int]:
         rows = await compat.aggregate(
             self._jobs,
-            [{"$match": self._filter(flt)}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
+            [{"$match": docs.job_filter(flt)}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
         )
         return {str(r["_id"]): int(r["n"]) for r in rows if r["n"]}
 
@@ -494,39 +339,19 @@ class MongoStore(Store):
         """One aggregation for any number of batches (counts never stored)."""
         if not batches:
             return []
-        ids = [b.batch_id for b in batches]
-        match = {"batch_id": ids[0]} if len(ids) == 1 else {"batch_id": {"$in": ids}}
-        rows = await compat.aggregate(
-            self._jobs,
-            [
-                {"$match": match},
-                {
-                    "$group": {  # a string key: nx-27017 cannot group by a document
-                        "_id": {"$concat": ["$status", "|", "$batch_id"]},
-                        "n": {"$sum": 1},
-                        "first": {"$min": "$started_at"},
-                        "last": {"$max": "$completed_at"},
-                    }
-                },
-            ],
-        )
-        return _summaries(batches, rows)
-
-    @staticmethod
-    def _to_batch(doc: Mapping[str, Any]) -> Batch:
-        doc = compat.fix_datetimes(dict(doc))
-        doc.pop("_id", None)
-        return Batch.model_validate(doc)
+        pipeline = docs.batch_counts_pipeline([b.batch_id for b in batches])
+        rows = await compat.aggregate(self._jobs, pipeline)
+        return docs.summaries(batches, rows)
 
     async def get_batch(self, batch_id: str) -> BatchSummary | None:
         doc = await self._batches.find_one({"batch_id": batch_id})
         if doc is None:
             return None
-        return (await self._batch_summaries([self._to_batch(doc)]))[0]
+        return (await self._batch_summaries([docs.to_batch(doc)]))[0]
 
     async def list_batches(self, *, limit: int = 50) -> list[BatchSummary]:
         cursor = self._batches.find({}).sort([("created_at", DESCENDING)]).limit(limit)
-        batches = [self._to_batch(doc) for doc in await cursor.to_list(None)]
+        batches = [docs.to_batch(doc) for doc in await cursor.to_list(None)]
         return await self._batch_summaries(batches)
 
     async def tail_logs(
@@ -539,56 +364,18 @@ class MongoStore(Store):
         rows = await cursor.to_list(None)
         if not rows and after is None:
             return await self._legacy_logs(job_id, limit)
-        entries = []
-        for row in reversed(rows):
-            row = compat.fix_datetimes(row)
-            row.pop("_id", None)
-            entries.append(LogEntry.model_validate(row))
-        return entries
+        return [LogEntry.model_validate(docs.plain(row)) for row in reversed(rows)]
 
     async def _legacy_logs(self, job_id: str, limit: int) -> list[LogEntry]:
-        """Seed jobs kept their log lines in a ``logs`` array inside the job."""
         job = await self.get_job(job_id)
-        if job is None or not job.logs:
-            return []
-        entries = []
-        for i, line in enumerate(job.logs[-limit:]):
-            ts = compat.as_datetime(line.get("ts") or line.get("timestamp")) or job.created_at
-            level = str(line.get("level") or "info").lower()
-            entries.append(
-                LogEntry(
-                    job_id=job_id, ts=ts, level=level, message=str(line.get("message", "")), seq=i
-                )
-            )
-        return entries
-
-    @staticmethod
-    def _scope(job_id: str | None, batch_id: str | None) -> dict[str, Any]:
-        if job_id is None and batch_id is None:
-            raise ValueError("give job_id or batch_id")
-        scope: dict[str, Any] = {}
-        if job_id is not None:
-            scope["job_id"] = job_id
-        if batch_id is not None:
-            scope["batch_id"] = batch_id
-        return scope
+        return docs.legacy_log_entries(job, limit) if job else []
 
     async def cancel_jobs(
         self, *, job_id: str | None = None, batch_id: str | None = None, now: datetime
     ) -> int:
-        scope = self._scope(job_id, batch_id)
-        error = {"code": ErrorCode.CANCELLED.value, "message": "cancelled by an operator"}
+        scope = docs.scope(job_id, batch_id)
         pending = await self._jobs.update_many(
-            {**scope, "status": JobStatus.PENDING.value},
-            {
-                "$set": {
-                    "status": JobStatus.CANCELLED.value,
-                    "error": error,
-                    "lease": None,
-                    "completed_at": now,
-                    "updated_at": now,
-                }
-            },
+            {**scope, "status": JobStatus.PENDING.value}, {"$set": docs.cancel_set(now)}
         )
         running = await self._jobs.update_many(
             {**scope, "status": JobStatus.PROCESSING.value},
@@ -606,24 +393,10 @@ class MongoStore(Store):
     ) -> int:
         if not statuses:
             return 0
-        flt = _where(
-            self._scope(job_id, batch_id), [_one_of("status", [s.value for s in statuses])]
+        flt = docs.where(
+            docs.scope(job_id, batch_id), [docs.one_of("status", [s.value for s in statuses])]
         )
-        clean = {
-            "status": JobStatus.PENDING.value,
-            "attempts": 0,
-            "error": None,
-            "lease": None,
-            "cancel_requested": False,
-            "run_after": None,
-            "started_at": None,
-            "completed_at": None,
-            "timeout_at": None,
-            "progress": None,
-            "results": None,
-            "updated_at": now,
-        }
-        res = await self._jobs.update_many(flt, {"$set": clean})
+        res = await self._jobs.update_many(flt, {"$set": docs.retry_set(now)})
         return res.matched_count
 
     async def pending_job_types(self) -> dict[str, int]:
@@ -650,13 +423,8 @@ class MongoStore(Store):
         await self._workers.delete_one({"worker_id": worker_id})
 
     async def list_workers(self) -> list[WorkerInfo]:
-        docs = await self._workers.find({}).sort([("worker_id", ASCENDING)]).to_list(None)
-        out = []
-        for doc in docs:
-            doc = compat.fix_datetimes(doc)
-            doc.pop("_id", None)
-            out.append(WorkerInfo.model_validate(doc))
-        return out
+        rows = await self._workers.find({}).sort([("worker_id", ASCENDING)]).to_list(None)
+        return [WorkerInfo.model_validate(docs.plain(row)) for row in rows]
 
     # -- wake-up ---------------------------------------------------------------
 
@@ -668,26 +436,13 @@ class MongoStore(Store):
 
         Any error just ends the iterator; the worker then falls back to polling.
         """
-        pipeline = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
         try:
-            stream = await self._jobs.watch(pipeline)
+            stream = await self._jobs.watch(docs.WATCH_PIPELINE)
             try:
                 async for change in stream:
-                    if _may_make_claimable(change):
+                    if docs.may_make_claimable(change):
                         yield None
             finally:
                 await stream.close()
         except PyMongoError as exc:
             log.info("change stream ended (%s); polling instead", type(exc).__name__)
-
-
-def _may_make_claimable(change: Mapping[str, Any]) -> bool:
-    if change.get("operationType") != "update":
-        return True
-    fields = (change.get("updateDescription") or {}).get("updatedFields")
-    if not isinstance(fields, dict):  # nx-27017 sends the full document instead
-        fields = change.get("fullDocument")
-        if not isinstance(fields, dict):
-            return True  # cannot tell: waking up once too often is cheap
-        return fields.get("status") == JobStatus.PENDING.value
-    return fields.get("status") == JobStatus.PENDING.value or "run_after" in fields

@@ -1,0 +1,310 @@
+"""What ``MongoStore`` writes and asks: job documents, filters, aggregation folds.
+
+Kept apart from the store's verbs so each stays small and so the document and query
+shapes can be read (and reviewed against a real server) in one place.
+
+Query shapes. Filters are plain MongoDB, but written in the subset the ``nx-27017``
+test server evaluates correctly. Measured there: it drops the parentheses around a
+top-level ``$or`` next to other fields (``a AND b OR c``), mis-evaluates ``$in``/``$ne``
+beside logical operators, and never matches a *missing* field with ``$ne``. So a
+filter here is: plain equalities at the top, plus ``$and: [{$or: [...]}, ...]`` for
+every disjunction, "one of these values" spelled as an ``$or`` of equalities, and
+"not true" spelled ``$or: [{f: false}, {f: null}]``. ``$in`` appears only in filters
+without logical operators. Real MongoDB evaluates and plans these the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.models import (
+    Batch,
+    BatchSummary,
+    ErrorCode,
+    Job,
+    JobFilter,
+    JobStatus,
+    LogEntry,
+    Outcome,
+)
+from engine.store import _mongo_compat as compat
+
+Query = dict[str, Any]
+Branches = list[dict[str, Any]]
+
+
+def where(eq: Mapping[str, Any], ors: Sequence[Branches] = ()) -> Query:
+    """Equalities at the top, each disjunction as one ``$and`` member (see above)."""
+    query = dict(eq)
+    if ors:
+        query["$and"] = [{"$or": list(branches)} for branches in ors]
+    return query
+
+
+def one_of(field: str, values: Sequence[Any]) -> Branches:
+    return [{field: v} for v in values]
+
+
+def types_clause(types: Sequence[str]) -> Branches:
+    """``job_type`` in ``types``; legacy documents without one count as ``session``."""
+    branches = one_of("job_type", list(types))
+    if "session" in types:
+        branches.append({"job_type": {"$exists": False}})
+    return branches
+
+
+def claimable(types: Sequence[str], now: datetime) -> Query:
+    """Pending, due, not cancelled, of a type some free slot can take."""
+    return where(
+        {"status": JobStatus.PENDING.value},
+        [
+            [{"cancel_requested": False}, {"cancel_requested": None}],
+            [{"run_after": None}, {"run_after": {"$lte": now}}],
+            types_clause(types),
+        ],
+    )
+
+
+def overdue(now: datetime) -> Branches:
+    """The lease expired or the job ran past its timeout."""
+    return [{"lease.expires_at": {"$lt": now}}, {"timeout_at": {"$lt": now}}]
+
+
+def job_filter(flt: JobFilter | None, *extra: Branches) -> Query:
+    """The operator's ``JobFilter`` (all given fields must match) plus extra clauses."""
+    eq: dict[str, Any] = {}
+    ors: list[Branches] = []
+    if flt is not None:
+        if flt.status:
+            ors.append(one_of("status", [s.value for s in flt.status]))
+        if flt.job_type:
+            ors.append(types_clause(flt.job_type))
+        if flt.batch_id is not None:
+            eq["batch_id"] = flt.batch_id
+        if flt.text:
+            rx = {"$regex": re.escape(flt.text), "$options": "i"}
+            ors.append([{"job_id": rx}, {"parameters.path": rx}, {"error.code": rx}])
+    ors.extend(extra)
+    return where(eq, ors)
+
+
+def keyset(after: tuple[datetime, str] | None, newest_first: bool) -> list[Branches]:
+    """Strictly after the cursor ``(created_at, job_id)`` in the listing order."""
+    if after is None:
+        return []
+    op = "$lt" if newest_first else "$gt"
+    created, job_id = after
+    return [[{"created_at": {op: created}}, {"created_at": created, "job_id": {op: job_id}}]]
+
+
+def scope(job_id: str | None, batch_id: str | None) -> Query:
+    """Which jobs an operator verb touches; refusing "everything" by omission."""
+    if job_id is None and batch_id is None:
+        raise ValueError("give job_id or batch_id")
+    out: Query = {}
+    if job_id is not None:
+        out["job_id"] = job_id
+    if batch_id is not None:
+        out["batch_id"] = batch_id
+    return out
+
+
+# -- updates ---------------------------------------------------------------------
+
+
+def deadline(now: datetime, seconds: float | None) -> datetime | None:
+    return None if seconds is None else now + timedelta(seconds=seconds)
+
+
+def claim_set(worker_id: str, token: str, now: datetime, lease_seconds: float) -> Query:
+    """The ``$set`` of a claim (``timeout_at`` is added by the caller when known)."""
+    return {
+        "status": JobStatus.PROCESSING.value,
+        "lease": {
+            "owner": worker_id,
+            "token": token,
+            "expires_at": now + timedelta(seconds=lease_seconds),
+        },
+        "started_at": now,
+        "worker_id": worker_id,
+        "updated_at": now,
+    }
+
+
+def finish_update(outcome: Outcome, now: datetime) -> Query:
+    """End of an attempt: terminal (results or error, ``completed_at``) or back to
+    ``pending`` (``run_after``, the attempt refunded on a graceful hand-back)."""
+    error = outcome.error.model_dump(mode="python") if outcome.error else None
+    fields: dict[str, Any] = {
+        "status": outcome.status.value,
+        "lease": None,
+        "timeout_at": None,
+        "updated_at": now,
+    }
+    if outcome.status.terminal:
+        fields["completed_at"] = now
+        fields["error"] = error
+        if outcome.status is JobStatus.CANCELLED and error is None:
+            fields["error"] = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
+        if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
+            fields["results"] = outcome.results
+    else:
+        fields["run_after"] = outcome.run_after
+        if error is not None:  # keep why the last attempt failed, for the console
+            fields["error"] = error
+    update: Query = {"$set": fields}
+    if outcome.refund_attempt:
+        update["$inc"] = {"attempts": -1}
+    return update
+
+
+def cancel_set(now: datetime) -> Query:
+    return {
+        "status": JobStatus.CANCELLED.value,
+        "error": {"code": ErrorCode.CANCELLED.value, "message": "cancelled by an operator"},
+        "lease": None,
+        "completed_at": now,
+        "updated_at": now,
+    }
+
+
+def retry_set(now: datetime) -> Query:
+    """A clean slate: the job looks freshly enqueued (its history stays in the logs)."""
+    cleared = ("error", "lease", "run_after", "started_at", "completed_at", "timeout_at")
+    return {
+        **dict.fromkeys(cleared + ("progress", "results")),
+        "status": JobStatus.PENDING.value,
+        "attempts": 0,
+        "cancel_requested": False,
+        "updated_at": now,
+    }
+
+
+# -- documents ---------------------------------------------------------------------
+
+
+def job_doc(job: Job) -> dict[str, Any]:
+    doc = job.model_dump(mode="python")
+    doc["status"] = job.status.value
+    # A sparse unique index skips *missing* keys, not nulls: no key means no field.
+    if doc.get("dedupe_key") is None:
+        doc.pop("dedupe_key", None)
+    if doc.get("logs") is None:
+        doc.pop("logs", None)
+    return doc
+
+
+# Fields whose model default is not None: a legacy ``null`` there means "default".
+_DEFAULTED = [
+    name for name, f in Job.model_fields.items() if f.default is not None or f.default_factory
+]
+
+
+def plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document without ``_id``, datetimes aware UTC."""
+    doc = compat.fix_datetimes(dict(raw))
+    doc.pop("_id", None)
+    return doc
+
+
+def to_job(raw: Mapping[str, Any]) -> Job:
+    """Read a stored job, tolerating the seed's legacy ``event_jobs`` documents."""
+    doc = plain(raw)
+    compat.fix_legacy_logs(doc)
+    for name in _DEFAULTED:
+        if name in doc and doc[name] is None:
+            del doc[name]
+    if isinstance(doc.get("error"), str):
+        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
+    if isinstance(doc.get("progress"), (int, float)):
+        doc["progress"] = {"percent": float(doc["progress"])}
+    return Job.model_validate(doc)
+
+
+def to_batch(raw: Mapping[str, Any]) -> Batch:
+    return Batch.model_validate(plain(raw))
+
+
+def legacy_log_entries(job: Job, limit: int) -> list[LogEntry]:
+    """Seed jobs kept their log lines in a ``logs`` array inside the job."""
+    entries = []
+    for i, line in enumerate((job.logs or [])[-limit:]):
+        ts = compat.as_datetime(line.get("ts") or line.get("timestamp")) or job.created_at
+        level = str(line.get("level") or "info").lower()
+        message = str(line.get("message", ""))
+        entries.append(LogEntry(job_id=job.job_id, ts=ts, level=level, message=message, seq=i))
+    return entries
+
+
+# -- aggregations --------------------------------------------------------------------
+
+_SEP = "|"  # status values never contain it, so the first one splits the key
+
+
+def batch_counts_pipeline(batch_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """One ``$group`` for any number of batches, keyed ``"<status>|<batch_id>"``
+    (a string key: nx-27017 cannot group by a sub-document)."""
+    ids = list(batch_ids)
+    match = {"batch_id": ids[0]} if len(ids) == 1 else {"batch_id": {"$in": ids}}
+    return [
+        {"$match": match},
+        {
+            "$group": {
+                "_id": {"$concat": ["$status", _SEP, "$batch_id"]},
+                "n": {"$sum": 1},
+                "first": {"$min": "$started_at"},
+                "last": {"$max": "$completed_at"},
+            }
+        },
+    ]
+
+
+def summaries(batches: Sequence[Batch], rows: list[dict[str, Any]]) -> list[BatchSummary]:
+    """Fold the ``batch_counts_pipeline`` rows into one summary per batch."""
+    counts: dict[str, dict[str, int]] = {b.batch_id: {} for b in batches}
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    for row in rows:
+        status, _, batch_id = str(row["_id"]).partition(_SEP)
+        if batch_id not in counts:
+            continue
+        counts[batch_id][status] = counts[batch_id].get(status, 0) + int(row["n"])
+        started = compat.as_datetime(row.get("first"))
+        completed = compat.as_datetime(row.get("last"))
+        if started and (batch_id not in first or started < first[batch_id]):
+            first[batch_id] = started
+        if completed and (batch_id not in last or completed > last[batch_id]):
+            last[batch_id] = completed
+    return [
+        BatchSummary(
+            batch=b,
+            counts=counts[b.batch_id],
+            first_started_at=first.get(b.batch_id),
+            last_completed_at=last.get(b.batch_id),
+        )
+        for b in batches
+    ]
+
+
+# -- change streams -------------------------------------------------------------------
+
+WATCH_PIPELINE = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
+
+
+def may_make_claimable(change: Mapping[str, Any]) -> bool:
+    """Inserts, and updates that put a job back to ``pending`` (or move ``run_after``).
+
+    Heartbeats and progress writes are updates too; they must not wake every worker.
+    """
+    if change.get("operationType") != "update":
+        return True
+    fields = (change.get("updateDescription") or {}).get("updatedFields")
+    if not isinstance(fields, dict):  # nx-27017 sends the full document instead
+        full = change.get("fullDocument")
+        if not isinstance(full, dict):
+            return True  # cannot tell: waking up once too often is cheap
+        return full.get("status") == JobStatus.PENDING.value
+    return fields.get("status") == JobStatus.PENDING.value or "run_after" in fields
