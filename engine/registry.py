@@ -144,5 +144,8 @@ def default_registry() -> Registry:
     from engine import builtin
 
     builtin.register(reg)
+    from engine.processors import pdf  # also when the package is not pip-installed
+
+    pdf.register(reg)
     reg.load_entry_points()
     return reg

@@ -1,0 +1,321 @@
+"""PDF handlers: ``pdf.transcribe``, ``pdf.markdown`` and ``pdf.render``.
+
+Each handler checks its input in a worker process first (bad input fails the job at
+once with a stable code, never retried), then splits the document into page ranges
+and runs them concurrently on the engine's process pool, so one 2,400-page PDF uses
+every core; the parts come back in any order and are assembled in page order.
+Outputs go under ``ctx.output_dir`` with names that carry the first 12 hex digits of
+the input's SHA-256, written atomically (temporary file, then rename), so two
+different files with one name never overwrite each other and readers never see half
+a file. Cancelling the handler's task (or setting ``ctx.cancel_event``) cancels every
+part, and the process pool kills the processes running them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.context import JobContext
+from engine.errors import JobCancelled, JobFailed
+from engine.models import ErrorCode
+from engine.processors import pdf_extract as px
+from engine.processors.pdf_markdown import structure_markdown
+from engine.registry import Registry
+
+LANGUAGES_PATTERN = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"  # tesseract's "deu+eng" form
+MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than it saves
+STEM_MAX_BYTES = 120  # keeps "<stem>-<sha12>.structured.md" well under NAME_MAX (255)
+
+
+class PdfParams(BaseModel):
+    """Parameters every PDF job type shares. Unknown keys are refused (typos show)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1)
+    password: str | None = None  # for encrypted PDFs; never echoed in results or logs
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
+    pages_per_part: int = Field(200, ge=1, le=1_000_000)
+
+
+class _OcrParams(PdfParams):
+    languages: str = Field("deu+eng", pattern=LANGUAGES_PATTERN)
+    ocr: bool = True  # OCR pages that have no text layer but have images
+    force_ocr: bool = False  # OCR every page, even those with a text layer
+    dpi: int = Field(300, ge=72, le=600)  # OCR resolution
+
+
+class TranscribeParams(_OcrParams):
+    pass
+
+
+class MarkdownParams(_OcrParams):
+    pass
+
+
+class RenderParams(PdfParams):
+    dpi: int = Field(150, ge=10, le=1200)
+    first_page: int | None = Field(None, ge=1)  # 1-based, inclusive
+    last_page: int | None = Field(None, ge=1)  # 1-based, inclusive
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RenderParams:
+        if self.first_page and self.last_page and self.first_page > self.last_page:
+            raise ValueError("first_page is after last_page")
+        return self
+
+
+# -- shared steps --------------------------------------------------------------------
+
+
+def split_pages(
+    pages: int, pages_per_part: int, cores: int, min_part: int = MIN_PAGES_PER_PART
+) -> list[tuple[int, int]]:
+    """Even ``[start, stop)`` ranges: at most ``pages_per_part`` pages each, and at
+    least one part per core when the document has ``min_part`` pages per core."""
+    if pages <= 0:
+        return []
+    n = max(math.ceil(pages / pages_per_part), min(cores, pages // max(min_part, 1)), 1)
+    size = math.ceil(pages / n)
+    return [(s, min(s + size, pages)) for s in range(0, pages, size)]
+
+
+def output_stem(path: str, sha256: str) -> str:
+    """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
+    stem = Path(path).stem or "document"
+    while len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX_BYTES:
+        stem = stem[:-1]
+    return f"{stem}-{sha256[:12]}"
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+async def _probe(ctx: JobContext, p: PdfParams) -> tuple[str, dict[str, Any]]:
+    """Absolute path and ``{pages, sha256, size}``; bad input raises ``JobFailed``."""
+    path = os.path.abspath(os.path.expanduser(p.path))
+    info = await ctx.run_cpu(px.probe, path, p.password)
+    if p.sha256 and p.sha256 != info["sha256"]:
+        ctx.log(f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
+                f"{info['sha256'][:12]}); processing the current content", "warning")
+    ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
+    if info.get("repaired"):
+        ctx.log(f"{path} is damaged; MuPDF repaired it on open, so some content may be "
+                "missing", "warning")
+    return path, info
+
+
+async def _run_parts(
+    ctx: JobContext,
+    fn: Callable[..., list[dict[str, Any]]],
+    path: str,
+    ranges: Sequence[tuple[int, int]],
+    opts: dict[str, Any],
+    step: str,
+) -> list[dict[str, Any]]:
+    """Run ``fn(path, start, stop, opts)`` for every range at once; records in page order.
+
+    Progress is reported as parts finish. A cancel (task cancellation or
+    ``ctx.cancel_event``) cancels every part still running; the pool kills their
+    processes, and this returns only after they are gone.
+    """
+    total = sum(b - a for a, b in ranges)
+    if len(ranges) > 1:
+        ctx.log(f"{step}: {total} pages in {len(ranges)} parts of up to "
+                f"{max(b - a for a, b in ranges)} pages")
+    tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
+    index = {t: i for i, t in enumerate(tasks)}
+    cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
+    results: list[list[dict[str, Any]] | None] = [None] * len(tasks)
+    done_pages = 0
+    try:
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending | {cancel_wait},
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if cancel_wait in done:
+                raise JobCancelled(ctx.job_id)
+            pending.discard(cancel_wait)
+            for t in done:
+                i = index[t]
+                results[i] = t.result()  # a part's JobFailed ends the job
+                done_pages += ranges[i][1] - ranges[i][0]
+            ctx.check_cancelled()
+            await ctx.progress(100.0 * done_pages / total, step, f"{done_pages}/{total} pages")
+    finally:
+        cancel_wait.cancel()
+        for t in tasks:
+            t.cancel()
+        # Wait for cancelled parts: their processes are killed before we return.
+        await asyncio.gather(*tasks, cancel_wait, return_exceptions=True)
+    return [rec for part in results for rec in (part or [])]
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_files(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, make in files.items():
+        _atomic_write(path, make())
+
+
+async def _write_outputs(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
+    """Build and write the output files in a thread (big transcripts take a moment)."""
+    try:
+        await asyncio.to_thread(_write_files, out_dir, files)
+    except OSError as exc:
+        raise JobFailed(ErrorCode.OUTPUT_ERROR,
+                        f"cannot write output under {out_dir}: {exc.strerror or exc}",
+                        {"output_dir": str(out_dir)}) from None
+
+
+def _page_list(pages: Sequence[int], limit: int = 20) -> str:
+    shown = ", ".join(str(p) for p in pages[:limit])
+    return shown + (f" and {len(pages) - limit} more" if len(pages) > limit else "")
+
+
+def _log_page_errors(ctx: JobContext, records: list[dict[str, Any]]) -> list[int]:
+    failed = [r["page"] for r in records if r.get("error")]
+    for r in [r for r in records if r.get("error")][:20]:
+        ctx.log(f"page {r['page']}: {r['error']}", "warning")
+    if len(failed) > 20:
+        ctx.log(f"... {len(failed) - 20} more pages failed", "warning")
+    return failed
+
+
+def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
+    return {"password": p.password, "ocr": p.ocr, "force_ocr": p.force_ocr,
+            "languages": p.languages, "dpi": p.dpi}
+
+
+# -- handlers ------------------------------------------------------------------------
+
+
+def transcript_markdown(title: str, records: list[dict[str, Any]]) -> str:
+    parts = [f"# {title}"]
+    for r in records:
+        text = r["text"].strip()
+        parts.append(f"## Page {r['page']}\n\n{text if text else '_(no text on this page)_'}")
+    return "\n\n".join(parts) + "\n"
+
+
+async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
+    """Text of every page in order; OCR where a page has no text layer."""
+    t0 = time.monotonic()
+    path, info = await _probe(ctx, p)
+    sha, n = info["sha256"], info["pages"]
+    ranges = split_pages(n, p.pages_per_part, _cores())
+    await ctx.progress(0.0, "transcribe", f"0/{n} pages")
+    records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
+    ocr_pages = [r["page"] for r in records if r["ocr"]]
+    if ocr_pages:
+        ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
+    no_text = [r["page"] for r in records if r.get("no_text_layer")]
+    if no_text:
+        ctx.log(f"{len(no_text)} pages have images but no text layer and were not OCRed "
+                f"(ocr=false): {_page_list(no_text)}", "warning")
+    failed = _log_page_errors(ctx, records)
+    stem = output_stem(path, sha)
+    out_dir = Path(ctx.output_dir)
+    md_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
+    doc = {"source": path, "sha256": sha, "page_count": n, "languages": p.languages,
+           "pages": records}
+    await _write_outputs(out_dir, {
+        md_path: lambda: transcript_markdown(Path(path).name, records),
+        json_path: lambda: json.dumps(doc, ensure_ascii=False, indent=1),
+    })
+    chars = sum(r["chars"] for r in records)
+    ctx.log(f"transcribed {n} pages, {chars} characters -> {md_path}")
+    return {"pages": n, "chars": chars, "ocr_pages": len(ocr_pages), "failed_pages": len(failed),
+            "parts": len(ranges), "markdown_path": str(md_path), "json_path": str(json_path),
+            "sha256": sha, "duration_s": round(time.monotonic() - t0, 3)}
+
+
+async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
+    """Structured Markdown: headings from font sizes, lists, paragraphs."""
+    t0 = time.monotonic()
+    path, info = await _probe(ctx, p)
+    sha, n = info["sha256"], info["pages"]
+    ranges = split_pages(n, p.pages_per_part, _cores())
+    await ctx.progress(0.0, "markdown", f"0/{n} pages")
+    pages = await _run_parts(ctx, px.markdown_range, path, ranges, _ocr_opts(p), "markdown")
+    ocr_pages = sum(1 for r in pages if r["ocr"])
+    if ocr_pages:
+        ctx.log(f"OCR ({p.languages}) used on {ocr_pages} pages")
+    failed = _log_page_errors(ctx, pages)
+    out_dir = Path(ctx.output_dir)
+    md_path = out_dir / f"{output_stem(path, sha)}.structured.md"
+    text: list[str] = []
+
+    def build() -> str:
+        text.append(structure_markdown(pages, Path(path).stem))
+        return text[0]
+
+    await _write_outputs(out_dir, {md_path: build})
+    return {"pages": n, "chars": len(text[0]), "ocr_pages": ocr_pages,
+            "failed_pages": len(failed), "markdown_path": str(md_path), "sha256": sha,
+            "duration_s": round(time.monotonic() - t0, 3)}
+
+
+async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
+    """Page images (PNG) at ``dpi``, optionally only ``first_page``..``last_page``."""
+    t0 = time.monotonic()
+    path, info = await _probe(ctx, p)
+    sha, n = info["sha256"], info["pages"]
+    first = p.first_page or 1
+    last = min(p.last_page or n, n)
+    if n and first > n:
+        raise JobFailed(ErrorCode.INVALID_PARAMETERS,
+                        f"first_page {first} is past the last page ({n})", {"pages": n})
+    if p.last_page and p.last_page > n:
+        ctx.log(f"last_page {p.last_page} is past the end; rendering up to page {n}", "warning")
+    out_dir = Path(ctx.output_dir) / output_stem(path, sha)
+    try:
+        await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobFailed(ErrorCode.OUTPUT_ERROR, f"cannot create {out_dir}: {exc.strerror}",
+                        {"output_dir": str(out_dir)}) from None
+    count = max(0, last - first + 1) if n else 0
+    ranges = [(a + first - 1, b + first - 1)
+              for a, b in split_pages(count, p.pages_per_part, _cores())]
+    opts = {"password": p.password, "dpi": p.dpi, "out_dir": str(out_dir)}
+    await ctx.progress(0.0, "render", f"0/{count} pages")
+    records = await _run_parts(ctx, px.render_range, path, ranges, opts, "render")
+    failed = _log_page_errors(ctx, records)
+    rendered = sum(1 for r in records if r.get("file"))
+    ctx.log(f"rendered {rendered} pages at {p.dpi} dpi -> {out_dir}")
+    return {"pages": n, "pages_rendered": rendered, "failed_pages": len(failed),
+            "first_page": first if count else None, "last_page": last if count else None,
+            "output_dir": str(out_dir), "sha256": sha,
+            "duration_s": round(time.monotonic() - t0, 3)}
+
+
+def register(registry: Registry) -> None:
+    """Entry point of the ``pdf`` plug-in (pyproject's ``jobtui.handlers``)."""
+    registry.handler("pdf.transcribe", params=TranscribeParams)(transcribe)
+    registry.handler("pdf.markdown", params=MarkdownParams)(markdown)
+    registry.handler("pdf.render", params=RenderParams)(render)

@@ -1,0 +1,307 @@
+"""PDF work that runs inside the engine's worker processes (never on the event loop).
+
+Every public function here is module-level so the process pool can send it by
+reference, imports PyMuPDF lazily (the parent process never needs it), and works on
+one page range ``[start, stop)`` (0-based) of one document, so a large document is
+split over every core and the parts are assembled by the handler in page order.
+
+Bad input becomes a ``JobFailed`` with a stable code; ``JobFailed`` pickles back to
+the handler intact. Worker processes stay warm across tasks, so the last two opened
+documents are kept open: the parts of one document that land on the same process
+pay the open (~0.09 s for a 2,400-page PDF) once, not once per part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections import Counter, OrderedDict
+from typing import Any
+
+from engine.errors import JobFailed
+from engine.models import ErrorCode
+
+HEADER_WINDOW = 1024  # a PDF header may legally sit anywhere in the first KiB
+HASH_CHUNK = 1 << 20
+MAX_OPEN_DOCS = 2
+MAX_PIXELS = 120_000_000  # one rendered page above this (~360 MB RGB) is refused
+
+# (realpath, inode, size, mtime_ns, password) -> open pymupdf.Document
+_DOCS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def warm() -> None:
+    """Process-pool initializer: pay PyMuPDF's import (~0.4 s) before the first task."""
+    _pymupdf()
+
+
+def _pymupdf() -> Any:
+    import pymupdf
+
+    # MuPDF prints repair chatter to stderr for every damaged file; errors reach
+    # the job as codes instead.
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    pymupdf.TOOLS.mupdf_display_warnings(False)
+    return pymupdf
+
+
+def _fail(code: str, message: str, path: str) -> JobFailed:
+    return JobFailed(code, message, {"path": path})
+
+
+def _stat(path: str) -> os.stat_result:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _fail(ErrorCode.FILE_NOT_FOUND, f"no such file: {path}", path) from None
+    except OSError as exc:
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"{path} is a directory, not a file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"{path} is not a regular file", path)
+    return st
+
+
+def _read_head_and_hash(path: str) -> tuple[bytes, str]:
+    h = hashlib.sha256()
+    head = b""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                if not head:
+                    head = chunk[:HEADER_WINDOW]
+                h.update(chunk)
+    except OSError as exc:
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+    return head, h.hexdigest()
+
+
+def _read_head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(HEADER_WINDOW)
+    except OSError as exc:
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+
+
+def open_document(path: str, password: str | None, head: bytes | None = None) -> Any:
+    """Open ``path`` as a PDF (cached per process) or raise ``JobFailed`` with a code."""
+    st = _stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, password)
+    doc = _DOCS.get(key)
+    if doc is not None:
+        _DOCS.move_to_end(key)
+        return doc
+    if st.st_size == 0:
+        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
+    pymupdf = _pymupdf()
+    if head is None:
+        head = _read_head(path)
+    has_header = b"%PDF" in head
+    try:
+        # With a PDF header, insist on the PDF parser whatever the file's extension;
+        # without one, let MuPDF sniff, then refuse anything that is not a PDF.
+        doc = pymupdf.open(path, filetype="pdf") if has_header else pymupdf.open(path)
+    except pymupdf.EmptyFileError:
+        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path) from None
+    except (RuntimeError, ValueError) as exc:  # FileDataError is a RuntimeError
+        if not has_header:
+            raise _fail(ErrorCode.NOT_A_PDF, f"{path} is not a PDF (no %PDF header)", path) from None
+        raise _fail(ErrorCode.PDF_CORRUPT, f"{path} is damaged and cannot be opened: {exc}",
+                    path) from None
+    except OSError as exc:
+        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+    if not doc.is_pdf:
+        # A PNG named .pdf opens silently as a one-page image document.
+        doc.close()
+        raise _fail(ErrorCode.NOT_A_PDF, f"{path} is not a PDF (it opens as another format)", path)
+    if doc.needs_pass:
+        if password is None:
+            doc.close()
+            raise _fail(ErrorCode.PDF_ENCRYPTED,
+                        f"{path} is encrypted; give its password in the 'password' parameter", path)
+        if not doc.authenticate(password):
+            doc.close()
+            raise _fail(ErrorCode.PDF_ENCRYPTED,
+                        f"{path} is encrypted and the password given does not open it", path)
+    _DOCS[key] = doc
+    while len(_DOCS) > MAX_OPEN_DOCS:
+        _, old = _DOCS.popitem(last=False)
+        old.close()
+    return doc
+
+
+def probe(path: str, password: str | None) -> dict[str, Any]:
+    """Check the input and hash it: ``{pages, sha256, size}`` or ``JobFailed``."""
+    st = _stat(path)
+    if st.st_size == 0:
+        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
+    head, sha = _read_head_and_hash(path)
+    doc = open_document(path, password, head)
+    info = {"pages": doc.page_count, "sha256": sha, "size": st.st_size, "repaired": False}
+    if doc.is_repaired:
+        # MuPDF silently rebuilds a damaged file (a truncated one often opens with
+        # blank pages). Accept what it recovers, unless it recovered nothing at all.
+        if not _any_content(doc):
+            raise _fail(ErrorCode.PDF_CORRUPT,
+                        f"{path} is damaged; repairing it recovered no pages or content", path)
+        info["repaired"] = True
+    return info
+
+
+def _any_content(doc: Any) -> bool:
+    for page in doc:
+        try:
+            if page.get_text().strip() or page.get_images(full=False) or page.get_drawings():
+                return True
+        except Exception:  # noqa: BLE001 - an unreadable page is no content
+            continue
+    return False
+
+
+def _has_images(page: Any) -> bool:
+    try:
+        return bool(page.get_images(full=False))
+    except Exception:  # noqa: BLE001 - damaged resources: treat as "maybe a scan"
+        return True
+
+
+def _ocr_textpage(page: Any, opts: dict[str, Any]) -> Any:
+    return page.get_textpage_ocr(language=opts["languages"], dpi=opts["dpi"], full=True)
+
+
+def _needs_ocr(text: str, page: Any, opts: dict[str, Any]) -> bool:
+    if not opts.get("ocr", True):
+        return False
+    if opts.get("force_ocr"):
+        return True
+    return not text.strip() and _has_images(page)
+
+
+def extract_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Text of pages ``[start, stop)``: one record per page, OCR where there is no text.
+
+    A page that cannot be read becomes a record with ``error`` (the rest go on);
+    options: ``password``, ``ocr``, ``force_ocr``, ``languages``, ``dpi``.
+    """
+    doc = open_document(path, opts.get("password"))
+    out: list[dict[str, Any]] = []
+    for i in range(start, stop):
+        rec: dict[str, Any] = {"page": i + 1, "text": "", "chars": 0, "ocr": False}
+        try:
+            page = doc.load_page(i)
+            text = page.get_text()
+            if _needs_ocr(text, page, opts):
+                try:
+                    text = page.get_text(textpage=_ocr_textpage(page, opts))
+                    rec["ocr"] = True
+                except Exception as exc:  # noqa: BLE001 - recorded on the page
+                    rec["error"] = f"OCR failed: {exc}"
+            elif not text.strip() and _has_images(page):
+                rec["no_text_layer"] = True
+            rec["text"] = text
+            rec["chars"] = len(text)
+        except Exception as exc:  # noqa: BLE001 - one bad page must not lose the document
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(rec)
+    return out
+
+
+def markdown_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Text blocks of pages ``[start, stop)`` with their dominant font size and boldness.
+
+    Per page: ``{page, blocks: [[size, bold, [line, ...]], ...], ocr, error?}``. The
+    handler decides headings over the whole document (body size = most common).
+    """
+    pymupdf = _pymupdf()
+    doc = open_document(path, opts.get("password"))
+    flags = pymupdf.TEXTFLAGS_TEXT
+    out: list[dict[str, Any]] = []
+    for i in range(start, stop):
+        rec: dict[str, Any] = {"page": i + 1, "blocks": [], "ocr": False}
+        try:
+            page = doc.load_page(i)
+            data = page.get_text("dict", flags=flags)
+            if _needs_ocr(_dict_text(data), page, opts):
+                try:
+                    data = page.get_text("dict", flags=flags, textpage=_ocr_textpage(page, opts))
+                    rec["ocr"] = True
+                except Exception as exc:  # noqa: BLE001
+                    rec["error"] = f"OCR failed: {exc}"
+            rec["blocks"] = _blocks(data)
+        except Exception as exc:  # noqa: BLE001
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(rec)
+    return out
+
+
+def _dict_text(data: dict[str, Any]) -> str:
+    return "".join(
+        s["text"] for b in data.get("blocks", []) if b.get("type") == 0
+        for ln in b["lines"] for s in ln["spans"]
+    )
+
+
+def _blocks(data: dict[str, Any]) -> list[list[Any]]:
+    blocks: list[list[Any]] = []
+    for b in data.get("blocks", []):
+        if b.get("type") != 0:
+            continue
+        sizes: Counter[float] = Counter()
+        bold = total = 0
+        lines: list[str] = []
+        for ln in b["lines"]:
+            text = "".join(s["text"] for s in ln["spans"]).strip()
+            if text:
+                lines.append(text)
+            for s in ln["spans"]:
+                n = len(s["text"].strip())
+                sizes[round(s["size"] * 2) / 2] += n  # half-point buckets absorb jitter
+                total += n
+                if s["flags"] & 16:  # bold
+                    bold += n
+        if lines and total:
+            blocks.append([sizes.most_common(1)[0][0], bold >= 0.8 * total, lines])
+    return blocks
+
+
+def render_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Render pages ``[start, stop)`` to ``<out_dir>/page-NNNN.png`` (each written atomically)."""
+    doc = open_document(path, opts.get("password"))
+    out_dir = opts["out_dir"]
+    dpi = opts["dpi"]
+    done: list[dict[str, Any]] = []
+    for i in range(start, stop):
+        rec: dict[str, Any] = {"page": i + 1}
+        try:
+            page = doc.load_page(i)
+            w, h = page.rect.width * dpi / 72, page.rect.height * dpi / 72
+            if w * h > MAX_PIXELS:
+                rec["error"] = f"page would be {int(w)}x{int(h)} pixels at {dpi} dpi; too large"
+            else:
+                pix = page.get_pixmap(dpi=dpi, alpha=False)
+                final = os.path.join(out_dir, f"page-{i + 1:04d}.png")
+                tmp = f"{final}.{os.getpid()}.tmp"
+                try:
+                    pix.save(tmp, output="png")
+                    os.replace(tmp, final)
+                except Exception as exc:  # noqa: BLE001 - OSError, or MuPDF's RuntimeError
+                    _unlink_quietly(tmp)
+                    raise JobFailed(ErrorCode.OUTPUT_ERROR, f"cannot write {final}: {exc}") from None
+                rec["file"] = os.path.basename(final)
+                rec["width"], rec["height"] = pix.width, pix.height
+        except JobFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+        done.append(rec)
+    return done
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
