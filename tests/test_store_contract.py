@@ -10,7 +10,11 @@ second) agree with millisecond-granular ones.
 from __future__ import annotations
 
 import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +31,10 @@ from engine.models import (
     Progress,
     WorkerInfo,
 )
-from engine.store.base import LeaseState, Store
+from engine.store.base import LeaseState, Store, StoreError
+from engine.store.mongo import MongoStore
+from engine.uri import redact_uri
+from tests.conftest import STORE_FACTORIES
 
 T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -608,3 +615,102 @@ async def test_watch_pending_wakes_on_insert(store: Store) -> None:
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+# -- MongoStore specifics (not part of the contract: no other backend has these) ----
+
+MONGO_BACKENDS = [name for name in ("mongomock", "nx", "mongodb") if name in STORE_FACTORIES]
+
+
+@pytest.fixture(params=MONGO_BACKENDS)
+async def mongo_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MongoStore]:
+    s = await STORE_FACTORIES[request.param](request, tmp_path)
+    assert isinstance(s, MongoStore)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("mongodb://user:secret@h/db", "mongodb://user:***@h/db"),
+        ("mongodb+srv://u:p@ss@c.example.net/?w=1", "mongodb+srv://u:***@c.example.net/?w=1"),
+        (
+            "mongodb://u:pa/ss@h1:1,h2:2/db?authSource=admin",
+            "mongodb://u:***@h1:1,h2:2/db?authSource=admin",
+        ),
+        ("mongodb://h1,h2/db?replicaSet=rs", "mongodb://h1,h2/db?replicaSet=rs"),
+        ("mongodb://only-user@h", "mongodb://only-user@h"),
+        (
+            "mongodb://h/?tlsCertificateKeyFilePassword=abc&x=1",
+            "mongodb://h/?tlsCertificateKeyFilePassword=***&x=1",
+        ),
+    ],
+)
+def test_redact_uri(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown
+
+
+async def test_unreachable_server_is_a_store_error_without_password() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = MongoStore(f"mongodb://bob:hunter2@127.0.0.1:{port}/x", server_selection_timeout_ms=300)
+    assert "hunter2" not in s.description and "bob:***@" in s.description
+    with pytest.raises(StoreError) as info:
+        await s.open()
+    assert info.value.code == "STORE_UNREACHABLE"
+    assert "hunter2" not in str(info.value) and f"127.0.0.1:{port}" in str(info.value)
+    assert not await s.ping()
+    await s.close()
+
+
+async def test_in_memory_store_kind_and_no_push() -> None:
+    s = MongoStore.in_memory()
+    await s.open()
+    assert s.kind == "mongomock" and "mongomock" in s.description
+    assert s.watch_pending() is None  # the worker polls
+    await s.open()  # indexes are idempotent
+    await s.close()
+
+
+async def test_legacy_log_arrays_display_and_nx_pushed_strings(mongo_store: MongoStore) -> None:
+    await mongo_store._insert_raw_job(legacy_doc("legacy-l", "completed"))
+    # the seed appended lines with $push (nx-27017 stores such sub-documents as JSON text)
+    await mongo_store._jobs.update_one(
+        {"job_id": "legacy-l"},
+        {"$push": {"logs": {"timestamp": T0, "level": "ERROR", "message": "pushed"}}},
+    )
+    j = await mongo_store.get_job("legacy-l")
+    assert j and j.logs and [line["message"] for line in j.logs] == ["started", "pushed"]
+    tail = await mongo_store.tail_logs("legacy-l")
+    assert [(e.level, e.message) for e in tail] == [("info", "started"), ("error", "pushed")]
+    assert all(e.ts.tzinfo is not None for e in tail)
+
+
+async def test_two_clients_claim_disjoint_sets(request: pytest.FixtureRequest) -> None:
+    """Two engines (separate connection pools) racing over the wire never share a job."""
+    if "nx" not in STORE_FACTORIES:
+        pytest.skip("needs the wire server")
+    uri = request.getfixturevalue("nx_uri")
+    db = f"jobtui_test_race_{uuid.uuid4().hex[:8]}"
+    one, two = MongoStore(uri, database=db), MongoStore(uri, database=db)
+    await one.open()
+    await two.open()
+    try:
+        await one.insert_jobs([job() for _ in range(12)])
+        results = await asyncio.gather(
+            *(
+                claim(s, {"a": 1}, limit=1, worker=f"{n}-{i}")
+                for i in range(10)
+                for n, s in (("one", one), ("two", two))
+            )
+        )
+        ids = [j.job_id for r in results for j in r]
+        assert len(ids) == len(set(ids)) == 12
+    finally:
+        await one._client.drop_database(db)
+        await one.close()
+        await two.close()

@@ -24,8 +24,9 @@ from typing import Any
 
 
 def is_mongomock(client: object) -> bool:
-    """True for mongomock-motor's client (its class masquerades as Motor's)."""
-    return type(client).__module__.startswith("mongomock")
+    """True for mongomock-motor's client. Its class masquerades as Motor's (even
+    ``__module__``), so look for the real class underneath."""
+    return any(c.__module__.startswith("mongomock") for c in type(client).__mro__)
 
 
 async def maybe_await(value: Any) -> Any:
