@@ -9,7 +9,6 @@ The YAML file may use our own keys or the seed's (``session_worker.max_concurren
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,9 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, ValidationError
 
 from engine.errors import ConfigError
+from engine.uri import redact_uri
 
 ENV_PREFIX = "JOBTUI_"
-
-
-def redact_uri(uri: str | None) -> str:
-    """``mongodb://u:secret@h/db`` -> ``mongodb://u:***@h/db`` (also ``+srv``)."""
-    if not uri:
-        return ""
-    return re.sub(r"^([a-zA-Z0-9+.-]+://[^:/@]*):[^@]*@", r"\1:***@", uri)
 
 
 def default_store_path() -> Path:
@@ -60,7 +53,7 @@ class Settings(BaseModel):
 
     @property
     def safe_uri(self) -> str:
-        return redact_uri(self.mongodb_uri)
+        return redact_uri(self.mongodb_uri) if self.mongodb_uri else ""
 
     @property
     def store_path(self) -> Path:

@@ -12,14 +12,23 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def utcnow() -> datetime:
     """Timezone-aware now; stores keep UTC and hand back aware datetimes."""
     return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # Legacy documents and some drivers hand back naive datetimes; they are UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A datetime that is always timezone-aware UTC, whatever the document held.
+UTCDateTime = Annotated[datetime, AfterValidator(_aware)]
 
 
 def new_id() -> str:
@@ -83,7 +92,7 @@ class Progress(BaseModel):
 class Lease(BaseModel):
     owner: str  # worker id
     token: str  # fences every write of this attempt
-    expires_at: datetime
+    expires_at: UTCDateTime
 
 
 class Job(BaseModel):
@@ -99,18 +108,18 @@ class Job(BaseModel):
     error: JobError | None = None
     progress: Progress | None = None
     batch_id: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    created_at: UTCDateTime = Field(default_factory=utcnow)
+    updated_at: UTCDateTime | None = None
+    started_at: UTCDateTime | None = None
+    completed_at: UTCDateTime | None = None
     lease: Lease | None = None
     attempts: int = 0
     max_attempts: int = 3
-    run_after: datetime | None = None
+    run_after: UTCDateTime | None = None
     priority: int = 0
     cancel_requested: bool = False
     dedupe_key: str | None = None
-    timeout_at: datetime | None = None
+    timeout_at: UTCDateTime | None = None
     worker_id: str | None = None  # who ran (or runs) the last attempt
     webhook: dict[str, Any] | None = None
     logs: list[dict[str, Any]] | None = None  # legacy embedded log array (read only)
@@ -145,7 +154,7 @@ class Batch(BaseModel):
     batch_id: str = Field(default_factory=new_id)
     name: str = ""
     total_jobs: int = 0
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: UTCDateTime = Field(default_factory=utcnow)
     job_type: str | None = None
     webhook: dict[str, Any] | None = None
 
@@ -155,8 +164,8 @@ class BatchSummary(BaseModel):
 
     batch: Batch
     counts: dict[str, int]
-    first_started_at: datetime | None = None
-    last_completed_at: datetime | None = None
+    first_started_at: UTCDateTime | None = None
+    last_completed_at: UTCDateTime | None = None
 
     @property
     def total(self) -> int:
@@ -181,7 +190,7 @@ class BatchSummary(BaseModel):
 
 class LogEntry(BaseModel):
     job_id: str
-    ts: datetime = Field(default_factory=utcnow)
+    ts: UTCDateTime = Field(default_factory=utcnow)
     level: str = "info"
     message: str = ""
     seq: int = 0  # orders lines with the same timestamp
@@ -196,8 +205,8 @@ class WorkerInfo(BaseModel):
     job_types: list[str]
     concurrency: int
     running: int = 0
-    started_at: datetime = Field(default_factory=utcnow)
-    heartbeat_at: datetime = Field(default_factory=utcnow)
+    started_at: UTCDateTime = Field(default_factory=utcnow)
+    heartbeat_at: UTCDateTime = Field(default_factory=utcnow)
     paused: bool = False
 
 
@@ -216,5 +225,5 @@ class Outcome(BaseModel):
     status: JobStatus
     results: dict[str, Any] | None = None
     error: JobError | None = None
-    run_after: datetime | None = None  # for status=pending (retry later)
+    run_after: UTCDateTime | None = None  # for status=pending (retry later)
     refund_attempt: bool = False  # graceful hand-back: the attempt is not burned

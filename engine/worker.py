@@ -31,6 +31,7 @@ from engine.models import (
     ErrorCode,
     Job,
     JobError,
+    JobFilter,
     JobStatus,
     LogEntry,
     Outcome,
@@ -98,7 +99,6 @@ class Engine:
         self._pool: ProcessPool | None = None
         self._watchdog = Watchdog(store, self.registry, self.logs) if run_watchdog else None
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
-        self._job_done = asyncio.Event()
         self.started_at = utcnow()
         self.claims = 0
 
@@ -184,14 +184,14 @@ class Engine:
             self._cancel(r)
 
     async def wait_batch(self, batch_id: str, poll: float = 0.25) -> None:
-        """Return once every job of the batch is terminal (wherever it ran)."""
-        while True:
-            summary = await self.store.get_batch(batch_id)
-            if summary is None or summary.finished or summary.total == 0:
-                return
-            self._job_done.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._job_done.wait(), poll)
+        """Return once every job of the batch is terminal (wherever it ran).
+
+        Asks for one unfinished job (an indexed ``find`` with limit 1) rather than
+        counting the batch, so a waiting ``jobtui run`` costs the store next to nothing.
+        """
+        unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
+        while await self.store.list_jobs(unfinished, limit=1):
+            await asyncio.sleep(poll)
 
     # -- claiming ----------------------------------------------------------------
 
@@ -282,7 +282,6 @@ class Engine:
             self.running.pop(job.job_id, None)
             self._finished_times.append(time.monotonic())
             self._slot_free.set()
-            self._job_done.set()
             if not self._stopping:
                 self._wake.set()
 
