@@ -35,3 +35,12 @@ def redact_uri(uri: str) -> str:
         authority = f"{user}:***@{hosts}"
     tail = _SECRET_OPTION.sub(r"\1***", tail)
     return f"{scheme}://{authority}{tail}"
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` (e.g. a driver's error message) with ``uri`` and its password hidden."""
+    text = text.replace(uri, redact_uri(uri))
+    _, sep, rest = uri.partition("://")
+    userinfo, at, _ = rest.rpartition("@") if sep else ("", "", "")
+    password = userinfo.split(":", 1)[1] if at and ":" in userinfo else ""
+    return text.replace(password, "***") if password else text

@@ -27,7 +27,6 @@ from engine.models import (
     Job,
     JobFilter,
     JobStatus,
-    LogEntry,
     Outcome,
 )
 from engine.store import _mongo_compat as compat
@@ -226,17 +225,6 @@ def to_job(raw: Mapping[str, Any]) -> Job:
 
 def to_batch(raw: Mapping[str, Any]) -> Batch:
     return Batch.model_validate(plain(raw))
-
-
-def legacy_log_entries(job: Job, limit: int) -> list[LogEntry]:
-    """Seed jobs kept their log lines in a ``logs`` array inside the job."""
-    entries = []
-    for i, line in enumerate((job.logs or [])[-limit:]):
-        ts = compat.as_datetime(line.get("ts") or line.get("timestamp")) or job.created_at
-        level = str(line.get("level") or "info").lower()
-        message = str(line.get("message", ""))
-        entries.append(LogEntry(job_id=job.job_id, ts=ts, level=level, message=message, seq=i))
-    return entries
 
 
 # -- aggregations --------------------------------------------------------------------

@@ -34,7 +34,7 @@ from engine.models import (
 from engine.store import _mongo_compat as compat
 from engine.store import _mongo_docs as docs
 from engine.store.base import InsertResult, JobCursor, LeaseState, Store, StoreError
-from engine.uri import redact_uri
+from engine.uri import redact_uri, scrub
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,18 @@ class MongoStore(Store):
             options: dict[str, Any] = (
                 {"event_listeners": event_listeners} if event_listeners else {}
             )
-            client = AsyncMongoClient(
-                uri, tz_aware=True, serverSelectionTimeoutMS=server_selection_timeout_ms, **options
-            )
+            try:
+                client = AsyncMongoClient(
+                    uri,
+                    tz_aware=True,
+                    serverSelectionTimeoutMS=server_selection_timeout_ms,
+                    **options,
+                )
+            except (PyMongoError, ValueError) as exc:  # the URI itself is malformed
+                raise StoreError(
+                    "STORE_BAD_URI",
+                    f"invalid MongoDB URI {redact_uri(uri)}: {scrub(str(exc), uri)}",
+                ) from exc
         self.kind = "mongomock" if compat.is_mongomock(client) else "mongodb"
         self._client: Any = client
         db = client[database]  # type: ignore[index]
@@ -109,7 +118,7 @@ class MongoStore(Store):
         except PyMongoError as exc:
             raise StoreError(
                 "STORE_UNREACHABLE",
-                f"cannot reach {self.description}: {type(exc).__name__}",
+                f"cannot reach {self.description}: {scrub(str(exc), self.uri)[:300]}",
             ) from exc
         indexes: list[tuple[Any, list[tuple[str, int]], dict[str, Any]]] = [
             (self._jobs, [("job_id", ASCENDING)], {"unique": True}),
@@ -362,13 +371,7 @@ class MongoStore(Store):
             flt["ts"] = {"$gt": after}
         cursor = self._logs.find(flt).sort([("ts", DESCENDING), ("seq", DESCENDING)]).limit(limit)
         rows = await cursor.to_list(None)
-        if not rows and after is None:
-            return await self._legacy_logs(job_id, limit)
         return [LogEntry.model_validate(docs.plain(row)) for row in reversed(rows)]
-
-    async def _legacy_logs(self, job_id: str, limit: int) -> list[LogEntry]:
-        job = await self.get_job(job_id)
-        return docs.legacy_log_entries(job, limit) if job else []
 
     async def cancel_jobs(
         self, *, job_id: str | None = None, batch_id: str | None = None, now: datetime
