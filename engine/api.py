@@ -85,14 +85,21 @@ class OperatorAPI:
         priority: int = 0,
         dedupe_keys: Sequence[str | None] | None = None,
         make_batch: bool = True,
+        batch_id: str | None = None,
     ) -> EnqueueResult:
-        """Create one batch (when ``make_batch``) and one job per parameters dict."""
+        """Create one batch (when ``make_batch``) and one job per parameters dict.
+
+        With ``batch_id`` the jobs join that batch (large enqueues write their jobs
+        in chunks into one batch); the batch record is then created only when
+        ``make_batch`` is also true.
+        """
         jt = self.registry.get(job_type)
         max_attempts = jt.max_attempts if jt else 3
-        batch_id = None
         keys = list(dedupe_keys) if dedupe_keys is not None else [None] * len(parameters)
         if make_batch:
             batch = Batch(name=batch_name or job_type, total_jobs=len(parameters), job_type=job_type)
+            if batch_id is not None:
+                batch.batch_id = batch_id
             batch_id = batch.batch_id
         jobs = [
             Job(

@@ -1,0 +1,295 @@
+"""Enqueue files and folders: scan, dedupe by content hash, write one batch in chunks.
+
+``enqueue_paths`` is what ``jobtui enqueue DIR``, ``jobtui run DIR`` and the
+console's drop/paste use (through ``OperatorAPI.enqueue_paths``):
+
+* Folders are walked recursively (``recursive``), following symlinks; a directory
+  is entered once per ``(st_dev, st_ino)``, so symlink loops end. For ``pdf.*`` job
+  types only ``*.pdf`` files (any case) are taken from folders; a file named
+  explicitly is always taken, so a bad input shows as an error on its own job.
+* Files are hashed (SHA-256, streamed) in a thread pool, never on the event loop;
+  ``on_progress(done, total)`` follows the hashing. One content is one job: a
+  symlink or a copy reached twice is skipped (``same_file`` / ``same_content``).
+* The job's dedupe key is ``engine.api.dedupe_key(job_type, sha256, parameters)``;
+  a key already in the store (queued, running or finished) is reported as a
+  duplicate with its status and not enqueued again, unless ``force`` (then the key
+  gets a unique suffix). The store's unique dedupe key makes two enqueuers running
+  at once safe: for each key exactly one insert wins.
+* Jobs are written in chunks of ``CHUNK`` with one bulk insert each, all in one
+  batch; the batch record is written last, with the number of jobs created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.models import Batch, new_id
+
+if TYPE_CHECKING:
+    from engine.api import OperatorAPI
+
+CHUNK = 1000  # jobs per bulk insert
+HASH_THREADS = 4  # hashlib releases the GIL on large updates; I/O overlaps too
+HASH_BLOCK = 1 << 20
+EXAMPLES_PER_REASON = 3
+
+#: reason -> what the summary says
+REASONS = {
+    "not_pdf": "not PDF",
+    "unreadable": "unreadable",
+    "missing": "missing",
+    "not_regular": "not a regular file",
+    "same_file": "same file reached twice",
+    "same_content": "copy of another file",
+    "same_folder": "folder reached twice",
+    "subfolder": "subfolder (not recursive)",
+}
+
+
+@dataclass
+class PathEnqueueReport:
+    batch_id: str | None
+    job_ids: list[str] = field(default_factory=list)
+    found: int = 0  # files considered (named, or met in folders)
+    duplicates: dict[str, str] = field(default_factory=dict)  # dedupe_key -> existing status
+    duplicate_paths: dict[str, str] = field(default_factory=dict)  # dedupe_key -> path
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> paths
+    hashed: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def queued(self) -> int:
+        return len(self.job_ids)
+
+    def summary_line(self) -> str:
+        """One line for the terminal, e.g. ``12 files: 9 queued in batch 3f2a…, 2 already
+        completed, 1 skipped (1 not PDF)``."""
+        parts = [f"{self.found} file{'s' if self.found != 1 else ''}: {self.queued} queued"]
+        if self.batch_id and self.queued:
+            parts[0] += f" in batch {self.batch_id[:12]}"
+        for status, n in sorted(Counter(self.duplicates.values()).items()):
+            word = {"pending": "already queued", "processing": "already running"}.get(
+                status, f"already {status}")
+            parts.append(f"{n} {word}")
+        total_skipped = sum(self.skipped.values())
+        if total_skipped:
+            detail = ", ".join(f"{n} {REASONS.get(r, r)}" for r, n in sorted(self.skipped.items()))
+            parts.append(f"{total_skipped} skipped ({detail})")
+        return ", ".join(parts)
+
+
+@dataclass
+class _Candidate:
+    path: str  # absolute, symlinks resolved
+    size: int
+    explicit: bool  # named by the caller (not found in a folder)
+    sha256: str | None = None
+
+
+@dataclass
+class _Scan:
+    files: list[_Candidate] = field(default_factory=list)
+    found: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, path: str) -> None:
+        self.skipped[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < EXAMPLES_PER_REASON:
+            ex.append(path)
+
+
+def _wanted(job_type: str) -> Callable[[str], bool]:
+    if job_type.startswith("pdf."):
+        return lambda name: name.lower().endswith(".pdf")
+    return lambda name: True
+
+
+def scan_paths(paths: Sequence[str], job_type: str, recursive: bool = True) -> _Scan:
+    """Walk ``paths`` (blocking: run it in a thread). Files in walk order, names sorted."""
+    scan = _Scan()
+    wanted = _wanted(job_type)
+    seen_files: set[tuple[int, int]] = set()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def take(path: str, st: os.stat_result, explicit: bool) -> None:
+        scan.found += 1
+        if (st.st_dev, st.st_ino) in seen_files:
+            scan.skip("same_file", path)
+            return
+        seen_files.add((st.st_dev, st.st_ino))
+        scan.files.append(_Candidate(os.path.realpath(path), st.st_size, explicit))
+
+    def walk(top: str, st: os.stat_result) -> None:
+        stack = [(top, st)]
+        while stack:
+            folder, fst = stack.pop()
+            if (fst.st_dev, fst.st_ino) in seen_dirs:
+                scan.skip("same_folder", folder)
+                continue
+            seen_dirs.add((fst.st_dev, fst.st_ino))
+            try:
+                with os.scandir(folder) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError:
+                scan.skip("unreadable", folder)
+                continue
+            subdirs = []
+            for entry in entries:
+                try:
+                    est = entry.stat(follow_symlinks=True)
+                except FileNotFoundError:
+                    scan.skip("missing", entry.path)  # a dangling symlink
+                    continue
+                except OSError:
+                    scan.skip("unreadable", entry.path)
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    if recursive:
+                        subdirs.append((entry.path, est))
+                    else:
+                        scan.skip("subfolder", entry.path)
+                elif not stat.S_ISREG(est.st_mode):
+                    scan.skip("not_regular", entry.path)
+                elif not wanted(entry.name):
+                    scan.found += 1
+                    scan.skip("not_pdf", entry.path)
+                else:
+                    take(entry.path, est, explicit=False)
+            stack.extend(reversed(subdirs))  # depth first, in name order
+
+    for raw in paths:
+        path = os.path.abspath(os.path.expanduser(raw))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            scan.skip("missing", path)
+            continue
+        except OSError:
+            scan.skip("unreadable", path)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            walk(path, st)
+        elif stat.S_ISREG(st.st_mode):
+            take(path, st, explicit=True)
+        else:
+            scan.skip("not_regular", path)
+    return scan
+
+
+def hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+async def _hash_all(
+    scan: _Scan, on_progress: Callable[[int, int], None] | None
+) -> tuple[list[_Candidate], int]:
+    """Hash every candidate in threads; drop the unreadable (unless named explicitly)."""
+    loop = asyncio.get_running_loop()
+    total = len(scan.files)
+    done = 0
+    if on_progress:
+        on_progress(0, total)
+    kept: list[_Candidate] = []
+    sem = asyncio.Semaphore(HASH_THREADS * 4)  # bounded in flight, not 10,000 futures
+
+    async def one(c: _Candidate, pool: ThreadPoolExecutor) -> None:
+        nonlocal done
+        async with sem:
+            try:
+                c.sha256 = await loop.run_in_executor(pool, hash_file, c.path)
+                kept.append(c)
+            except FileNotFoundError:
+                scan.skip("missing", c.path)  # deleted since the scan
+            except OSError:
+                if c.explicit:
+                    kept.append(c)  # its job will fail FILE_UNREADABLE, visibly
+                else:
+                    scan.skip("unreadable", c.path)
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+
+    with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="jobtui-hash") as pool:
+        await asyncio.gather(*(one(c, pool) for c in scan.files))
+    order = {id(c): i for i, c in enumerate(scan.files)}
+    kept.sort(key=lambda c: order[id(c)])  # back to walk order: the first copy wins
+    return kept, done
+
+
+async def enqueue_paths(
+    api: OperatorAPI,
+    paths: Sequence[str],
+    *,
+    job_type: str = "pdf.transcribe",
+    parameters: dict[str, Any] | None = None,
+    force: bool = False,
+    recursive: bool = True,
+    batch_name: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PathEnqueueReport:
+    """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch."""
+    from engine.api import dedupe_key
+
+    t0 = time.monotonic()
+    params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
+    scan = await asyncio.to_thread(scan_paths, list(paths), job_type, recursive)
+    files, hashed = await _hash_all(scan, on_progress)
+
+    unique: list[_Candidate] = []
+    by_hash: set[str] = set()
+    for c in files:
+        if c.sha256 is not None:
+            if c.sha256 in by_hash:
+                scan.skip("same_content", c.path)
+                continue
+            by_hash.add(c.sha256)
+        unique.append(c)
+    # Largest first: the batch ends sooner when the long documents start early.
+    unique.sort(key=lambda c: -c.size)
+
+    batch_id = new_id()
+    report = PathEnqueueReport(batch_id=None, found=scan.found, hashed=hashed)
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        plist, keys = [], []
+        for c in chunk:
+            p = {**params, "path": c.path}
+            key = None
+            if c.sha256 is not None:
+                p["sha256"] = c.sha256
+                key = dedupe_key(job_type, c.sha256, p)
+                if force:
+                    key = f"{key}:force-{new_id()[:12]}"
+            plist.append(p)
+            keys.append(key)
+        res = await api.enqueue(job_type, plist, dedupe_keys=keys, make_batch=False,
+                                batch_id=batch_id)
+        report.job_ids.extend(res.job_ids)
+        report.duplicates.update(res.duplicates)
+        path_of = dict(zip(keys, (c.path for c in chunk), strict=True))
+        report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
+    if report.job_ids:
+        # Written last, so its total is exact (job states remain the source of truth).
+        await api.store.create_batch(Batch(batch_id=batch_id, name=batch_name or job_type,
+                                           total_jobs=len(report.job_ids), job_type=job_type))
+        report.batch_id = batch_id
+    report.skipped = dict(scan.skipped)
+    report.skipped_examples = scan.examples
+    report.duration_s = round(time.monotonic() - t0, 3)
+    return report

@@ -1,0 +1,240 @@
+"""Folder enqueue: recursion, symlinks (incl. loops), content dedupe, re-runs, --force,
+concurrent enqueuers, chunked bulk writes into one batch, progress, the summary line."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import enqueue as enq
+from engine.api import OperatorAPI, dedupe_key
+from engine.models import JobStatus, Outcome, utcnow
+from engine.store.base import Store
+from engine.store.sqlite import SQLiteStore
+
+CONTENTS = {
+    "a.pdf": b"%PDF-1.4 a",
+    "b.PDF": b"%PDF-1.4 b",
+    "sub/c.pdf": b"%PDF-1.4 c",
+    "sub/deeper/d.pdf": b"%PDF-1.4 d" * 1000,
+}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """a.pdf b.PDF notes.txt sub/{c.pdf, a-copy.pdf, loop -> .., deeper/d.pdf}
+    link.pdf -> a.pdf, dangling.pdf -> nowhere, alias -> sub (a second way in)."""
+    root = tmp_path / "in put"
+    for rel, data in CONTENTS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "notes.txt").write_text("not a pdf")
+    (root / "sub" / "a-copy.pdf").write_bytes(CONTENTS["a.pdf"])
+    (root / "sub" / "loop").symlink_to(root)
+    (root / "link.pdf").symlink_to(root / "a.pdf")
+    (root / "dangling.pdf").symlink_to(root / "nowhere.pdf")
+    (root / "alias").symlink_to(root / "sub")
+    return root
+
+
+def api_for(store: Store) -> OperatorAPI:
+    return OperatorAPI(store)
+
+
+async def all_jobs(store: Store) -> list[Any]:
+    return await store.list_jobs(limit=100_000)
+
+
+async def test_folder_scan_dedupes_and_reports(store: Store, tree: Path) -> None:
+    progress: list[tuple[int, int]] = []
+    rep = await api_for(store).enqueue_paths([str(tree)], batch_name="scan",
+                                             on_progress=lambda d, t: progress.append((d, t)))
+    jobs = await all_jobs(store)
+    assert len(jobs) == len(rep.job_ids) == 4
+    by_name = {Path(j.parameters["path"]).name: j for j in jobs}
+    assert set(by_name) == {"a.pdf", "b.PDF", "c.pdf", "d.pdf"}
+    for rel, data in CONTENTS.items():
+        j = by_name[Path(rel).name]
+        assert j.parameters["path"] == str((tree / rel).resolve())
+        sha = hashlib.sha256(data).hexdigest()
+        assert j.parameters["sha256"] == sha
+        assert j.dedupe_key == dedupe_key("pdf.transcribe", sha, j.parameters)
+        assert j.batch_id == rep.batch_id and j.job_type == "pdf.transcribe"
+    assert rep.skipped["not_pdf"] == 1
+    assert rep.skipped["same_content"] == 1  # sub/a-copy.pdf
+    assert rep.skipped["same_file"] == 1  # link.pdf -> a.pdf
+    assert rep.skipped["missing"] == 1  # dangling.pdf
+    assert rep.skipped["same_folder"] >= 2  # sub/loop -> root, alias -> sub
+    assert rep.skipped_examples["not_pdf"] == [str(tree / "notes.txt")]
+    assert rep.found == 7  # 4 PDFs, notes.txt, the copy and the symlinked a.pdf
+    assert rep.duplicates == {}
+    # Progress followed the hashing and ended at total.
+    assert progress[0] == (0, 5) and progress[-1] == (5, 5)  # the symlink is not re-read
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
+    assert summary is not None and summary.total == 4 and summary.batch.total_jobs == 4
+    assert summary.batch.name == "scan"
+    line = rep.summary_line()
+    assert line.startswith("7 files: 4 queued in batch ")
+    assert "1 not PDF" in line and "1 copy of another file" in line
+    # Largest first: the batch ends sooner when the long documents start early.
+    first = next(j for j in jobs if j.job_id == rep.job_ids[0])
+    assert Path(first.parameters["path"]).name == "d.pdf"
+
+
+async def test_rerun_of_finished_folder_redoes_nothing(store: Store, tree: Path) -> None:
+    api = api_for(store)
+    first = await api.enqueue_paths([str(tree)])
+    again = await api.enqueue_paths([str(tree)])
+    assert again.job_ids == [] and again.batch_id is None
+    assert sorted(again.duplicates.values()) == ["pending"] * 4
+    assert "4 already queued" in again.summary_line()
+    # Finish them all, then re-run: reported as already completed.
+    claimed = await store.claim(worker_id="w", slots={"pdf.transcribe": 10}, limit=10,
+                                lease_seconds=30, timeouts={}, now=utcnow())
+    assert len(claimed) == 4
+    for j in claimed:
+        assert await store.finish(j.job_id, j.lease.token, Outcome(status=JobStatus.COMPLETED),
+                                  now=utcnow())
+    third = await api.enqueue_paths([str(tree)])
+    assert third.job_ids == [] and sorted(third.duplicates.values()) == ["completed"] * 4
+    assert set(third.duplicate_paths.values()) == {
+        str((tree / rel).resolve()) for rel in CONTENTS}
+    assert "4 already completed" in third.summary_line()
+    assert len(await all_jobs(store)) == 4 and first.batch_id is not None
+
+
+async def test_force_makes_new_jobs(store: Store, tree: Path) -> None:
+    api = api_for(store)
+    first = await api.enqueue_paths([str(tree)])
+    forced = await api.enqueue_paths([str(tree)], force=True)
+    assert len(forced.job_ids) == 4 and forced.duplicates == {}
+    assert forced.batch_id != first.batch_id
+    assert len(await all_jobs(store)) == 8
+    # ... and the within-scan dedupe still holds under --force.
+    assert forced.skipped["same_content"] == 1
+
+
+async def test_other_parameters_are_other_jobs(store: Store, tree: Path) -> None:
+    api = api_for(store)
+    await api.enqueue_paths([str(tree)])
+    eng = await api.enqueue_paths([str(tree)], parameters={"languages": "eng"})
+    assert len(eng.job_ids) == 4
+    jobs = await all_jobs(store)
+    assert sorted(j.parameters.get("languages", "-") for j in jobs) == ["-"] * 4 + ["eng"] * 4
+
+
+async def test_not_recursive_and_explicit_files(store: Store, tree: Path) -> None:
+    api = api_for(store)
+    rep = await api.enqueue_paths([str(tree)], recursive=False)
+    assert len(rep.job_ids) == 2  # a.pdf, b.PDF
+    assert rep.skipped["subfolder"] == 2  # sub, alias
+    # A file named explicitly is taken whatever its extension (errors show on its job).
+    rep = await api.enqueue_paths([str(tree / "notes.txt"), str(tree / "nope.pdf")])
+    assert len(rep.job_ids) == 1 and rep.skipped == {"missing": 1}
+    job = await store.get_job(rep.job_ids[0])
+    assert job is not None and job.parameters["path"].endswith("notes.txt")
+
+
+async def test_non_pdf_job_types_take_every_file(store: Store, tree: Path) -> None:
+    rep = await api_for(store).enqueue_paths([str(tree)], job_type="noop")
+    assert len(rep.job_ids) == 5  # the 4 PDFs and notes.txt
+    assert "not_pdf" not in rep.skipped
+
+
+async def test_the_same_folder_twice_in_one_call(store: Store, tree: Path) -> None:
+    rep = await api_for(store).enqueue_paths([str(tree), str(tree / "sub"), f"{tree}/"])
+    assert len(rep.job_ids) == 4
+
+
+async def test_concurrent_enqueuers_create_no_duplicates(store: Store, tree: Path) -> None:
+    api = api_for(store)
+    reps = await asyncio.gather(*(api.enqueue_paths([str(tree)]) for _ in range(3)))
+    ids = [i for r in reps for i in r.job_ids]
+    assert len(ids) == len(set(ids)) == 4
+    assert len(await all_jobs(store)) == 4
+    assert sum(len(r.duplicates) for r in reps) == 8
+
+
+async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tree: Path) -> None:
+    """Two stores on one SQLite file (as two processes would have)."""
+    stores = [SQLiteStore(tmp_path / "shared.db") for _ in range(2)]
+    for s in stores:
+        await s.open()
+    try:
+        reps = await asyncio.gather(*(OperatorAPI(s).enqueue_paths([str(tree)]) for s in stores))
+        assert sorted(len(r.job_ids) for r in reps) in ([0, 4], [1, 3], [2, 2])
+        assert sum(len(r.job_ids) for r in reps) == 4
+        assert len(await stores[0].list_jobs(limit=100)) == 4
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_chunks_land_in_one_batch(store: Store, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(8):
+        (tmp_path / f"f{i}.pdf").write_bytes(b"%%PDF- %d" % i)
+    monkeypatch.setattr(enq, "CHUNK", 3)
+    api = api_for(store)
+    calls: list[int] = []
+    real = api.enqueue
+
+    async def spy(job_type: str, parameters: Any, **kw: Any) -> Any:
+        calls.append(len(parameters))
+        return await real(job_type, parameters, **kw)
+
+    monkeypatch.setattr(api, "enqueue", spy)
+    rep = await api.enqueue_paths([str(tmp_path)])
+    assert calls == [3, 3, 2]
+    assert len(rep.job_ids) == 8
+    summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
+    assert summary is not None and summary.total == 8 and summary.batch.total_jobs == 8
+    assert len(await store.list_batches()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+async def test_unreadable_entries_are_counted(store: Store, tree: Path) -> None:
+    locked = tree / "locked"
+    locked.mkdir()
+    (locked / "x.pdf").write_bytes(b"%PDF-")
+    (tree / "secret.pdf").write_bytes(b"%PDF- secret")
+    locked.chmod(0)
+    (tree / "secret.pdf").chmod(0)
+    try:
+        rep = await api_for(store).enqueue_paths([str(tree)])
+    finally:
+        locked.chmod(0o755)
+    assert rep.skipped["unreadable"] == 2
+    assert len(rep.job_ids) == 4
+
+
+async def test_nothing_to_do(store: Store, tmp_path: Path) -> None:
+    rep = await api_for(store).enqueue_paths([str(tmp_path)])
+    assert rep.job_ids == [] and rep.batch_id is None and rep.found == 0
+    assert rep.summary_line() == "0 files: 0 queued"
+    assert await store.list_batches() == []
+
+
+async def test_two_thousand_files_in_bulk(tmp_path: Path) -> None:
+    """Chunked bulk writes on the embedded store (the 10,000-file path, smaller)."""
+    root = tmp_path / "many"
+    for i in range(2000):
+        d = root / f"d{i // 100:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{i:05d}.pdf").write_bytes(b"%%PDF-1.4 %d" % i)
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        seen: list[int] = []
+        rep = await OperatorAPI(store).enqueue_paths([str(root)],
+                                                     on_progress=lambda d, t: seen.append(d))
+        assert len(rep.job_ids) == 2000 and seen[-1] == 2000
+        assert (await store.get_batch(rep.batch_id)).total == 2000  # type: ignore[arg-type,union-attr]
+    finally:
+        await store.close()
