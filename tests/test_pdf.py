@@ -516,3 +516,81 @@ async def test_cancel_mid_document_stops_within_2s_and_kills_processes(
         await pool.close()
     job = await h.store.get_job(ctx.job_id)
     assert job is not None and job.status == JobStatus.PROCESSING  # the engine records the end
+
+
+# -- through the engine --------------------------------------------------------------
+
+ENGINE_FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1,
+                   lease_seconds=30, cpu_workers=2, concurrency=4)
+
+
+async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) -> None:
+    """A folder of good and bad PDFs: good ones complete, each bad one fails with its
+    code after one attempt, and the batch finishes; a re-run does nothing."""
+    import shutil
+
+    from engine.config import Settings
+    from engine.registry import default_registry
+    from engine.worker import Engine
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for key in ("text", "mixed", "zero", "png", "empty", "encrypted", "garbage"):
+        shutil.copy(pdfs[key], folder / f"{key}.pdf")
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    eng = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out", **ENGINE_FAST))
+    await eng.start()
+    try:
+        rep = await eng.api.enqueue_paths([str(folder)])
+        assert len(rep.job_ids) == 7
+        await asyncio.wait_for(eng.wait_batch(rep.batch_id, poll=0.05), 60)  # type: ignore[arg-type]
+        jobs = {Path(j.parameters["path"]).stem: j for j in await store.list_jobs(limit=100)}
+        assert {k: j.status.value for k, j in jobs.items()} == {
+            "text": "completed", "mixed": "completed", "zero": "completed",
+            "png": "failed", "empty": "failed", "encrypted": "failed", "garbage": "failed"}
+        assert {k: j.error.code for k, j in jobs.items() if j.error} == {
+            "png": "NOT_A_PDF", "empty": "PDF_EMPTY", "encrypted": "PDF_ENCRYPTED",
+            "garbage": "PDF_CORRUPT"}
+        assert all(j.attempts == 1 for j in jobs.values())  # bad input is never retried
+        summary = jobs["mixed"].summary()
+        assert (summary["pages"], summary["ocr_pages"]) == (4, 2) and summary["chars"] > 0
+        assert jobs["zero"].results["pages"] == 0  # type: ignore[index]
+        again = await eng.api.enqueue_paths([str(folder)])
+        assert again.job_ids == [] and len(again.duplicates) == 7
+    finally:
+        await eng.stop(grace=5)
+        await store.close()
+
+
+async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: Path) -> None:
+    from engine.config import Settings
+    from engine.registry import default_registry
+    from engine.worker import Engine
+
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    eng = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out", **ENGINE_FAST))
+    await eng.start()
+    try:
+        res = await eng.api.enqueue("pdf.transcribe", [{"path": str(big_pdf), "force_ocr": True,
+                                                         "pages_per_part": 320}])
+        job_id = res.job_ids[0]
+
+        async def busy() -> bool:
+            j = await store.get_job(job_id)
+            return bool(j and j.progress and eng._pool is not None and not eng._pool.processes)
+
+        await wait_for(busy, timeout=30, what="the document's parts to run")
+        t0 = time.monotonic()
+        await eng.api.cancel_job(job_id)
+
+        async def cancelled() -> bool:
+            j = await store.get_job(job_id)
+            return bool(j and j.status == JobStatus.CANCELLED)
+
+        await wait_for(cancelled, timeout=5, interval=0.01, what="cancelled")
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        await eng.stop(grace=5)
+        await store.close()
