@@ -91,6 +91,8 @@ class Engine:
         self.running: dict[str, Job] = {}
         self._jobs: dict[str, _Running] = {}
         self._wake = asyncio.Event()
+        self._finishing: list[tuple[str, str, Outcome, asyncio.Future[bool]]] = []
+        self._finish_wake = asyncio.Event()
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -143,6 +145,7 @@ class Engine:
         self.logs.start()
         await self._register_worker()
         self._tasks = [
+            asyncio.create_task(self._finisher(), name="jobtui-finisher"),
             asyncio.create_task(self._claim_loop(), name="jobtui-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="jobtui-heartbeat"),
         ]
@@ -266,9 +269,7 @@ class Engine:
             outcome = await self._execute(r)
             if outcome is None:  # lost the lease: write nothing
                 return
-            ok = await self._retrying(
-                lambda: self.store.finish(job.job_id, r.token, outcome, now=utcnow())
-            )
+            ok = await self._finish(job.job_id, r.token, outcome)
             if not ok:
                 r.ctx.log("lease lost before the result was written; result discarded", "warning")
         except asyncio.CancelledError:
@@ -352,6 +353,36 @@ class Engine:
             await self.store.finish(r.job.job_id, r.token, outcome, now=utcnow())
         self.logs.add(LogEntry(job_id=r.job.job_id, level="info",
                                message=f"handed back by {self.worker_id} at shutdown"))
+
+    async def _finish(self, job_id: str, token: str, outcome: Outcome) -> bool:
+        """Queue a fenced finish; the finisher writes all queued ones together.
+
+        While one write is in flight the next ones gather, so a busy engine finishes
+        many jobs per round trip (one transaction on SQLite) and an idle one at once.
+        """
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._finishing.append((job_id, token, outcome, fut))
+        self._finish_wake.set()
+        return await fut
+
+    async def _finisher(self) -> None:
+        while True:
+            await self._finish_wake.wait()
+            self._finish_wake.clear()
+            items, self._finishing = self._finishing, []
+            if not items:
+                continue
+            try:
+                results = await self._retrying(lambda: self.store.finish_many(
+                    [(j, t, o) for j, t, o, _ in items], now=utcnow()))
+            except Exception as exc:  # noqa: BLE001 - reported to each waiting job
+                for *_, fut in items:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (*_, fut), ok in zip(items, results, strict=True):
+                if not fut.done():
+                    fut.set_result(ok)
 
     async def _retrying(self, op: Any) -> Any:
         deadline = time.monotonic() + STORE_RETRY_S

@@ -155,6 +155,14 @@ class Store(ABC):
         expired or ``timeout_at`` to have passed at ``now``. Returns whether it applied.
         """
 
+    async def finish_many(
+        self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
+    ) -> list[bool]:
+        """``finish`` for several ``(job_id, token, outcome)`` at once, same fencing,
+        one result per item. Stores that can do it in one round trip or transaction
+        override this; the default finishes them one by one."""
+        return [await self.finish(job_id, token, outcome, now=now) for job_id, token, outcome in items]
+
     @abstractmethod
     async def append_logs(self, entries: Sequence[LogEntry]) -> None: ...
 
