@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -184,6 +185,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
 
 
 async def _enqueue(api: Any, args: argparse.Namespace) -> Any:
+    missing = [p for p in args.paths if not os.path.exists(os.path.expanduser(p))]
+    if missing:
+        raise ConfigError("PATH_NOT_FOUND", f"no such file or folder: {', '.join(missing)}")
     report = await api.enqueue_paths(
         args.paths,
         job_type=args.type,
@@ -245,8 +249,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
                 err = f"  {job.error.code}: {job.error.message}" if job.error else ""
                 print(f"{job.status.value:<10} {job.path or job.job_id}{err}")
             parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            print(f"batch {report.batch_id}: {len(jobs)} jobs ({parts or 'nothing to do'}) "
-                  f"in {elapsed:.2f}s")
+            if report.batch_id:
+                print(f"batch {report.batch_id}: {len(jobs)} jobs ({parts}) in {elapsed:.2f}s")
+            else:
+                print("nothing new to do" + (" (--force redoes files already processed)"
+                                             if report.duplicates else ""))
         ok = all(j.status is JobStatus.COMPLETED for j in jobs)
         return EXIT_OK if ok else EXIT_JOB_FAILED
 
