@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import events
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
 
@@ -165,11 +166,18 @@ class JobtuiApp(App[int]):
             except Exception as exc:  # noqa: BLE001 - any store failure means "disconnected"
                 self.fetch_errors += 1
                 snap = self._disconnected(exc)
+            if self._exit or not self.main.is_attached:
+                return  # shutting down: the widgets are going away
             self.snapshot = snap
             for screen in list(self.screen_stack):
                 show = getattr(screen, "show_snapshot", None)
-                if show is not None:
-                    show(snap)
+                if show is not None and screen.is_attached:
+                    try:
+                        show(snap)
+                    except NoMatches:
+                        if self._exit or not self.main.children:
+                            return  # torn down while we fetched
+                        raise
             self.refreshes += 1
             self._served = covered
             self._served_changed.set()

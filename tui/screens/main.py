@@ -48,6 +48,8 @@ JOB_COLUMNS = [("Status", "status", 12), ("Type", "type", 16), ("File", "file", 
                ("Duration", "duration", 8), ("Error", "error", 18)]
 
 RETRYABLE = {JobStatus.FAILED, JobStatus.CANCELLED}
+CONDITIONAL_ACTIONS = ("retry_job", "cancel_job", "detail", "retry_failed", "cancel_batch", "pause",
+                       "clear_filter")
 
 
 class MainScreen(Screen[None]):
@@ -87,6 +89,7 @@ class MainScreen(Screen[None]):
         self.jobs: dict[str, Job] = {}
         self.batches: dict[str, BatchSummary] = {}
         self.snapshot: ConsoleSnapshot | None = None
+        self._key_state: tuple[bool | None, ...] = ()
 
     @property
     def jobtui(self) -> JobtuiApp:
@@ -160,7 +163,7 @@ class MainScreen(Screen[None]):
             log.show(job.job_id, job_file(job), snap.logs)
         elif job is None:
             log.show(None, "", [])
-        self.refresh_bindings()
+        self.update_keys()
 
     def _show_batches(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:
         self.batches = {b.batch.batch_id: b for b in snap.batches}
@@ -234,7 +237,7 @@ class MainScreen(Screen[None]):
             self.batch_id = batch_id
             self.cursors = [None]
             self.jobtui.request_refresh()
-        self.refresh_bindings()
+        self.update_keys()
 
     @on(DataTable.RowSelected, "#batches")
     def _batch_selected(self, event: DataTable.RowSelected) -> None:
@@ -245,7 +248,7 @@ class MainScreen(Screen[None]):
         log = self.query_one(LogTail)
         if event.row_key.value != log.job_id:
             self.jobtui.request_refresh()
-        self.refresh_bindings()
+        self.update_keys()
 
     @on(DataTable.RowSelected, "#jobs")
     def _job_selected(self, event: DataTable.RowSelected) -> None:
@@ -268,6 +271,13 @@ class MainScreen(Screen[None]):
         self.jobtui.request_refresh()
 
     # -- which keys apply --------------------------------------------------------------
+
+    def update_keys(self) -> None:
+        """Refresh the footer only when a key's state changed (it rebuilds itself)."""
+        state = tuple(self.check_action(a, ()) for a in CONDITIONAL_ACTIONS)
+        if state != self._key_state:
+            self._key_state = state
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         job = self.selected_job
@@ -360,7 +370,7 @@ class MainScreen(Screen[None]):
         self.filter = spec
         self.cursors = [None]
         self.jobtui.request_refresh()
-        self.refresh_bindings()
+        self.update_keys()
 
     def action_clear_filter(self) -> None:
         if self.filter.active:

@@ -1,0 +1,627 @@
+"""Pilot tests of the operator console: every flow, checked in the store afterwards.
+
+Each test drives ``JobtuiApp`` headless (``App.run_test``) on a real SQLite store in
+``tmp_path``. Assertions read the store back through ``OperatorAPI`` (what the
+operator's key did), not only the screen. Nothing sleeps to wait for work: tests
+wait for a rendered refresh (``app.refresh_now()``) or poll a condition with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from textual import events
+from textual.widgets import Button, Input, Label, Log, Select, Static
+
+from engine.api import OperatorAPI
+from engine.config import Settings
+from engine.context import JobContext
+from engine.errors import JobFailed
+from engine.models import Job, JobFilter, JobStatus, WorkerInfo
+from engine.registry import Registry, default_registry
+from engine.store.sqlite import SQLiteStore
+from engine.worker import Engine
+from tests.test_console_data import (
+    FAILED_JOB,
+    NOW,
+    RUNNING_JOB,
+    frozen_clock,
+    load_demo,
+    make_pdfs,
+    until,
+)
+from tui.app import JobtuiApp
+from tui.screens.detail import DetailScreen
+from tui.screens.dialogs import ConfirmScreen, FilterScreen, QuitScreen
+from tui.screens.enqueue import EnqueueScreen
+from tui.screens.main import MainScreen
+from tui.screens.workers import WorkersScreen
+from tui.widgets.status import StatusLine
+from tui.widgets.tables import KeyedTable
+
+SIZE = (120, 40)
+FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.2)
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "config"
+    monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "jobs.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.inside = 0
+
+
+def hold_registry(gate: Gate) -> Registry:
+    reg = default_registry()
+
+    class Params(BaseModel):
+        path: str | None = None
+
+    @reg.handler("hold", params=Params)
+    async def hold(ctx: JobContext, params: Params) -> dict[str, Any]:
+        gate.inside += 1
+        try:
+            while not gate.release.is_set():
+                ctx.check_cancelled()
+                await asyncio.sleep(0.02)
+        finally:
+            gate.inside -= 1
+        return {"ok": True}
+
+    @reg.handler("broken", max_attempts=1)
+    async def broken(ctx: JobContext, params: Any) -> None:
+        raise JobFailed("PDF_CORRUPT", "not readable", {"why": "test"})
+
+    return reg
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+async def engine(store: SQLiteStore, gate: Gate, tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = Engine(store, hold_registry(gate),
+                 Settings(concurrency=4, output_dir=tmp_path / "out", shutdown_grace=10, **FAST))
+    await eng.start()
+    yield eng
+    gate.release.set()
+    await eng.stop(grace=5)  # no-op for tests whose app already stopped it
+
+
+def console(api: OperatorAPI, engine: Engine | None = None, **kw: Any) -> JobtuiApp:
+    settings = engine.settings if engine is not None else Settings()
+    return JobtuiApp(api=api, engine=engine, settings=settings, refresh_interval=1.0, **kw)
+
+
+def watch_only(store: SQLiteStore, **kw: Any) -> JobtuiApp:
+    return console(OperatorAPI(store, default_registry()), None, **kw)
+
+
+def row_keys(app: JobtuiApp, table_id: str) -> list[str]:
+    table = app.screen_stack[0].query_one(table_id, KeyedTable)
+    return [str(k.value) for k in table.rows]
+
+
+async def select_job(app: JobtuiApp, job_id: str) -> None:
+    await app.refresh_now()
+    assert app.main.query_one("#jobs", KeyedTable).select_key(job_id), f"{job_id} not shown"
+    await app.refresh_now()
+
+
+async def job(api: OperatorAPI, job_id: str) -> Job:
+    detail = await api.job_detail(job_id)
+    assert detail is not None
+    return detail.job
+
+
+# -- the main screen ---------------------------------------------------------------------
+
+
+async def test_main_screen_shows_status_batches_jobs_and_log(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store, clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        assert row_keys(app, "#batches") == ["__all__", "invoices", "scans", "letters"]
+        assert len(row_keys(app, "#jobs")) == len(app.main.jobs) > 0
+        status = str(app.main.query_one(StatusLine).render())
+        assert "connected" in status and "queue 4" in status and "running 1" in status
+        assert "workers 1 live" in status
+        await pilot.press("shift+tab", "down")  # batches table: invoices
+        await app.refresh_now()
+        assert app.main.batch_id == "invoices"
+        assert len(row_keys(app, "#jobs")) == 6
+        await select_job(app, RUNNING_JOB)
+        log = app.main.query_one("#log", Log)
+        assert "page 8/20: no text layer" in "\n".join(log.lines)
+
+
+async def test_keys_that_do_not_apply_are_disabled(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE):
+        main = app.main
+        await select_job(app, RUNNING_JOB)
+        assert main.check_action("retry_job", ()) is None  # running: nothing to retry
+        assert main.check_action("cancel_job", ()) is True
+        assert main.check_action("pause", ()) is None  # watch only: no engine here
+        assert main.check_action("retry_failed", ()) is None  # no batch selected
+        await select_job(app, FAILED_JOB)
+        assert main.check_action("retry_job", ()) is True
+        assert main.check_action("cancel_job", ()) is None
+
+
+async def test_unchanged_refresh_writes_no_cells(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store, clock=frozen_clock)
+    async with app.run_test(size=SIZE):
+        await app.refresh_now()
+        await app.refresh_now()
+        assert app.main.query_one("#jobs", KeyedTable).updates == 0
+        assert app.main.query_one("#batches", KeyedTable).updates == 0
+
+
+async def test_pages_of_jobs_are_fetched_one_at_a_time(store: SQLiteStore) -> None:
+    api = OperatorAPI(store, default_registry())
+    await api.enqueue("noop", [{"path": f"/p/{i:03d}.pdf"} for i in range(120)], batch_name="many")
+    app = console(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        first = row_keys(app, "#jobs")
+        size = app.main.page_size()
+        assert len(first) == size < 120
+        await pilot.press("pagedown")
+        await app.refresh_now()
+        second = row_keys(app, "#jobs")
+        assert len(second) == size and not set(first) & set(second)
+        assert app.snapshot is not None and app.snapshot.page is not None
+        assert len(app.snapshot.page.jobs) == size  # only the visible page was fetched
+        await pilot.press("pageup")
+        await app.refresh_now()
+        assert row_keys(app, "#jobs") == first
+
+
+# -- steering: retry, retry failed, cancel ---------------------------------------------------
+
+
+async def test_retry_job(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_job(app, FAILED_JOB)
+        await pilot.press("r")
+        await until(lambda: _status(app.api, FAILED_JOB, JobStatus.PENDING), what="retried")
+    j = await job(app.api, FAILED_JOB)
+    assert j.error is None and j.attempts == 0
+
+
+async def test_retry_failed_of_batch(store: SQLiteStore) -> None:
+    api = OperatorAPI(store, default_registry())
+    res = await api.enqueue("noop", [{"path": f"/b/{i}.pdf"} for i in range(5)], batch_name="b")
+    other = await api.enqueue("noop", [{"path": "/o/x.pdf"}], batch_name="other")
+    failed = res.job_ids[:3] + other.job_ids
+    await store._run(lambda: store._db.execute(  # make them failed, as a worker would have
+        f"UPDATE jobs SET status='failed' WHERE job_id IN ({','.join('?' * len(failed))})", failed))
+    app = console(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        app.main.select_batch(res.batch_id or "")
+        await app.refresh_now()
+        assert app.main.check_action("retry_failed", ()) is True
+        await pilot.press("R")
+        await until(lambda: _counts(api, res.batch_id, {"pending": 5}), what="batch retried")
+    assert (await api.count_jobs(JobFilter(batch_id=other.batch_id))) == {"failed": 1}
+
+
+async def test_cancel_job_asks_and_no_is_the_default(store: SQLiteStore) -> None:
+    await load_demo(store)
+    pending = "let020" + "0" * 26
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_job(app, pending)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.focused is not None and app.screen.focused.id == "no"
+        await pilot.press("enter")  # enter on the focused "No"
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert (await job(app.api, pending)).status == JobStatus.PENDING
+        await pilot.press("c")
+        await pilot.click("#yes")
+        await until(lambda: _status(app.api, pending, JobStatus.CANCELLED), what="cancelled")
+
+
+async def test_cancel_batch_with_confirm_and_declined(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        app.main.select_batch("letters")
+        await app.refresh_now()
+        await pilot.press("C")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert await app.api.count_jobs(JobFilter(batch_id="letters")) == {"pending": 3}
+        await pilot.press("C", "y")
+        await until(lambda: _counts(app.api, "letters", {"cancelled": 3}), what="batch cancelled")
+    # the other batches are untouched
+    assert (await app.api.count_jobs(JobFilter(batch_id="invoices")))["pending"] == 1
+
+
+# -- filter, detail, workers ---------------------------------------------------------------------
+
+
+async def test_filter_by_text_status_and_type(store: SQLiteStore) -> None:
+    await load_demo(store)
+    api = OperatorAPI(store, default_registry())
+    await api.enqueue("noop", [{"path": "/data/x/inv-9999.pdf"}], batch_name="x")
+    app = console(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("slash")
+        assert isinstance(app.screen, FilterScreen)
+        await pilot.press(*"inv-")
+        app.screen.query_one("#filter-status", Select).value = JobStatus.PENDING
+        await pilot.press("enter")
+        await app.refresh_now()
+        shown = set(row_keys(app, "#jobs"))
+        want = await api.all_jobs(JobFilter(text="inv-", status=[JobStatus.PENDING]))
+        assert shown == {j.job_id for j in want} and len(shown) == 2
+        await pilot.press("slash")
+        app.screen.query_one("#filter-type", Select).value = "noop"
+        await pilot.click("#apply")
+        await app.refresh_now()
+        assert len(row_keys(app, "#jobs")) == 1
+        await pilot.press("escape")  # clears the filter
+        await app.refresh_now()
+        assert len(row_keys(app, "#jobs")) == 14
+
+
+async def test_detail_shows_parameters_error_attempts_and_full_log(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_job(app, FAILED_JOB)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        screen = app.screen
+        await until(lambda: screen.detail is not None, what="detail loaded")
+        text = " ".join(str(s.render()) for s in screen.query(Static))
+        assert "PDF_CORRUPT" in text and "trailer not found" in text and '"size": 1834' in text
+        assert "attempts 1/3" in text and "/data/invoices/inv-0004.pdf" in text
+        assert '"ocr_languages": "deu+eng"' in text
+        log = screen.query_one("#detail-log", Log)
+        assert any("opening inv-0004.pdf" in line for line in log.lines)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_workers_view(store: SQLiteStore) -> None:
+    await load_demo(store)
+    await store.upsert_worker(WorkerInfo(worker_id="gone-1", host="old-box", pid=7,
+                                         job_types=["noop"], concurrency=1,
+                                         heartbeat_at=NOW.replace(year=2025)))
+    app = watch_only(store, clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("w")
+        assert isinstance(app.screen, WorkersScreen)
+        table = app.screen.query_one(KeyedTable)
+        await until(lambda: table.row_count == 2, what="two workers")
+        row = table.get_row("scan-01:4242:a1b2c3")
+        assert row[0] == "scan-01" and row[1] == "4242" and "pdf.transcribe" in row[3]
+        assert str(table.get_row("gone-1")[-1]) == "gone"
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+# -- the engine in this process: pause, quit -------------------------------------------------------
+
+
+async def test_pause_and_resume_claiming(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("p")
+        assert engine.paused
+        res = await engine.api.enqueue("noop", [{"path": "/n/1.pdf"}, {"path": "/n/2.pdf"}])
+        claims = engine.claims
+        engine.wake()
+        await app.refresh_now()
+        await app.refresh_now()
+        assert engine.claims == claims
+        assert await engine.api.count_jobs(JobFilter(batch_id=res.batch_id)) == {"pending": 2}
+        assert "PAUSED" in str(app.main.query_one(StatusLine).render())
+        await pilot.press("p")
+        assert not engine.paused
+        await until(lambda: _counts(engine.api, res.batch_id, {"completed": 2}), what="done")
+
+
+async def _running_job(engine: Engine, gate: Gate) -> str:
+    res = await engine.api.enqueue("hold", [{"path": "/h/1.pdf"}])
+    await until(lambda: gate.inside == 1, what="job running")
+    return res.job_ids[0]
+
+
+async def test_quit_hands_running_jobs_back(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
+    job_id = await _running_job(engine, gate)
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.click("#handback")
+        await until(lambda: app.return_code is not None, what="app exit")
+    j = await job(engine.api, job_id)
+    assert j.status == JobStatus.PENDING and j.attempts == 0 and j.lease is None
+
+
+async def test_quit_finishes_running_jobs(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
+    job_id = await _running_job(engine, gate)
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        await pilot.click("#finish")
+        await until(lambda: app.engine_stopped, what="engine stopping")
+        assert app.return_code is None  # still waiting for the job
+        gate.release.set()
+        await until(lambda: app.return_code is not None, what="app exit")
+    assert (await job(engine.api, job_id)).status == JobStatus.COMPLETED
+
+
+async def test_quit_can_be_called_off(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
+    job_id = await _running_job(engine, gate)
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        assert app.screen.focused is not None and app.screen.focused.id == "stay"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and app.return_code is None
+        assert (await job(engine.api, job_id)).status == JobStatus.PROCESSING
+
+
+async def test_quit_without_running_jobs_exits_at_once(store: SQLiteStore) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        await until(lambda: app.return_code == 0, what="exit")
+
+
+# -- enqueue: typing, pasting -------------------------------------------------------------------
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "in box"
+    make_pdfs(folder, 3)
+    (folder / "notes.txt").write_text("not a pdf")
+    make_pdfs(folder / "sub", 1)
+    return folder
+
+
+async def _found(app: JobtuiApp, text: str) -> bool:
+    screen = app.screen
+    if not isinstance(screen, EnqueueScreen):
+        return False
+    return text in str(screen.query_one("#enqueue-found", Label).render())
+
+
+async def test_enqueue_by_typing(store: SQLiteStore, engine: Engine, inbox: Path) -> None:
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("e")
+        assert isinstance(app.screen, EnqueueScreen)
+        await pilot.press(*str(inbox).replace(" ", "\\ "))
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        app.screen.query_one("#enqueue-type", Select).value = "noop"
+        await pilot.press("enter")
+        await until(lambda: _batch_with(engine.api, 4), what="batch of 4")
+        await until(lambda: app.main.batch_id is not None, what="new batch selected")
+        assert app.main.selected_batch is not None
+
+
+async def test_enqueue_not_recursive_counts_only_the_top_folder(store: SQLiteStore, inbox: Path) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        app.open_enqueue([str(inbox)])
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        await pilot.click("#enqueue-recursive")
+        await until(lambda: _found(app, "Found 3 PDFs"), what="rescan")
+
+
+def _spellings(folder: Path) -> dict[str, str]:
+    p = str(folder)
+    return {
+        "single-quoted": f"'{p}'",
+        "backslash": p.replace(" ", "\\ "),
+        "double-quoted": f'"{p}"',
+        "file-url": "file://" + urllib.parse.quote(p),
+        "trailing-space": p.replace(" ", "\\ ") + " ",
+        "trailing-newline": f"'{p}'\n",
+    }
+
+
+SPELLINGS = list(_spellings(Path("/x")))
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+@pytest.mark.parametrize("focus", ["jobs-table", "filter-input"])
+async def test_paste_opens_enqueue_with_the_path(store: SQLiteStore, inbox: Path, spelling: str,
+                                                 focus: str) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        if focus == "filter-input":
+            await pilot.press("slash")
+            assert isinstance(app.focused, Input)
+        app.post_message(events.Paste(_spellings(inbox)[spelling]))
+        await until(lambda: isinstance(app.screen, EnqueueScreen), what="enqueue dialog")
+        screen = app.screen
+        assert isinstance(screen, EnqueueScreen)
+        assert screen.paths == [str(inbox)]
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        if focus == "filter-input":  # the paste did not land in the filter's input
+            await pilot.press("escape")
+            assert app.screen.query_one("#filter-text", Input).value == ""
+
+
+async def test_paste_into_the_open_dialog_replaces_the_path(store: SQLiteStore, inbox: Path,
+                                                          tmp_path: Path) -> None:
+    pdf = make_pdfs(tmp_path / "single", 1)[0]
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        app.open_enqueue([str(inbox)])
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        app.screen.query_one("#enqueue-languages", Input).focus()
+        await pilot.pause()
+        app.post_message(events.Paste(str(pdf).replace(" ", "\\ ") + "\n"))
+        await until(lambda: _found(app, "Found 1 PDF"), what="rescan")
+        assert app.screen.query_one("#enqueue-languages", Input).value == "deu+eng"
+        assert app.screen.paths == [str(pdf)]  # type: ignore[attr-defined]
+
+
+async def test_paste_of_several_paths_and_home(store: SQLiteStore, inbox: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    other = tmp_path / "other"
+    make_pdfs(other, 2)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE):
+        app.post_message(events.Paste("~/in\\ box\n~/other\n"))
+        await until(lambda: _found(app, "Found 6 PDFs"), what="scan of both")
+        assert app.screen.paths == [str(inbox), str(other)]  # type: ignore[attr-defined]
+
+
+async def test_paste_that_is_not_a_path_goes_to_the_input(store: SQLiteStore) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash")
+        app.post_message(events.Paste("/no/such/folder"))
+        await pilot.pause()
+        assert isinstance(app.screen, FilterScreen)
+        assert app.screen.query_one("#filter-text", Input).value == "/no/such/folder"
+
+
+async def test_enqueue_by_paste_and_confirm(store: SQLiteStore, engine: Engine, inbox: Path) -> None:
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        app.post_message(events.Paste(f"file://{urllib.parse.quote(str(inbox))}\n"))
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        app.screen.query_one("#enqueue-type", Select).value = "noop"
+        button = app.screen.query_one("#enqueue-ok", Button)
+        assert not button.disabled and "4" in str(button.label)
+        await pilot.click("#enqueue-ok")
+        batch = await until(lambda: _batch_with(engine.api, 4), what="batch of 4")
+        await until(lambda: _counts(engine.api, batch, {"completed": 4}), what="completed")
+        jobs = await engine.api.all_jobs(JobFilter(batch_id=batch))
+        assert sorted(Path(j.path or "").name for j in jobs) == [
+            "doc 0.pdf", "doc 0.pdf", "doc 1.pdf", "doc 2.pdf"]
+        assert all(j.parameters.get("ocr_languages") == "deu+eng" for j in jobs)
+
+
+# -- the store goes away and comes back ------------------------------------------------------------
+
+
+async def test_disconnected_store_is_shown_and_recovered(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE):
+        await app.refresh_now()
+        await store.close()
+        await app.refresh_now()
+        status = str(app.main.query_one(StatusLine).render())
+        assert "DISCONNECTED" in status
+        assert app.main.query_one("#jobs", KeyedTable).row_count > 0  # last data stays
+        await store.open()
+        await app.refresh_now()
+        assert "connected" in str(app.main.query_one(StatusLine).render())
+        assert app.snapshot is not None and app.snapshot.status.connected
+
+
+# -- themes and the command palette -----------------------------------------------------------------
+
+
+async def test_theme_choice_persists(store: SQLiteStore, _config_dir: Path) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "jobtui-dark"
+        app.theme = "jobtui-light"
+        await pilot.pause()
+    assert (_config_dir / "console.json").exists()
+    again = watch_only(store)
+    async with again.run_test(size=SIZE):
+        assert again.theme == "jobtui-light"
+
+
+async def test_broken_theme_file_gives_one_notification(store: SQLiteStore, tmp_path: Path) -> None:
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    (themes / "good.yaml").write_text("name: good\nprimary: '#336699'\n")
+    (themes / "bad.yaml").write_text("name: bad\nprimary: not-a-colour\n")
+    (themes / "worse.toml").write_text("name = [\n")
+    app = watch_only(store, theme_dirs=[Path("themes").resolve(), themes])
+    async with app.run_test(size=SIZE):
+        assert "good" in app.available_themes and "bad" not in app.available_themes
+        assert len(app._notifications) == 1
+        assert app.theme == "jobtui-dark"
+        assert len(app.theme_errors) == 2
+
+
+async def test_command_palette_offers_every_action_and_themes(store: SQLiteStore) -> None:
+    await load_demo(store)
+    app = watch_only(store)
+    async with app.run_test(size=SIZE):
+        await select_job(app, FAILED_JOB)
+        app.main.select_batch("invoices")
+        await app.refresh_now()
+        await app.main.query_one("#jobs", KeyedTable).run_action("cursor_down")
+        titles = {c.title for c in app.get_system_commands(app.main)}
+        assert {"Enqueue", "Retry failed", "Cancel batch", "Filter", "Workers", "Help"} <= titles
+        assert "Theme" in titles and "Quit" in titles
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+async def _status(api: OperatorAPI, job_id: str, status: JobStatus) -> bool:
+    return (await job(api, job_id)).status == status
+
+
+async def _counts(api: OperatorAPI, batch_id: str | None, want: dict[str, int]) -> bool:
+    return await api.count_jobs(JobFilter(batch_id=batch_id)) == want
+
+
+async def _batch_with(api: OperatorAPI, n: int) -> str | None:
+    for b in await api.batches():
+        if b.total == n:
+            return b.batch.batch_id
+    return None
