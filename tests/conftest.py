@@ -53,8 +53,17 @@ async def _mongodb(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return store
 
 
+async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    from engine.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "store" / "jobtui.db")  # a fresh file per test
+    await store.open()
+    return store
+
+
 #: name -> async factory(request, tmp_path) returning an opened store.
 STORE_FACTORIES: dict[str, StoreFactory] = {
+    "sqlite": _sqlite,
     "mongomock": _mongomock,
     "nx": _nx,
 }

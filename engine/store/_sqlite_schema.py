@@ -7,30 +7,19 @@ format decisions live here:
   tables but another id is refused (``STORE_NOT_OURS``) and never written to.
 * ``PRAGMA user_version`` is the schema version; ``MIGRATIONS[i]`` moves version
   ``i`` to ``i + 1``. A file newer than we know is refused (``STORE_TOO_NEW``).
-* Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact round trips
-  (no float rounding in keyset cursors) and they sort numerically.
-* Every field the store filters or orders on has its own column; the rest of a job
-  (parameters, results, error, progress, webhook, legacy extras) lives in ``doc``,
-  a JSON object. Datetimes inside ``doc`` are tagged ``{"$date": <microseconds>}``
-  so that legacy extras come back as datetimes, as they would from MongoDB.
+* How rows encode models (timestamps, the JSON ``doc``): ``_sqlite_rows.py``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from engine.store.base import StoreError
 
 #: "JOBT" as a big-endian 32-bit integer; stamped into the SQLite header.
 APPLICATION_ID = 0x4A4F4254
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 # Version 1: the initial schema. Each step runs inside one BEGIN IMMEDIATE
 # transaction together with the user_version bump, so a crash mid-migration
@@ -60,13 +49,13 @@ CREATE TABLE jobs (
 );
 -- Claim: per job type, in claim order, over pending rows only (the index stays
 -- as small as the queue, and claim is O(log n) whatever the table holds).
-CREATE INDEX jobs_claim ON jobs (job_type, priority DESC, created_at)
+CREATE INDEX jobs_claim ON jobs (job_type, priority DESC, created_at, job_id)
     WHERE status = 'pending';
 -- Batch counts (GROUP BY batch_id, status) as a covering index scan, including
 -- the first start / last completion the batch table shows.
 CREATE INDEX jobs_batch ON jobs (batch_id, status, started_at, completed_at);
--- Watchdog: processing rows by lease expiry.
-CREATE INDEX jobs_lease ON jobs (status, lease_expires_at);
+-- Watchdog: only running rows, by lease expiry (heartbeats move small entries).
+CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE status = 'processing';
 -- Operator pages: keyset over (created_at, job_id), with or without a status.
 CREATE INDEX jobs_created ON jobs (created_at, job_id);
 CREATE INDEX jobs_status_created ON jobs (status, created_at, job_id);
@@ -97,46 +86,6 @@ CREATE TABLE workers (
 
 MIGRATIONS: list[str] = [_V1]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-# -- value codecs ---------------------------------------------------------------
-
-
-def to_us(value: datetime | None) -> int | None:
-    """Aware (or naive-as-UTC) datetime -> integer microseconds since the epoch."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _US
-
-
-def from_us(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return {"$date": to_us(obj)}
-    if hasattr(obj, "model_dump"):  # a pydantic model nested in an extra field
-        return obj.model_dump()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)  # ObjectId, Path, Decimal...: keep something readable
-
-
-def _json_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and "$date" in obj and isinstance(obj["$date"], int):
-        return from_us(obj["$date"])
-    return obj
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
-
-
-def loads(text: str | None) -> Any:
-    return json.loads(text, object_hook=_json_hook) if text else {}
 
 
 # -- opening a file -------------------------------------------------------------

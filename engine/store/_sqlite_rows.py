@@ -1,0 +1,196 @@
+"""How the SQLite store maps models to rows and filters to SQL.
+
+* Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact round trips
+  (no float rounding in keyset cursors), numeric sort order, aware datetimes back.
+* Every ``Job`` field the store filters or orders on has its own column; the rest
+  (parameters, results, error, progress, webhook, legacy ``logs`` and unknown extra
+  fields) lives in ``doc``, a JSON object. Datetimes inside ``doc`` are tagged
+  ``{"$date": <microseconds>}`` so legacy extras come back as datetimes, as they
+  would from MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from engine.models import ErrorCode, Job, JobFilter
+
+T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+COLUMNS = (
+    "job_id", "job_type", "status", "priority", "created_at", "run_after",
+    "cancel_requested", "batch_id", "dedupe_key", "lease_owner", "lease_token",
+    "lease_expires_at", "timeout_at", "attempts", "max_attempts", "started_at",
+    "completed_at", "updated_at", "worker_id",
+)  # fmt: skip
+#: The select list of a whole job row (``doc`` last).
+SELECT = ", ".join(COLUMNS) + ", doc"
+_TIME_COLUMNS = frozenset(
+    {"created_at", "run_after", "lease_expires_at", "timeout_at", "started_at",
+     "completed_at", "updated_at"}
+)  # fmt: skip
+# Fields of Job that have their own column (``lease`` is spread over three).
+_COLUMN_FIELDS = frozenset(COLUMNS) | {"lease"}
+# Known optional fields not worth storing when empty.
+_DROP_IF_NONE = frozenset({"results", "error", "progress", "webhook", "logs"})
+# Fields whose model default is not None: a legacy ``null`` there means "default".
+_DEFAULTED = [n for n, f in Job.model_fields.items() if f.default is not None or f.default_factory]
+_CHUNK = 500  # keeps IN (...) lists far below SQLite's variable limit
+
+
+def to_us(value: datetime | None) -> int | None:
+    """Aware (or naive-as-UTC) datetime -> integer microseconds since the epoch."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return {"$date": to_us(obj)}
+    if hasattr(obj, "model_dump"):  # a pydantic model nested in an extra field
+        return obj.model_dump()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)  # ObjectId, Path, Decimal...: keep something readable
+
+
+def _json_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$date" in obj and isinstance(obj["$date"], int):
+        return from_us(obj["$date"])
+    return obj
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def loads(text: str | None) -> Any:
+    return json.loads(text, object_hook=_json_hook) if text else {}
+
+
+def marks(values: Sequence[Any]) -> str:
+    """``?, ?, ?`` for an IN list (``NULL`` when empty: matches nothing)."""
+    return ", ".join("?" * len(values)) if values else "NULL"
+
+
+def chunks(values: Sequence[T]) -> list[Sequence[T]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+# -- jobs ----------------------------------------------------------------------------
+
+
+def job_row(job: Job) -> tuple[Any, ...]:
+    """The INSERT values of a job, in ``SELECT`` order."""
+    data = job.model_dump()
+    lease = data.get("lease") or {}
+    doc = {
+        k: v
+        for k, v in data.items()
+        if k not in _COLUMN_FIELDS and not (v is None and k in _DROP_IF_NONE)
+    }
+    values: list[Any] = []
+    for col in COLUMNS:
+        if col == "lease_owner":
+            values.append(lease.get("owner"))
+        elif col == "lease_token":
+            values.append(lease.get("token"))
+        elif col == "lease_expires_at":
+            values.append(to_us(lease.get("expires_at")))
+        elif col in _TIME_COLUMNS:
+            values.append(to_us(data[col]))
+        elif col == "status":
+            values.append(str(data[col]))
+        elif col == "cancel_requested":
+            values.append(int(bool(data[col])))
+        else:
+            values.append(data[col])
+    values.append(dumps(doc))
+    return tuple(values)
+
+
+def row_job(row: Sequence[Any]) -> Job:
+    """A job from a row selected with ``SELECT``."""
+    data: dict[str, Any] = loads(row[-1])
+    for col, value in zip(COLUMNS, row, strict=False):
+        if col.startswith("lease_"):
+            continue  # folded into ``lease`` below
+        if col in _TIME_COLUMNS:
+            data[col] = from_us(value)
+        elif col == "cancel_requested":
+            data[col] = bool(value)
+        else:
+            data[col] = value
+    owner, token, expires = row[9], row[10], row[11]
+    data["lease"] = (
+        {"owner": owner, "token": token, "expires_at": from_us(expires)} if token else None
+    )
+    return Job.model_validate(data)
+
+
+def legacy_job(raw: Mapping[str, Any]) -> Job:
+    """Read a seed-era ``event_jobs`` document the way ``MongoStore`` does: no
+    ``job_type`` means ``session``, ``null`` means the default, a string error or a
+    bare number for progress are wrapped."""
+    doc = {k: v for k, v in raw.items() if k != "_id"}
+    for name in _DEFAULTED:
+        if name in doc and doc[name] is None:
+            del doc[name]
+    if isinstance(doc.get("error"), str):
+        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
+    if isinstance(doc.get("progress"), (int, float)):
+        doc["progress"] = {"percent": float(doc["progress"])}
+    return Job.model_validate(doc)
+
+
+def job_where(flt: JobFilter | None) -> tuple[str, list[Any]]:
+    """SQL conditions (joined with AND, or ``1``) and parameters for a filter."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if flt is not None:
+        if flt.status:
+            clauses.append(f"status IN ({marks(flt.status)})")
+            params += [str(s) for s in flt.status]
+        if flt.job_type:
+            clauses.append(f"job_type IN ({marks(flt.job_type)})")
+            params += list(flt.job_type)
+        if flt.batch_id is not None:
+            clauses.append("batch_id = ?")
+            params.append(flt.batch_id)
+        if flt.text:
+            # A substring search scans either way; instr() needs no LIKE escaping,
+            # so "a.b" or "50%" match literally.
+            clauses.append(
+                "(instr(lower(job_id), ?) > 0"
+                " OR instr(lower(json_extract(doc, '$.parameters.path')), ?) > 0"
+                " OR instr(lower(json_extract(doc, '$.error.code')), ?) > 0)"
+            )
+            params += [flt.text.lower()] * 3
+    return (" AND ".join(clauses) or "1"), params
+
+
+def scope_where(job_id: str | None, batch_id: str | None) -> tuple[str, list[Any]]:
+    """Which jobs an operator verb touches; "everything" is refused, as in MongoStore."""
+    if job_id is None and batch_id is None:
+        raise ValueError("give job_id or batch_id")
+    clauses, params = [], []
+    if job_id is not None:
+        clauses.append("job_id = ?")
+        params.append(job_id)
+    if batch_id is not None:
+        clauses.append("batch_id = ?")
+        params.append(batch_id)
+    return " AND ".join(clauses), params

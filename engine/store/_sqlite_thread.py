@@ -1,0 +1,193 @@
+"""The one thread that owns an SQLite connection, with group commit.
+
+The event loop must never block on SQLite, and an ``sqlite3.Connection`` belongs to
+one thread. So each store has one single-thread executor that opens, uses and
+closes its connection; coroutines await it through ``run_in_executor``.
+
+Writes are grouped: every write queued while the thread is busy joins the next
+``BEGIN IMMEDIATE`` transaction, each inside its own SAVEPOINT (one failing write
+rolls back alone and raises to its own caller). A commit is the expensive part of
+a small write (the WAL appends every touched page once per transaction), so
+twenty concurrent finishes or heartbeats cost about one. Each caller's await still
+returns only after its transaction committed, so the semantics are those of one
+transaction per write; the executor's FIFO order keeps read-your-writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.store.base import StoreError
+
+T = TypeVar("T")
+
+_MAX_GROUP = 256  # writes per transaction: bounds how long other processes wait
+_LOCK_RETRIES = 5
+
+_Pending = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+def is_busy(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # the caller was cancelled; the write itself still happened
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+class SQLiteThread:
+    """Runs functions against one connection on one thread (see module docstring)."""
+
+    def __init__(self, path: Path, connect: Callable[[], sqlite3.Connection]) -> None:
+        self.path = path
+        self._connect = connect
+        self._pool: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # guards _queue and _flushing (two threads)
+        self._queue: list[_Pending] = []
+        self._flushing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection; only for functions running on the store thread."""
+        if self._conn is None:
+            raise StoreError("STORE_CLOSED", f"sqlite:{self.path} is not open")
+        return self._conn
+
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobtui-sqlite")
+        try:
+            await self.read(self._open)
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+            raise
+
+    def _open(self) -> None:
+        self._conn = self._connect()
+
+    async def stop(self) -> None:
+        if self._pool is None:
+            return
+        try:
+            await self.read(self._close)
+        finally:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA optimize")
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    # -- reads: one call each ------------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            raise StoreError("STORE_CLOSED", f"sqlite:{self.path} is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._guarded, fn, args)
+
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        try:
+            return fn(*args)
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """Corruption found mid-run becomes the same StoreError as at open."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "malformed" in text or "not a database" in text
+        ):
+            return StoreError("STORE_CORRUPT", f"{self.path} is corrupt: {text}")
+        return exc
+
+    # -- writes: grouped into transactions ----------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` inside a write transaction; returns once committed."""
+        if self._pool is None:
+            raise StoreError("STORE_CLOSED", f"sqlite:{self.path} is not open")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._queue.append((fn, args, fut))
+            start = not self._flushing
+            self._flushing = True
+        if start:
+            self._pool.submit(self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        while True:
+            with self._lock:
+                group = self._queue[:_MAX_GROUP]
+                del self._queue[:_MAX_GROUP]
+                if not group:
+                    self._flushing = False
+                    return
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        db = self.db
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            self._begin(db)
+            for fn, args, _fut in group:
+                db.execute("SAVEPOINT w")
+                try:
+                    value = fn(*args)
+                except Exception as exc:  # noqa: BLE001 - handed to its caller
+                    db.execute("ROLLBACK TO w")
+                    db.execute("RELEASE w")
+                    outcomes.append((False, self._translate(exc)))
+                else:
+                    db.execute("RELEASE w")
+                    outcomes.append((True, value))
+            db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - the whole group failed to commit
+            if self._conn is not None and self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            failure = self._translate(exc)
+            outcomes = [(False, failure)] * len(group)
+        for (ok, value), (_fn, _args, fut) in zip(outcomes, group, strict=True):
+            try:
+                fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+            except RuntimeError:  # that caller's event loop is gone; nobody waits
+                pass
+
+    @staticmethod
+    def _begin(db: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE: take the write lock now, so another process's writer
+        makes us wait (busy_timeout) instead of failing our transaction midway.
+        The retries cover the rare SQLITE_BUSY returned without waiting."""
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or attempt == _LOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
