@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from engine.logsink import LogSink
@@ -22,11 +23,35 @@ DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_BACKOFF_MAX = 300.0
 
 
+TerminalHook = Callable[[Job, Outcome], None]
+
+
+class TerminalHooks:
+    """Callbacks for jobs reaching a terminal state. A hook must not block: it gets the
+    job (as claimed) and its outcome, and schedules its own work. A failing hook is
+    logged and never changes the job's outcome."""
+
+    def __init__(self) -> None:
+        self._hooks: list[TerminalHook] = []
+
+    def add(self, hook: TerminalHook) -> None:
+        self._hooks.append(hook)
+
+    def notify(self, job: Job, outcome: Outcome) -> None:
+        for hook in self._hooks:
+            try:
+                hook(job, outcome)
+            except Exception:  # noqa: BLE001 - a hook must never break the engine
+                log.exception("terminal hook %r failed for job %s", hook, job.job_id)
+
+
 class Watchdog:
-    def __init__(self, store: Store, registry: Registry, logs: LogSink | None = None) -> None:
+    def __init__(self, store: Store, registry: Registry, logs: LogSink | None = None,
+                 hooks: TerminalHooks | None = None) -> None:
         self.store = store
         self.registry = registry
         self.logs = logs
+        self.hooks = hooks or TerminalHooks()
         self.recovered = 0
 
     async def run(self, interval: float) -> None:
@@ -71,5 +96,7 @@ class Watchdog:
                 if self.logs is not None and outcome.error is not None:
                     self.logs.add(LogEntry(job_id=job.job_id, level="warning",
                                            message=f"watchdog: {outcome.error.message}"))
+                if outcome.status.terminal:
+                    self.hooks.notify(job, outcome)
         self.recovered += n
         return n

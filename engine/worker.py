@@ -42,7 +42,7 @@ from engine.models import (
 from engine.procpool import ProcessPool
 from engine.registry import JobType, Registry
 from engine.store.base import LeaseState, Store
-from engine.watchdog import Watchdog
+from engine.watchdog import TerminalHooks, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,11 @@ class Engine:
         self._paused = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._pool: ProcessPool | None = None
-        self._watchdog = Watchdog(store, self.registry, self.logs) if run_watchdog else None
+        #: called (never awaited by the engine) when a job this process ran or recovered
+        #: reaches a terminal state; webhooks subscribe here.
+        self.terminal_hooks = TerminalHooks()
+        self._watchdog = (Watchdog(store, self.registry, self.logs, self.terminal_hooks)
+                          if run_watchdog else None)
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
         self.started_at = utcnow()
         self.claims = 0
@@ -272,6 +276,8 @@ class Engine:
             ok = await self._finish(job.job_id, r.token, outcome)
             if not ok:
                 r.ctx.log("lease lost before the result was written; result discarded", "warning")
+            elif outcome.status.terminal:
+                self.terminal_hooks.notify(job, outcome)
         except asyncio.CancelledError:
             if self._stopping and not r.cancel_requested:
                 await self._hand_back(r)
