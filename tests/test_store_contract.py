@@ -570,6 +570,17 @@ async def test_legacy_documents_load_list_retry_cancel(store: Store) -> None:
     assert all(x.attempts == 1 for x in got)
     s = await store.count_jobs(JobFilter(batch_id="legacy-batch"))
     assert s == {"processing": 2, "cancelled": 1}
+    # an old finished job (times written at insert) beside ones the engine finished
+    await insert(
+        legacy_doc("legacy-c", "completed", started_at=T0 - HOUR, completed_at=T0 - HOUR + MIN)
+    )
+    assert await store.finish(got[0].job_id, token(got[0]), done(), now=T0 + MIN)
+    await store.create_batch(Batch(batch_id="legacy-batch", name="old", created_at=T0 - HOUR))
+    summary = await store.get_batch("legacy-batch")
+    assert summary and summary.counts == {"completed": 2, "processing": 1, "cancelled": 1}
+    assert [b.counts for b in await store.list_batches()] == [summary.counts]
+    old = await store.get_job("legacy-c")
+    assert old and old.completed_at and close_to(old.completed_at, T0 - HOUR + MIN)
 
 
 # -- workers and liveness ------------------------------------------------------------
@@ -724,3 +735,18 @@ def test_malformed_uri_is_a_store_error_without_password(uri: str) -> None:
         MongoStore(uri)
     assert info.value.code == "STORE_BAD_URI"
     assert "sekrit" not in str(info.value) and "rit@" not in str(info.value)
+
+
+async def test_finish_many_is_fenced_per_item(store: Store) -> None:
+    await store.insert_jobs([job() for _ in range(4)])
+    got = await claim(store, {"a": 4})
+    items = [
+        (got[0].job_id, token(got[0]), done(results={"n": 0})),
+        (got[1].job_id, "stale-token", done()),
+        (got[2].job_id, token(got[2]), done(JobStatus.FAILED, error=JobError(code="X"))),
+        (got[3].job_id, token(got[3]), Outcome(status=JobStatus.PENDING, refund_attempt=True)),
+    ]
+    assert await store.finish_many(items, now=T0) == [True, False, True, True]
+    assert await store.finish_many(items[:1], now=T0) == [False]
+    assert await store.finish_many([], now=T0) == []
+    assert await store.count_jobs() == {"completed": 1, "processing": 1, "failed": 1, "pending": 1}

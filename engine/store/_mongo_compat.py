@@ -7,9 +7,11 @@ wire server in cross-process tests. Everything that differs between them at the
 
 * mongomock-motor: ``aggregate`` returns a cursor instead of a coroutine, ``close()``
   is synchronous, datetimes come back naive, there is no ``watch()``.
-* nx-27017: ``$push`` of sub-documents stores JSON strings (legacy ``logs`` arrays),
-  ``$group`` may hand back a datetime accumulator as ``'{"$date": "..."}'`` text, and a
-  ``$set`` of a dotted datetime path may come back as ISO text.
+* nx-27017: ``$push`` of sub-documents stores JSON strings (legacy ``logs`` arrays);
+  a datetime written by ``$set`` on a top-level or dotted path is stored as text
+  (``'2026-11-28 18:30:58.092000'``, UTC) while inserted or nested ones stay datetimes;
+  ``$group`` may hand back a datetime accumulator as ``'{"$date": "..."}'`` text, and
+  its ``$min``/``$max`` fail outright when a group mixes the two representations.
 
 (The nx-27017 *query-shape* limits are documented in ``mongo.py``'s docstring: its
 filters are valid MongoDB, just written in a form nx also evaluates correctly.)
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from pymongo.errors import OperationFailure
 
 
 def is_mongomock(client: object) -> bool:
@@ -36,10 +41,25 @@ async def maybe_await(value: Any) -> Any:
     return value
 
 
-async def aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run an aggregation and return all rows, datetimes made aware."""
-    cursor = await maybe_await(collection.aggregate(pipeline))
-    rows = await cursor.to_list(None)
+async def aggregate(
+    collection: Any,
+    pipeline: list[dict[str, Any]],
+    *,
+    fallback: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Run an aggregation and return all rows, datetimes made aware.
+
+    ``fallback`` is a simpler pipeline (no datetime ``$min``/``$max``) to run when the
+    server rejects the first one; only nx-27017 does, for mixed datetime storage.
+    """
+    try:
+        cursor = await maybe_await(collection.aggregate(pipeline))
+        rows = await cursor.to_list(None)
+    except OperationFailure:
+        if fallback is None:
+            raise
+        cursor = await maybe_await(collection.aggregate(fallback))
+        rows = await cursor.to_list(None)
     return [fix_datetimes(row) for row in rows]
 
 
@@ -89,6 +109,18 @@ def fix_datetimes(value: Any) -> Any:
     if isinstance(value, str) and value.startswith('{"$date"'):
         return _parse_text_datetime(value)
     return value
+
+
+def parse_text_datetimes(doc: dict[str, Any], paths: Iterable[str]) -> None:
+    """Turn nx-27017's text datetimes back into aware datetimes, at known paths only
+    (``"lease.expires_at"`` reaches into a sub-document)."""
+    for path in paths:
+        *parents, leaf = path.split(".")
+        target: Any = doc
+        for part in parents:
+            target = target.get(part) if isinstance(target, dict) else None
+        if isinstance(target, dict) and isinstance(target.get(leaf), str):
+            target[leaf] = as_datetime(target[leaf]) or target[leaf]
 
 
 def fix_legacy_logs(doc: dict[str, Any]) -> None:

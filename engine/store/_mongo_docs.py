@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
 from engine.models import (
     Batch,
     BatchSummary,
@@ -28,6 +30,7 @@ from engine.models import (
     JobFilter,
     JobStatus,
     Outcome,
+    WorkerInfo,
 )
 from engine.store import _mongo_compat as compat
 
@@ -202,16 +205,26 @@ _DEFAULTED = [
 ]
 
 
-def plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _datetime_fields(model: type[BaseModel]) -> list[str]:
+    return [n for n, f in model.model_fields.items() if "datetime" in str(f.annotation)]
+
+
+# Where a datetime may have been written by ``$set`` (see ``_mongo_compat``).
+_JOB_DATETIMES = [*_datetime_fields(Job), "lease.expires_at"]
+_WORKER_DATETIMES = _datetime_fields(WorkerInfo)
+
+
+def plain(raw: Mapping[str, Any], datetimes: Sequence[str] = ()) -> dict[str, Any]:
     """A stored document without ``_id``, datetimes aware UTC."""
     doc = compat.fix_datetimes(dict(raw))
     doc.pop("_id", None)
+    compat.parse_text_datetimes(doc, datetimes)
     return doc
 
 
 def to_job(raw: Mapping[str, Any]) -> Job:
     """Read a stored job, tolerating the seed's legacy ``event_jobs`` documents."""
-    doc = plain(raw)
+    doc = plain(raw, _JOB_DATETIMES)
     compat.fix_legacy_logs(doc)
     for name in _DEFAULTED:
         if name in doc and doc[name] is None:
@@ -227,14 +240,21 @@ def to_batch(raw: Mapping[str, Any]) -> Batch:
     return Batch.model_validate(plain(raw))
 
 
+def to_worker(raw: Mapping[str, Any]) -> WorkerInfo:
+    return WorkerInfo.model_validate(plain(raw, _WORKER_DATETIMES))
+
+
 # -- aggregations --------------------------------------------------------------------
 
 _SEP = "|"  # status values never contain it, so the first one splits the key
 
 
-def batch_counts_pipeline(batch_ids: Sequence[str]) -> list[dict[str, Any]]:
+def batch_counts_pipeline(
+    batch_ids: Sequence[str], *, with_times: bool = True
+) -> list[dict[str, Any]]:
     """One ``$group`` for any number of batches, keyed ``"<status>|<batch_id>"``
-    (a string key: nx-27017 cannot group by a sub-document)."""
+    (a string key: nx-27017 cannot group by a sub-document). ``with_times=False``
+    leaves out first start / last completion (the nx-27017 fallback)."""
     ids = list(batch_ids)
     match = {"batch_id": ids[0]} if len(ids) == 1 else {"batch_id": {"$in": ids}}
     return [
@@ -243,8 +263,11 @@ def batch_counts_pipeline(batch_ids: Sequence[str]) -> list[dict[str, Any]]:
             "$group": {
                 "_id": {"$concat": ["$status", _SEP, "$batch_id"]},
                 "n": {"$sum": 1},
-                "first": {"$min": "$started_at"},
-                "last": {"$max": "$completed_at"},
+                **(
+                    {"first": {"$min": "$started_at"}, "last": {"$max": "$completed_at"}}
+                    if with_times
+                    else {}
+                ),
             }
         },
     ]

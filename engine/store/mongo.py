@@ -10,6 +10,7 @@ Document and filter shapes (and why they look the way they do) live in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -303,6 +304,15 @@ class MongoStore(Store):
         res = await self._jobs.update_one(flt, docs.finish_update(outcome, now))
         return res.matched_count == 1
 
+    async def finish_many(
+        self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
+    ) -> list[bool]:
+        """Fenced finishes sent together over the pool (one round trip's latency, not
+        one per job). Not ``bulk_write``: it reports totals, not which ones applied."""
+        return list(
+            await asyncio.gather(*(self.finish(j, t, outcome, now=now) for j, t, outcome in items))
+        )
+
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
         if entries:
             await self._logs.insert_many([e.model_dump(mode="python") for e in entries])
@@ -348,8 +358,12 @@ class MongoStore(Store):
         """One aggregation for any number of batches (counts never stored)."""
         if not batches:
             return []
-        pipeline = docs.batch_counts_pipeline([b.batch_id for b in batches])
-        rows = await compat.aggregate(self._jobs, pipeline)
+        ids = [b.batch_id for b in batches]
+        rows = await compat.aggregate(
+            self._jobs,
+            docs.batch_counts_pipeline(ids),
+            fallback=docs.batch_counts_pipeline(ids, with_times=False),
+        )
         return docs.summaries(batches, rows)
 
     async def get_batch(self, batch_id: str) -> BatchSummary | None:
@@ -427,7 +441,7 @@ class MongoStore(Store):
 
     async def list_workers(self) -> list[WorkerInfo]:
         rows = await self._workers.find({}).sort([("worker_id", ASCENDING)]).to_list(None)
-        return [WorkerInfo.model_validate(docs.plain(row)) for row in rows]
+        return [docs.to_worker(row) for row in rows]
 
     # -- wake-up ---------------------------------------------------------------
 
