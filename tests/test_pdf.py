@@ -520,8 +520,9 @@ async def test_cancel_mid_document_stops_within_2s_and_kills_processes(
 
 # -- through the engine --------------------------------------------------------------
 
-ENGINE_FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1,
-                   lease_seconds=30, cpu_workers=2, concurrency=4)
+ENGINE_FAST: dict[str, Any] = {"poll_interval": 0.05, "heartbeat_interval": 0.1,
+                               "watchdog_interval": 0.1, "lease_seconds": 30,
+                               "cpu_workers": 2, "concurrency": 4}
 
 
 async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) -> None:

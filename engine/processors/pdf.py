@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.context import JobContext
 from engine.errors import JobCancelled, JobFailed
+from engine.inputs import check_input_path, roots_of, safe_name
 from engine.models import ErrorCode
 from engine.processors import pdf_extract as px
 from engine.processors.pdf_markdown import structure_markdown
@@ -91,7 +92,7 @@ def split_pages(
 
 def output_stem(path: str, sha256: str) -> str:
     """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
-    stem = Path(path).stem or "document"
+    stem = safe_name(Path(path).stem)  # a crafted name cannot leave the output dir
     while len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX_BYTES:
         stem = stem[:-1]
     return f"{stem}-{sha256[:12]}"
@@ -106,7 +107,8 @@ def _cores() -> int:
 
 async def _probe(ctx: JobContext, p: PdfParams) -> tuple[str, dict[str, Any]]:
     """Absolute path and ``{pages, sha256, size}``; bad input raises ``JobFailed``."""
-    path = os.path.abspath(os.path.expanduser(p.path))
+    # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
+    path = str(check_input_path(p.path, roots_of(ctx.settings)))
     info = await ctx.run_cpu(px.probe, path, p.password)
     if p.sha256 and p.sha256 != info["sha256"]:
         ctx.log(f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
@@ -137,9 +139,9 @@ async def _run_parts(
         ctx.log(f"{step}: {total} pages in {len(ranges)} parts of up to "
                 f"{max(b - a for a, b in ranges)} pages")
     tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
-    index = {t: i for i, t in enumerate(tasks)}
+    index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
     cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
-    results: list[list[dict[str, Any]] | None] = [None] * len(tasks)
+    results: list[Any] = [None] * len(tasks)
     done_pages = 0
     try:
         pending: set[asyncio.Future[Any]] = set(tasks)
@@ -151,7 +153,7 @@ async def _run_parts(
             pending.discard(cancel_wait)
             for t in done:
                 i = index[t]
-                results[i] = t.result()  # a part's JobFailed ends the job
+                results[i] = t.result()  # a part's JobFailed ends the job here
                 done_pages += ranges[i][1] - ranges[i][0]
             ctx.check_cancelled()
             await ctx.progress(100.0 * done_pages / total, step, f"{done_pages}/{total} pages")
@@ -240,7 +242,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
                 f"(ocr=false): {_page_list(no_text)}", "warning")
     failed = _log_page_errors(ctx, records)
     stem = output_stem(path, sha)
-    out_dir = Path(ctx.output_dir)
+    out_dir = Path(ctx.output_dir).absolute()
     md_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
     doc = {"source": path, "sha256": sha, "page_count": n, "languages": p.languages,
            "pages": records}
@@ -267,7 +269,7 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {ocr_pages} pages")
     failed = _log_page_errors(ctx, pages)
-    out_dir = Path(ctx.output_dir)
+    out_dir = Path(ctx.output_dir).absolute()
     md_path = out_dir / f"{output_stem(path, sha)}.structured.md"
     text: list[str] = []
 
@@ -293,7 +295,7 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
                         f"first_page {first} is past the last page ({n})", {"pages": n})
     if p.last_page and p.last_page > n:
         ctx.log(f"last_page {p.last_page} is past the end; rendering up to page {n}", "warning")
-    out_dir = Path(ctx.output_dir) / output_stem(path, sha)
+    out_dir = Path(ctx.output_dir).absolute() / output_stem(path, sha)
     try:
         await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     except OSError as exc:

@@ -170,7 +170,7 @@ def _any_content(doc: Any) -> bool:
         try:
             if page.get_text().strip() or page.get_images(full=False) or page.get_drawings():
                 return True
-        except Exception:  # noqa: BLE001 - an unreadable page is no content
+        except Exception:  # noqa: BLE001, S112 - an unreadable page is no content
             continue
     return False
 

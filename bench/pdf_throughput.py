@@ -1,0 +1,237 @@
+"""PDF transcription throughput: the engine end to end against the practical limit.
+
+In one run, on the PDFs of DIR (recursively):
+
+(a) ``limit``: a plain ``ProcessPoolExecutor`` with one process per core, over whole
+    documents, largest first, each page's text (OCR where a page has images but no
+    text, as ``pdf.transcribe`` does). Timed from creating the pool to the last result.
+(b) ``engine``: ``jobtui run DIR --json`` as a subprocess on a fresh embedded (SQLite)
+    store, all cores, timed from start to exit (interpreter start-up, scan, hashing,
+    store writes and output files included). Per-page text must be identical to (a).
+(c) one large document alone (``--big PATH``, else the largest in DIR when it has at
+    least 1,000 pages, else a generated 2,400-page PDF): ``jobtui run`` on it against
+    extracting it page by page in one process, both as fresh processes.
+
+Targets (issue 4): engine/limit <= 1.10 on hundreds of documents; big-document
+engine/single <= 0.75 on 2 cores. Last line: one JSON object with the figures.
+
+    python bench/pdf_throughput.py DIR [--generate 300] [--big PATH] [--cpu-workers N]
+
+``--generate N`` first fills an empty or missing DIR with N generated PDFs of mixed
+sizes (text pages; ``--scanned-every K`` makes every K-th page an image to OCR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOREM = ("Die Verarbeitung großer Dokumentenbestände verlangt Geduld und Übung. "
+         "The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. ")
+
+
+# -- inputs --------------------------------------------------------------------------
+
+
+def _text_page(doc: Any, seed: int) -> None:
+    page = doc.new_page()
+    rnd = random.Random(seed)
+    text = " ".join(LOREM.split()[rnd.randrange(10):]) + LOREM * rnd.randint(6, 14)
+    page.insert_textbox(page.rect + (56, 56, -56, -56), text, fontsize=10)
+
+
+def _scan_png() -> bytes:
+    import pymupdf
+
+    src = pymupdf.open()
+    page = src.new_page()
+    for i, line in enumerate(("Größe der Übung", "Das ist schön")):
+        page.insert_text((72, 112 + 100 * i), line, fontsize=40)
+    return page.get_pixmap(dpi=150, colorspace=pymupdf.csGRAY).tobytes("png")
+
+
+def generate(folder: Path, n: int, scanned_every: int, seed: int = 4) -> None:
+    import pymupdf
+
+    rnd = random.Random(seed)
+    png = _scan_png() if scanned_every else b""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pages = rnd.choice([1, 2, 3, 5, 8, 12, 20, 30, 50]) if i % 25 else rnd.randint(150, 400)
+        doc = pymupdf.open()
+        for p in range(pages):
+            if scanned_every and (p + 1) % scanned_every == 0:
+                page = doc.new_page()
+                page.insert_image(page.rect, stream=png)
+            else:
+                _text_page(doc, seed * 1_000_003 + i * 1000 + p)
+        doc.save(folder / f"doc-{i:04d}.pdf", garbage=1, deflate=True)
+
+
+def generate_big(path: Path, pages: int = 2400) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    for p in range(pages):
+        _text_page(doc, p)
+    doc.save(path, garbage=1, deflate=True)
+
+
+def find_pdfs(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file()),
+                  key=lambda p: -p.stat().st_size)
+
+
+# -- (a) the practical limit ---------------------------------------------------------
+
+
+def _warm() -> None:
+    import pymupdf  # noqa: F401
+
+
+def _extract(path: str, languages: str, dpi: int) -> tuple[str, list[str] | None]:
+    import pymupdf
+
+    try:
+        doc = pymupdf.open(path)
+        out = []
+        for page in doc:
+            text = page.get_text()
+            if not text.strip() and page.get_images():
+                text = page.get_text(textpage=page.get_textpage_ocr(language=languages, dpi=dpi,
+                                                                    full=True))
+            out.append(text)
+        return path, out
+    except Exception:  # noqa: BLE001 - a bad file is simply not counted
+        return path, None
+
+
+def run_limit(pdfs: list[Path], workers: int) -> tuple[float, dict[str, list[str] | None]]:
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers, initializer=_warm) as ex:
+        futs = [ex.submit(_extract, str(p.resolve()), "deu+eng", 300) for p in pdfs]
+        results = dict(f.result() for f in futs)
+    return time.perf_counter() - t0, results
+
+
+# -- (b) the engine end to end -------------------------------------------------------
+
+
+def run_engine(target: Path, work: Path, workers: int | None) -> tuple[float, dict[str, Any]]:
+    store, out = work / "jobs.db", work / "out"
+    cmd = [sys.executable, "-m", "tui.cli", "--store", str(store), "run", str(target),
+           "--output", str(out), "--json"]
+    if workers:
+        cmd += ["--cpu-workers", str(workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"jobtui run failed ({proc.returncode}):\n{proc.stderr}")
+    return elapsed, json.loads(proc.stdout)
+
+
+def engine_texts(report: dict[str, Any]) -> dict[str, list[str]]:
+    texts = {}
+    for job in report["jobs"]:
+        if job.get("status") == "completed" and job.get("json_path"):
+            data = json.loads(Path(job["json_path"]).read_text(encoding="utf-8"))
+            texts[job["path"]] = [p["text"] for p in data["pages"]]
+    return texts
+
+
+# -- (c) one big document ------------------------------------------------------------
+
+SINGLE = """
+import sys, time
+t0 = time.perf_counter()
+import pymupdf
+doc = pymupdf.open(sys.argv[1])
+n = sum(len(page.get_text()) for page in doc)
+print(time.perf_counter() - t0, doc.page_count, n)
+"""
+
+
+def run_single(path: Path) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", SINGLE, str(path)], capture_output=True,
+                          text=True, check=True)
+    return time.perf_counter() - t0, int(proc.stdout.split()[1])
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", type=Path)
+    ap.add_argument("--generate", type=int, default=0, metavar="N")
+    ap.add_argument("--scanned-every", type=int, default=0, metavar="K")
+    ap.add_argument("--big", type=Path, help="the large document for (c)")
+    ap.add_argument("--cpu-workers", type=int, default=None)
+    args = ap.parse_args()
+    workers = args.cpu_workers or os.cpu_count() or 1
+    if args.generate and not (args.dir.exists() and any(args.dir.iterdir())):
+        print(f"generating {args.generate} PDFs in {args.dir} ...", file=sys.stderr)
+        generate(args.dir, args.generate, args.scanned_every)
+    pdfs = find_pdfs(args.dir)
+    if not pdfs:
+        raise SystemExit(f"no PDFs in {args.dir}")
+    figures: dict[str, Any] = {"documents": len(pdfs), "cores": workers}
+    with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as tmp:
+        work = Path(tmp)
+        limit_s, limit = run_limit(pdfs, workers)
+        pages = sum(len(v) for v in limit.values() if v)
+        print(f"(a) limit:  {limit_s:8.2f} s  {pages} pages, {pages / limit_s:,.0f} pages/s",
+              file=sys.stderr)
+        (work / "a").mkdir()
+        engine_s, report = run_engine(args.dir, work / "a", args.cpu_workers)
+        got = engine_texts(report)
+        same = sum(1 for k, v in limit.items() if v is not None and got.get(k) == v)
+        diff = [k for k, v in limit.items() if v is not None and got.get(k) != v]
+        print(f"(b) engine: {engine_s:8.2f} s  ({report.get('elapsed_s')} s inside), "
+              f"ratio {engine_s / limit_s:.3f}; identical text in {same}/{same + len(diff)} "
+              "documents", file=sys.stderr)
+        figures.update(pages=pages, limit_s=round(limit_s, 3), engine_s=round(engine_s, 3),
+                       engine_inside_s=report.get("elapsed_s"),
+                       ratio=round(engine_s / limit_s, 3), identical_docs=same,
+                       differing_docs=diff[:5], counts=report.get("counts"))
+
+        big = args.big
+        if big is None:
+            largest = max(pdfs, key=lambda p: (limit.get(str(p.resolve())) or []).__len__())
+            if len(limit.get(str(largest.resolve())) or []) >= 1000:
+                big = largest
+            else:
+                big = work / "big-2400.pdf"
+                print("generating a 2,400-page PDF for (c) ...", file=sys.stderr)
+                generate_big(big)
+        single_s, big_pages = run_single(big)
+        (work / "c").mkdir()
+        shutil.copy(big, work / "c" / big.name)
+        (work / "c-run").mkdir()
+        big_s, big_report = run_engine(work / "c" / big.name, work / "c-run", args.cpu_workers)
+        job = (big_report.get("jobs") or [{}])[0]
+        print(f"(c) {big_pages} pages: one process {single_s:.2f} s, jobtui run {big_s:.2f} s "
+              f"(job {job.get('duration_s')} s in {job.get('parts')} parts), "
+              f"ratio {big_s / single_s:.3f}", file=sys.stderr)
+        figures.update(big_pages=big_pages, big_single_s=round(single_s, 3),
+                       big_engine_s=round(big_s, 3), big_job_s=job.get("duration_s"),
+                       big_parts=job.get("parts"), big_ratio=round(big_s / single_s, 3))
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
