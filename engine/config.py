@@ -49,7 +49,10 @@ class Settings(BaseModel):
     output_dir: Path = Path("jobtui-output")
     cpu_workers: int | None = Field(None, ge=1)
     types: list[str] | None = None  # job-type globs this engine serves (None: all)
-    input_roots: list[Path] = Field(default_factory=list)
+    input_roots: list[Path] = Field(default_factory=list)  # empty: workers may read any path
+    webhook_secret: str | None = None  # HMAC key for webhooks that carry no secret of their own
+    webhook_attempts: int = Field(5, ge=1, le=100)  # tries per webhook delivery
+    webhook_timeout: float = Field(10.0, gt=0)  # seconds per attempt
 
     @property
     def safe_uri(self) -> str:
@@ -68,6 +71,7 @@ _ENV_FIELDS = {
     "lease_seconds": "LEASE_SECONDS",
     "output_dir": "OUTPUT_DIR",
     "cpu_workers": "CPU_WORKERS",
+    "webhook_secret": "WEBHOOK_SECRET",
 }
 
 
@@ -110,6 +114,8 @@ def load_settings(
     for field_name, suffix in _ENV_FIELDS.items():
         if env.get(ENV_PREFIX + suffix):
             values[field_name] = env[ENV_PREFIX + suffix]
+    if env.get(ENV_PREFIX + "INPUT_ROOTS"):  # a list, like PATH: os.pathsep between roots
+        values["input_roots"] = [r for r in env[ENV_PREFIX + "INPUT_ROOTS"].split(os.pathsep) if r]
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if values.get("mongodb_uri") in ("", "none"):
         values["mongodb_uri"] = None

@@ -260,7 +260,8 @@ class Engine:
         if jt is None:  # cannot happen: we only claim our own types
             raise RuntimeError(f"claimed unregistered type {job.job_type}")
         ctx = JobContext(job, store=self.store, token=job.lease.token, logs=self.logs,
-                         pool=self.pool, output_dir=self.settings.output_dir)
+                         pool=self.pool, output_dir=self.settings.output_dir,
+                         settings={"input_roots": list(self.settings.input_roots)})
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r
         self.running[job.job_id] = job

@@ -49,6 +49,8 @@ def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
     g.add_argument("--poll-interval", type=float, help="seconds between polls (default 2)")
     g.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: cores)")
+    g.add_argument("--input-root", action="append", dest="input_roots", metavar="DIR",
+                   help="read job input only under DIR (repeatable; also JOBTUI_INPUT_ROOTS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "lease_seconds": g("lease_seconds"),
         "poll_interval": g("poll_interval"),
         "cpu_workers": g("cpu_workers"),
+        "input_roots": g("input_roots"),
     }
     settings = load_settings(g("config"), overrides)
     if g("jobs_collection"):
