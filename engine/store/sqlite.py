@@ -96,6 +96,51 @@ def _finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[A
     return f"UPDATE jobs SET {', '.join(sets)} WHERE {_FENCE}", params
 
 
+def claim_statement(
+    *,
+    worker_id: str,
+    slots: Mapping[str, int],
+    limit: int,
+    lease_seconds: float,
+    timeouts: Mapping[str, float | None],
+    now: datetime,
+) -> tuple[str, list[Any]]:
+    """The claim: one ``UPDATE ... RETURNING`` over the job types with free slots
+    (``slots`` holds only those). Exposed so a test can EXPLAIN its query plan."""
+    types = sorted(slots)
+    now_us = to_us(now)
+    # "?" are numbered in textual order: the SET parameters come first.
+    params: list[Any] = [now_us, now_us, worker_id, worker_id]
+    params.append(to_us(now + timedelta(seconds=lease_seconds)))
+    timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
+    timeout_sql = "NULL"
+    if timed:
+        timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * len(timed) + "END"
+        for t, secs in timed:
+            params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
+    # One limited pick per job type, each an O(log n) range of jobs_claim, merged
+    # in claim order under the overall limit: at most slots[t] jobs of type t and
+    # `limit` in all, in one statement. Each row gets its own random token.
+    pick = (
+        "SELECT * FROM (SELECT job_id, priority, created_at FROM jobs"
+        " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
+        " AND (run_after IS NULL OR run_after <= ?)"
+        " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
+    )
+    for t in types:
+        params += [t, now_us, min(slots[t], limit)]
+    params.append(limit)
+    sql = (
+        "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+        " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
+        " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
+        f" timeout_at = {timeout_sql}"
+        f" WHERE job_id IN (SELECT job_id FROM ({' UNION ALL '.join([pick] * len(types))})"
+        f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
+    )
+    return sql, params
+
+
 class SQLiteStore(Store):
     """The storage interface on one SQLite file (see the module docstring)."""
 
@@ -190,35 +235,13 @@ class SQLiteStore(Store):
         types = sorted(t for t, n in slots.items() if n > 0)
         if not types or limit <= 0:
             return []
-        now_us = to_us(now)
-        # "?" are numbered in textual order: the SET parameters come first.
-        params: list[Any] = [now_us, now_us, worker_id, worker_id]
-        params.append(to_us(now + timedelta(seconds=lease_seconds)))
-        timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
-        timeout_sql = "NULL"
-        if timed:
-            timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * len(timed) + "END"
-            for t, secs in timed:
-                params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
-        # One limited pick per job type, each an O(log n) range of jobs_claim, merged
-        # in claim order under the overall limit: at most slots[t] jobs of type t and
-        # `limit` in all, in one statement. Each row gets its own random token.
-        pick = (
-            "SELECT * FROM (SELECT job_id, priority, created_at FROM jobs"
-            " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
-            " AND (run_after IS NULL OR run_after <= ?)"
-            " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
-        )
-        for t in types:
-            params += [t, now_us, min(slots[t], limit)]
-        params.append(limit)
-        sql = (
-            "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-            " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
-            " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
-            f" timeout_at = {timeout_sql}"
-            f" WHERE job_id IN (SELECT job_id FROM ({' UNION ALL '.join([pick] * len(types))})"
-            f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
+        sql, params = claim_statement(
+            worker_id=worker_id,
+            slots={t: slots[t] for t in types},
+            limit=limit,
+            lease_seconds=lease_seconds,
+            timeouts=timeouts,
+            now=now,
         )
         rows = await self._t.write(self._all, sql, params)
         jobs = [row_job(r) for r in rows]
