@@ -178,8 +178,10 @@ async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tr
 
 async def test_chunks_land_in_one_batch(store: Store, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "eight"
+    folder.mkdir()
     for i in range(8):
-        (tmp_path / f"f{i}.pdf").write_bytes(b"%%PDF- %d" % i)
+        (folder / f"f{i}.pdf").write_bytes(b"%%PDF- %d" % i)
     monkeypatch.setattr(enq, "CHUNK", 3)
     api = api_for(store)
     calls: list[int] = []
@@ -190,7 +192,7 @@ async def test_chunks_land_in_one_batch(store: Store, tmp_path: Path,
         return await real(job_type, parameters, **kw)
 
     monkeypatch.setattr(api, "enqueue", spy)
-    rep = await api.enqueue_paths([str(tmp_path)])
+    rep = await api.enqueue_paths([str(folder)])
     assert calls == [3, 3, 2]
     assert len(rep.job_ids) == 8
     summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
@@ -215,7 +217,9 @@ async def test_unreadable_entries_are_counted(store: Store, tree: Path) -> None:
 
 
 async def test_nothing_to_do(store: Store, tmp_path: Path) -> None:
-    rep = await api_for(store).enqueue_paths([str(tmp_path)])
+    empty = tmp_path / "empty"  # not tmp_path itself: a store may keep its file there
+    empty.mkdir()
+    rep = await api_for(store).enqueue_paths([str(empty)])
     assert rep.job_ids == [] and rep.batch_id is None and rep.found == 0
     assert rep.summary_line() == "0 files: 0 queued"
     assert await store.list_batches() == []
