@@ -12,6 +12,8 @@ wire server in cross-process tests. Everything that differs between them at the
   (``'2026-11-28 18:30:58.092000'``, UTC) while inserted or nested ones stay datetimes;
   ``$group`` may hand back a datetime accumulator as ``'{"$date": "..."}'`` text, and
   its ``$min``/``$max`` fail outright when a group mixes the two representations.
+  Its change streams answer ``getMore`` at once instead of waiting for news, so an
+  idle stream would spin (~1,000 round trips a second); ``paced_changes`` pauses.
 
 (The nx-27017 *query-shape* limits are documented in ``mongo.py``'s docstring: its
 filters are valid MongoDB, just written in a form nx also evaluates correctly.)
@@ -19,9 +21,10 @@ filters are valid MongoDB, just written in a form nx also evaluates correctly.)
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +68,28 @@ async def aggregate(
 
 async def close_client(client: Any) -> None:
     await maybe_await(client.close())
+
+
+# An empty getMore that came back faster than this did not wait for news.
+_NO_AWAIT_S = 0.05
+_IDLE_PAUSE_S = 0.25
+
+
+async def paced_changes(stream: Any) -> AsyncIterator[Mapping[str, Any]]:
+    """The events of a change stream, without busy-polling servers that do not block.
+
+    A real server holds an empty ``getMore`` for ``max_await_time_ms``; when one comes
+    back empty sooner, wait a little before asking again (a wake-up then arrives up to
+    ``_IDLE_PAUSE_S`` late, which polling workers tolerate anyway).
+    """
+    loop = asyncio.get_running_loop()
+    while stream.alive:
+        started = loop.time()
+        change = await stream.try_next()
+        if change is not None:
+            yield change
+        elif loop.time() - started < _NO_AWAIT_S:
+            await asyncio.sleep(_IDLE_PAUSE_S)
 
 
 def supports_watch(collection: Any) -> bool:

@@ -454,9 +454,9 @@ class MongoStore(Store):
         Any error just ends the iterator; the worker then falls back to polling.
         """
         try:
-            stream = await self._jobs.watch(docs.WATCH_PIPELINE)
+            stream = await self._jobs.watch(docs.WATCH_PIPELINE, max_await_time_ms=1000)
             try:
-                async for change in stream:
+                async for change in compat.paced_changes(stream):
                     if docs.may_make_claimable(change):
                         yield None
             finally:
