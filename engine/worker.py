@@ -43,6 +43,7 @@ from engine.procpool import ProcessPool
 from engine.registry import JobType, Registry
 from engine.store.base import LeaseState, Store
 from engine.watchdog import TerminalHooks, Watchdog
+from engine.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class Engine:
         #: called (never awaited by the engine) when a job this process ran or recovered
         #: reaches a terminal state; webhooks subscribe here.
         self.terminal_hooks = TerminalHooks()
+        self.webhooks = Webhooks.from_settings(store, self.settings)
+        self.terminal_hooks.add(self.webhooks.on_terminal)
         self._watchdog = (Watchdog(store, self.registry, self.logs, self.terminal_hooks)
                           if run_watchdog else None)
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
@@ -147,6 +150,7 @@ class Engine:
     async def start(self) -> None:
         self._start_mono = time.monotonic()
         self.logs.start()
+        self.webhooks.start()
         await self._register_worker()
         self._tasks = [
             asyncio.create_task(self._finisher(), name="jobtui-finisher"),
@@ -176,6 +180,7 @@ class Engine:
         leftovers = [r.task for r in self._jobs.values() if r.task is not None]
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+        await self.webhooks.stop()  # a few seconds for deliveries still queued, then drop
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,352 @@
+"""Webhooks: tell another system when a job, or a whole batch, has finished.
+
+A job (``Job.webhook``) or a batch (``Batch.webhook``) may carry
+``{"url": "https://...", "secret": "..."}`` (``secret`` optional). When a job this
+engine ran (or its watchdog recovered) reaches a terminal state, the engine POSTs
+``event: "job.finished"`` to the job's webhook; when that was the batch's last
+unfinished job and the batch has a webhook, it POSTs ``event: "batch.finished"``.
+
+Delivery never touches the job: the engine's terminal hook only puts the event on a
+bounded queue (``on_terminal`` is synchronous and O(1)); a dispatcher task reads the
+batch state, sender tasks POST with a timeout per attempt and retry with exponential
+backoff. A slow, failing or unreachable receiver costs at most the senders' time;
+when the queues are full, events are dropped with a warning rather than blocking.
+
+Signing: with a secret (the webhook's own, else ``Settings.webhook_secret`` /
+``JOBTUI_WEBHOOK_SECRET``) the request carries
+``X-Jobtui-Signature: sha256=<hex HMAC-SHA256 of the raw body>``.
+
+Delivery is at least once: a retry after a lost response repeats a delivery (same
+``X-Jobtui-Delivery`` id), and two engines that finish a batch's last jobs at the
+same moment may both send ``batch.finished``. Receivers dedupe by delivery id, or by
+``batch_id`` for batches.
+
+HTTP is spoken over asyncio streams (standard library only, and cancellable, so a
+hanging receiver never holds a thread or delays process exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import ssl
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from engine.models import Job, JobFilter, JobStatus, Outcome, utcnow
+from engine.store.base import Store
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Jobtui-Signature"
+RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx; other 4xx are final
+_CACHE = 1024  # batches whose webhook (or lack of one) this engine remembers
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Jobtui-Signature`` value for ``body``: ``sha256=<hex>``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def job_payload(job: Job, outcome: Outcome) -> dict[str, Any]:
+    """The ``job.finished`` body. Parameters are left out (they may hold a password)."""
+    err = outcome.error
+    return {
+        "event": "job.finished",
+        "job_id": job.job_id,
+        "job_type": job.job_type,
+        "status": outcome.status.value,
+        "error": {"code": err.code, "message": err.message} if err else None,
+        "results": outcome.results,
+        "batch_id": job.batch_id,
+        "path": job.path,
+        "attempts": job.attempts,
+        "timestamp": utcnow().isoformat(),
+    }
+
+
+@dataclass
+class Delivery:
+    url: str
+    body: bytes
+    event: str
+    secret: str | None = None
+    delivery_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    attempts: int = 0
+    last_error: str = ""
+
+
+class WebhookError(Exception):
+    """One attempt failed; ``retry`` says whether another attempt may help."""
+
+    def __init__(self, message: str, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST ``body`` to ``url`` (http or https) and return the response status.
+
+    Raises ``WebhookError`` on a bad URL, a connection problem or a timeout.
+    """
+    if any(c in url for c in "\r\n\t ") or any(ord(c) < 32 for c in url):
+        raise WebhookError(f"invalid webhook URL {url!r}", retry=False)
+    u = urlsplit(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise WebhookError(f"webhook URL must be http(s)://host/...: {url!r}", retry=False)
+    try:
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError as exc:
+        raise WebhookError(f"invalid port in webhook URL: {exc}", retry=False) from None
+    host_header = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
+    if ":" in u.hostname:  # IPv6 literal
+        host_header = f"[{u.hostname}]" + (f":{u.port}" if u.port else "")
+    lines = [f"POST {(u.path or '/') + (f'?{u.query}' if u.query else '')} HTTP/1.1",
+             f"Host: {host_header}", "Content-Type: application/json",
+             f"Content-Length: {len(body)}", "Connection: close", "User-Agent: jobtui-webhooks"]
+    if u.username is not None:
+        import base64
+
+        cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+        lines.append("Authorization: Basic " + base64.b64encode(cred).decode("ascii"))
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    ctx = ssl.create_default_context() if u.scheme == "https" else None
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(u.hostname, port, ssl=ctx)
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+    except TimeoutError:
+        raise WebhookError(f"no response within {timeout:g}s") from None
+    except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+        raise WebhookError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+    parts = status_line.decode("latin-1").split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise WebhookError(f"not an HTTP response: {status_line[:80]!r}")
+    return int(parts[1])
+
+
+class Webhooks:
+    """Subscribe ``on_terminal`` to ``Engine.terminal_hooks``; ``start``/``stop`` with
+    the engine. ``attempts`` tries per delivery, ``timeout`` seconds each, waiting
+    ``backoff * 2**(n-1)`` (at most ``max_backoff``) seconds between tries."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        secret: str | None = None,
+        attempts: int = 5,
+        timeout: float = 10.0,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        senders: int = 4,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.attempts = attempts
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.senders = senders
+        self.queue_size = queue_size
+        self._events: asyncio.Queue[tuple[Job, Outcome]] | None = None
+        self._out: asyncio.Queue[Delivery] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._batch_hooks: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.delivered: list[Delivery] = []  # the last few, for tests and doctor-style checks
+        self.failed: list[Delivery] = []
+        self.dropped = 0
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Any) -> Webhooks:
+        return cls(store, secret=settings.webhook_secret, attempts=settings.webhook_attempts,
+                   timeout=settings.webhook_timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._events = asyncio.Queue(self.queue_size)
+        self._out = asyncio.Queue(self.queue_size)
+        self._tasks = [asyncio.create_task(self._dispatch(), name="jobtui-webhooks-dispatch")]
+        self._tasks += [asyncio.create_task(self._send_loop(), name=f"jobtui-webhooks-{i}")
+                        for i in range(self.senders)]
+
+    @property
+    def pending(self) -> int:
+        """Events and deliveries not yet done (queued or in flight)."""
+        events = self._events._unfinished_tasks if self._events else 0  # type: ignore[attr-defined]
+        out = self._out._unfinished_tasks if self._out else 0  # type: ignore[attr-defined]
+        return int(events + out)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has been delivered or given up on."""
+        if self._events is not None and self._out is not None:
+            await self._events.join()
+            await self._out.join()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Give queued deliveries up to ``timeout`` seconds, then drop the rest (logged)."""
+        if not self._tasks:
+            return
+        if self.pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), timeout)
+        left = self.pending
+        if left:
+            log.warning("webhooks: %d event(s)/delivery(ies) not sent at shutdown", left)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # -- the terminal hook (synchronous, must not block) --------------------------------
+
+    def on_terminal(self, job: Job, outcome: Outcome) -> None:
+        if self._events is None or not (job.webhook or job.batch_id):
+            return
+        try:
+            self._events.put_nowait((job, outcome))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("webhooks: queue full; no webhook for job %s", job.job_id)
+
+    # -- dispatch: decide what to send -----------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        assert self._events is not None
+        while True:
+            job, outcome = await self._events.get()
+            try:
+                if job.webhook:
+                    await self._queue(job.webhook, job_payload(job, outcome))
+                if job.batch_id:
+                    await self._check_batch(job.batch_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a webhook must never break the engine
+                log.exception("webhooks: cannot handle job %s", job.job_id)
+            finally:
+                self._events.task_done()
+
+    async def _queue(self, hook: dict[str, Any], payload: dict[str, Any]) -> None:
+        assert self._out is not None
+        url = hook.get("url")
+        if not isinstance(url, str) or not url:
+            log.warning("webhooks: %s has no url: %r", payload["event"], hook)
+            return
+        secret = hook.get("secret") or self.secret
+        body = json.dumps(payload, default=str, separators=(",", ":")).encode("utf-8")
+        await self._out.put(Delivery(url, body, payload["event"], str(secret) if secret else None))
+
+    async def _batch_hook(self, batch_id: str) -> dict[str, Any] | None:
+        """The batch's webhook, read once per batch (a batch's webhook is set at creation)."""
+        if batch_id in self._batch_hooks:
+            return self._batch_hooks[batch_id]
+        summary = await self.store.get_batch(batch_id)
+        hook = summary.batch.webhook if summary else None
+        self._batch_hooks[batch_id] = hook
+        while len(self._batch_hooks) > _CACHE:
+            self._batch_hooks.popitem(last=False)
+        return hook
+
+    async def _check_batch(self, batch_id: str) -> None:
+        hook = await self._batch_hook(batch_id)
+        if not hook:
+            return
+        # One indexed lookup (as Engine.wait_batch): is any job still to do?
+        unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
+        if await self.store.list_jobs(unfinished, limit=1):
+            return
+        summary = await self.store.get_batch(batch_id)
+        if summary is None or not summary.finished:
+            return
+        # Two jobs finishing together here both see the batch finished: announce once per
+        # (batch, last completion), so a batch re-finished after a retry is announced again.
+        key = (batch_id, str(summary.last_completed_at))
+        if key in self._announced:
+            return
+        self._announced[key] = None
+        while len(self._announced) > _CACHE:
+            self._announced.popitem(last=False)
+        await self._queue(hook, {
+            "event": "batch.finished",
+            "batch_id": batch_id,
+            "name": summary.batch.name,
+            "status": summary.status,
+            "total": summary.total,
+            "counts": summary.counts,
+            "first_started_at": _iso(summary.first_started_at),
+            "last_completed_at": _iso(summary.last_completed_at),
+            "timestamp": utcnow().isoformat(),
+        })
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        assert self._out is not None
+        while True:
+            d = await self._out.get()
+            try:
+                await self.deliver(d)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("webhooks: delivery to %s crashed", d.url)
+            finally:
+                self._out.task_done()
+
+    async def deliver(self, d: Delivery) -> bool:
+        """Try ``attempts`` times with backoff; True once the receiver answered 2xx."""
+        headers = {"X-Jobtui-Event": d.event, "X-Jobtui-Delivery": d.delivery_id}
+        if d.secret:
+            headers[SIGNATURE_HEADER] = sign(d.secret, d.body)
+        while d.attempts < self.attempts:
+            d.attempts += 1
+            try:
+                status = await post(d.url, d.body, headers, self.timeout)
+                if 200 <= status < 300:
+                    self._remember(self.delivered, d)
+                    return True
+                d.last_error = f"HTTP {status}"
+                retry = status >= 500 or status in RETRY_STATUSES
+            except WebhookError as exc:
+                d.last_error, retry = str(exc), exc.retry
+            if not retry or d.attempts >= self.attempts:
+                break
+            delay = min(self.max_backoff, self.backoff * 2 ** (d.attempts - 1))
+            log.info("webhooks: %s to %s failed (%s); retry %d in %.1fs", d.event, d.url,
+                     d.last_error, d.attempts + 1, delay)
+            await asyncio.sleep(delay)
+        log.warning("webhooks: giving up on %s to %s after %d attempt(s): %s", d.event, d.url,
+                    d.attempts, d.last_error)
+        self._remember(self.failed, d)
+        return False
+
+    @staticmethod
+    def _remember(where: list[Delivery], d: Delivery) -> None:
+        where.append(d)
+        del where[:-100]

@@ -1,0 +1,223 @@
+"""Webhooks against a local HTTP server: delivery, signature, batch events, retries,
+and proof that a slow or unreachable receiver never holds up or changes a job."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import Settings
+from engine.models import Batch, Job, JobStatus
+from engine.registry import default_registry
+from engine.store.sqlite import SQLiteStore
+from engine.webhooks import Delivery, Webhooks, sign
+from engine.worker import Engine
+from tests.util import wait_for
+
+FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1)
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 in a thread. ``statuses`` are answered in turn
+    (then 200); while ``hold`` is set, requests wait for ``release``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        self.hold = False
+        self.release = threading.Event()
+        self.arrived = threading.Event()
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.requests.append({"headers": dict(self.headers), "body": body,
+                                              "json": json.loads(body), "path": self.path})
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.arrived.set()
+                if receiver.hold:
+                    receiver.release.wait(30)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r["json"] for r in self.requests if r["json"]["event"] == name]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    eng = Engine(store, default_registry(),
+                 Settings(output_dir=tmp_path / "out", webhook_secret="global-secret", **FAST))
+    eng.webhooks.backoff = 0.01  # retries in milliseconds, not seconds
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop(grace=5)
+        await store.close()
+
+
+async def _job(eng: Engine, job_type: str = "noop", **fields: Any) -> Job:
+    job = Job(job_type=job_type, **fields)
+    await eng.store.insert_jobs([job])
+    eng.wake()
+    return job
+
+
+async def _status(eng: Engine, job_id: str) -> JobStatus | None:
+    job = await eng.store.get_job(job_id)
+    return job.status if job else None
+
+
+def _ok_signature(secret: str, req: dict[str, Any]) -> bool:
+    expected = "sha256=" + hmac.new(secret.encode(), req["body"], hashlib.sha256).hexdigest()
+    return hmac.compare_digest(req["headers"]["X-Jobtui-Signature"], expected)
+
+
+async def test_job_webhook_is_delivered_and_signed(engine: Engine, receiver: Receiver) -> None:
+    job = await _job(engine, webhook={"url": receiver.url, "secret": "s3cret"})
+    await wait_for(lambda: _async(receiver.events("job.finished")), what="job.finished")
+    req = receiver.requests[0]
+    body = req["json"]
+    assert body["job_id"] == job.job_id and body["job_type"] == "noop"
+    assert body["status"] == "completed" and body["error"] is None and body["results"] == {}
+    assert body["timestamp"] and "parameters" not in body
+    assert req["headers"]["Content-Type"] == "application/json"
+    assert req["headers"]["X-Jobtui-Event"] == "job.finished"
+    assert _ok_signature("s3cret", req)
+    assert not _ok_signature("global-secret", req)  # the webhook's own secret wins
+
+
+async def test_global_secret_signs_hooks_without_their_own(engine: Engine,
+                                                           receiver: Receiver) -> None:
+    job = await _job(engine, job_type="sleep", parameters={"seconds": "x"},  # invalid -> failed
+                     webhook={"url": receiver.url})
+    await wait_for(lambda: _async(receiver.events("job.finished")), what="job.finished")
+    body = receiver.requests[0]["json"]
+    assert body["job_id"] == job.job_id and body["status"] == "failed"
+    assert body["error"]["code"] == "INVALID_PARAMETERS"
+    assert _ok_signature("global-secret", receiver.requests[0])
+
+
+async def test_batch_webhook_after_the_last_job(engine: Engine, receiver: Receiver) -> None:
+    batch = Batch(name="three", total_jobs=3, webhook={"url": receiver.url})
+    await engine.store.create_batch(batch)
+    jobs = [Job(job_type="noop", batch_id=batch.batch_id) for _ in range(2)]
+    jobs.append(Job(job_type="sleep", parameters={"seconds": 0.3}, batch_id=batch.batch_id))
+    await engine.store.insert_jobs(jobs)
+    engine.wake()
+    await wait_for(lambda: _async(receiver.events("batch.finished")), what="batch.finished")
+    await engine.webhooks.drain()
+    [body] = receiver.events("batch.finished")  # exactly once from this engine
+    assert body["batch_id"] == batch.batch_id and body["name"] == "three"
+    assert body["counts"] == {"completed": 3} and body["total"] == 3
+    assert body["status"] == "completed" and body["last_completed_at"]
+    assert receiver.events("job.finished") == []  # the jobs carry no webhook of their own
+    for j in jobs:  # sent only once every job was terminal
+        assert await _status(engine, j.job_id) is JobStatus.COMPLETED
+
+
+async def test_500_twice_then_200_takes_three_attempts(engine: Engine,
+                                                       receiver: Receiver) -> None:
+    receiver.statuses = [500, 500]
+    await _job(engine, webhook={"url": receiver.url})
+    await wait_for(lambda: _async(engine.webhooks.delivered), what="delivery")
+    assert len(receiver.requests) == 3
+    assert engine.webhooks.delivered[-1].attempts == 3
+    ids = {r["headers"]["X-Jobtui-Delivery"] for r in receiver.requests}
+    assert len(ids) == 1  # one delivery, retried: receivers can dedupe on this id
+
+
+async def test_4xx_is_not_retried(receiver: Receiver, tmp_path: Path) -> None:
+    receiver.statuses = [404]
+    hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
+    d = Delivery(receiver.url, b"{}", "job.finished")
+    assert await hooks.deliver(d) is False
+    assert d.attempts == 1 and d.last_error == "HTTP 404"
+
+
+async def test_hanging_receiver_does_not_delay_the_job(engine: Engine,
+                                                       receiver: Receiver) -> None:
+    receiver.hold = True
+    job = await _job(engine, webhook={"url": receiver.url})
+    second = await _job(engine)
+    await wait_for(lambda: _async(receiver.arrived.is_set()), what="the hook to arrive")
+    # The receiver has not answered, yet both jobs are completed and the engine goes on.
+    assert await _status(engine, job.job_id) is JobStatus.COMPLETED
+    await wait_for(lambda: _status_is(engine, second.job_id, JobStatus.COMPLETED), what="second")
+    assert engine.webhooks.pending > 0 and not engine.webhooks.delivered
+    receiver.release.set()
+    await wait_for(lambda: _async(engine.webhooks.delivered), what="delivery after release")
+
+
+async def test_unreachable_url_leaves_the_job_completed(engine: Engine) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    engine.webhooks.attempts = 2
+    job = await _job(engine, webhook={"url": f"http://127.0.0.1:{port}/x"})
+    await wait_for(lambda: _async(engine.webhooks.failed), what="the delivery to give up")
+    assert engine.webhooks.failed[-1].attempts == 2
+    assert await _status(engine, job.job_id) is JobStatus.COMPLETED
+    stored = await engine.store.get_job(job.job_id)
+    assert stored is not None and stored.error is None
+
+
+async def test_bad_urls_are_refused_without_retry(tmp_path: Path) -> None:
+    hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
+    for url in ("ftp://x/y", "http://a b/", "http://x/\r\nX-Evil: 1", "not a url"):
+        d = Delivery(url, b"{}", "job.finished")
+        assert await hooks.deliver(d) is False
+        assert d.attempts == 1, url
+
+
+def test_sign_matches_the_documented_recipe() -> None:
+    body = b'{"event":"job.finished"}'
+    assert sign("k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def _status_is(eng: Engine, job_id: str, status: JobStatus) -> bool:
+    return await _status(eng, job_id) is status
