@@ -595,3 +595,13 @@ async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: P
     finally:
         await eng.stop(grace=5)
         await store.close()
+
+
+async def test_probe_samples_scanned_pages(pdfs: dict[str, Path]) -> None:
+    """The probe's sample decides the OCR part size (progress keeps moving on scans)."""
+    assert px.probe(str(pdfs["mixed"]), None, 8)["scans"] == 2
+    assert px.probe(str(pdfs["text"]), None, 8)["scans"] == 0
+    assert px.probe(str(pdfs["zero"]), None, 8)["scans"] == 0
+    assert px.probe(str(pdfs["text"]), None)["scans"] == 0  # no sample asked
+    many = px.probe(str(pdfs["many"]), None, 8)
+    assert many["pages"] == 45 and many["repaired"] is False

@@ -34,6 +34,8 @@ from engine.registry import Registry
 
 LANGUAGES_PATTERN = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"  # tesseract's "deu+eng" form
 MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than it saves
+OCR_PAGES_PER_PART = 8  # OCR costs ~0.5 s a page: small parts keep progress moving
+PROBE_SAMPLE = 8  # pages sampled to guess whether a document is scanned
 STEM_MAX_BYTES = 120  # keeps "<stem>-<sha12>.structured.md" well under NAME_MAX (255)
 
 
@@ -105,11 +107,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-async def _probe(ctx: JobContext, p: PdfParams) -> tuple[str, dict[str, Any]]:
-    """Absolute path and ``{pages, sha256, size}``; bad input raises ``JobFailed``."""
+async def _probe(ctx: JobContext, p: PdfParams, sample: int = 0) -> tuple[str, dict[str, Any]]:
+    """Absolute path and ``{pages, sha256, size, ...}``; bad input raises ``JobFailed``."""
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
     path = str(check_input_path(p.path, roots_of(ctx.settings)))
-    info = await ctx.run_cpu(px.probe, path, p.password)
+    info = await ctx.run_cpu(px.probe, path, p.password, sample)
     if p.sha256 and p.sha256 != info["sha256"]:
         ctx.log(f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
                 f"{info['sha256'][:12]}); processing the current content", "warning")
@@ -209,6 +211,18 @@ def _log_page_errors(ctx: JobContext, records: list[dict[str, Any]]) -> list[int
     return failed
 
 
+def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
+    """``pages_per_part``, made small for documents that will be OCRed (unless the
+    job set it): a part is the unit of progress, and 200 OCR pages take minutes."""
+    if "pages_per_part" in p.model_fields_set or not p.ocr:
+        return p.pages_per_part
+    if p.force_ocr or info.get("scans"):
+        ctx.log(f"OCR expected ({info.get('scans', 0)} of {PROBE_SAMPLE} sampled pages are "
+                f"scans); parts of {OCR_PAGES_PER_PART} pages")
+        return min(p.pages_per_part, OCR_PAGES_PER_PART)
+    return p.pages_per_part
+
+
 def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
     return {"password": p.password, "ocr": p.ocr, "force_ocr": p.force_ocr,
             "languages": p.languages, "dpi": p.dpi}
@@ -228,9 +242,11 @@ def transcript_markdown(title: str, records: list[dict[str, Any]]) -> str:
 async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     """Text of every page in order; OCR where a page has no text layer."""
     t0 = time.monotonic()
-    path, info = await _probe(ctx, p)
+    path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
-    ranges = split_pages(n, p.pages_per_part, _cores())
+    scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
+    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(),
+                         min_part=1 if scanned else MIN_PAGES_PER_PART)
     await ctx.progress(0.0, "transcribe", f"0/{n} pages")
     records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
     ocr_pages = [r["page"] for r in records if r["ocr"]]
@@ -260,9 +276,11 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
 async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     """Structured Markdown: headings from font sizes, lists, paragraphs."""
     t0 = time.monotonic()
-    path, info = await _probe(ctx, p)
+    path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
-    ranges = split_pages(n, p.pages_per_part, _cores())
+    scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
+    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(),
+                         min_part=1 if scanned else MIN_PAGES_PER_PART)
     await ctx.progress(0.0, "markdown", f"0/{n} pages")
     pages = await _run_parts(ctx, px.markdown_range, path, ranges, _ocr_opts(p), "markdown")
     ocr_pages = sum(1 for r in pages if r["ocr"])

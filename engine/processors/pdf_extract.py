@@ -147,8 +147,10 @@ def open_document(path: str, password: str | None, head: bytes | None = None) ->
     return doc
 
 
-def probe(path: str, password: str | None) -> dict[str, Any]:
-    """Check the input and hash it: ``{pages, sha256, size}`` or ``JobFailed``."""
+def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
+    """Check the input and hash it: ``{pages, sha256, size, repaired, scans}`` or
+    ``JobFailed``. ``scans``: how many of ``sample`` pages spread over the document
+    look scanned (images, no text), so the handler can cut OCR work finer."""
     st = _stat(path)
     if st.st_size == 0:
         raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
@@ -162,7 +164,24 @@ def probe(path: str, password: str | None) -> dict[str, Any]:
             raise _fail(ErrorCode.PDF_CORRUPT,
                         f"{path} is damaged; repairing it recovered no pages or content", path)
         info["repaired"] = True
+    info["scans"] = _sampled_scans(doc, sample)
     return info
+
+
+def _sampled_scans(doc: Any, sample: int) -> int:
+    n = doc.page_count
+    if sample <= 0 or n == 0:
+        return 0
+    picks = sorted({i * n // min(sample, n) for i in range(min(sample, n))})
+    found = 0
+    for i in picks:
+        try:
+            page = doc.load_page(i)
+            if not page.get_text().strip() and _has_images(page):
+                found += 1
+        except Exception:  # noqa: BLE001, S112 - the part that reads it will report it
+            continue
+    return found
 
 
 def _any_content(doc: Any) -> bool:
