@@ -50,15 +50,18 @@ CREATE TABLE jobs (
     doc              TEXT NOT NULL DEFAULT '{}'
 );
 -- Claim: per job type, in claim order, over pending rows only (the index stays
--- as small as the queue, and claim is O(log n) whatever the table holds).
-CREATE INDEX jobs_claim ON jobs (job_type, priority DESC, created_at, job_id)
+-- as small as the queue, and claim is O(log n) whatever the table holds). The
+-- trailing columns make the pick covering: jobs waiting for run_after are skipped
+-- without reading their rows, and pending_job_types is an index-only scan.
+CREATE INDEX jobs_claim
+    ON jobs (job_type, priority DESC, created_at, job_id, run_after, cancel_requested, status)
     WHERE status = 'pending';
 -- Batch counts (GROUP BY batch_id, status) as a covering index scan, including
 -- the first start / last completion the batch table shows.
 CREATE INDEX jobs_batch ON jobs (batch_id, status, started_at, completed_at);
--- Watchdog: only running rows, by lease expiry (heartbeats move small entries).
-CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE status = 'processing';
 -- Operator pages: keyset over (created_at, job_id), with or without a status.
+-- The status one also serves the watchdog (processing rows are few: the slots)
+-- and count_jobs; no index on lease_expires_at, so heartbeats touch no index.
 CREATE INDEX jobs_created ON jobs (created_at, job_id);
 CREATE INDEX jobs_status_created ON jobs (status, created_at, job_id);
 
