@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from engine.models import (
     Batch,
@@ -139,7 +140,7 @@ def claim_set(worker_id: str, token: str, now: datetime, lease_seconds: float) -
 def finish_update(outcome: Outcome, now: datetime) -> Query:
     """End of an attempt: terminal (results or error, ``completed_at``) or back to
     ``pending`` (``run_after``, the attempt refunded on a graceful hand-back)."""
-    error = outcome.error.model_dump(mode="python") if outcome.error else None
+    error = outcome.error.model_dump(mode="json") if outcome.error else None
     fields: dict[str, Any] = {
         "status": outcome.status.value,
         "lease": None,
@@ -152,7 +153,7 @@ def finish_update(outcome: Outcome, now: datetime) -> Query:
         if outcome.status is JobStatus.CANCELLED and error is None:
             fields["error"] = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
         if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
-            fields["results"] = outcome.results
+            fields["results"] = free_form(outcome.results)
     else:
         fields["run_after"] = outcome.run_after
         if error is not None:  # keep why the last attempt failed, for the console
@@ -188,8 +189,21 @@ def retry_set(now: datetime) -> Query:
 # -- documents ---------------------------------------------------------------------
 
 
+def free_form(value: Any) -> Any:
+    """Handler-supplied data (parameters, results, error details) as JSON values.
+
+    BSON cannot store a ``Path`` or a set, and the SQLite store keeps JSON: both
+    stores hand back the same thing for the same input.
+    """
+    return to_jsonable_python(value)
+
+
+_FREE_FORM = ("parameters", "results", "webhook", "error", "progress")
+
+
 def job_doc(job: Job) -> dict[str, Any]:
     doc = job.model_dump(mode="python")
+    doc.update(job.model_dump(mode="json", include=set(_FREE_FORM)))
     doc["status"] = job.status.value
     # A sparse unique index skips *missing* keys, not nulls: no key means no field.
     if doc.get("dedupe_key") is None:

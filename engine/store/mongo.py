@@ -121,20 +121,7 @@ class MongoStore(Store):
                 "STORE_UNREACHABLE",
                 f"cannot reach {self.description}: {scrub(str(exc), self.uri)[:300]}",
             ) from exc
-        indexes: list[tuple[Any, list[tuple[str, int]], dict[str, Any]]] = [
-            (self._jobs, [("job_id", ASCENDING)], {"unique": True}),
-            # sparse, not partial: nx-27017 ignores partial filters.
-            (self._jobs, [("dedupe_key", ASCENDING)], {"unique": True, "sparse": True}),
-            (self._jobs, [("status", 1), ("priority", -1), ("created_at", 1)], {}),
-            (self._jobs, [("batch_id", 1), ("status", 1)], {}),
-            (self._jobs, [("status", 1), ("lease.expires_at", 1)], {}),
-            (self._jobs, [("created_at", 1), ("job_id", 1)], {}),
-            (self._logs, [("job_id", 1), ("ts", 1)], {}),
-            (self._batches, [("batch_id", 1)], {"unique": True}),
-            (self._batches, [("created_at", 1)], {}),
-            (self._workers, [("worker_id", 1)], {"unique": True}),
-        ]
-        for collection, keys, options in indexes:
+        for collection, keys, options in self._index_specs():
             try:
                 await collection.create_index(keys, **options)
             except OperationFailure as exc:
@@ -284,7 +271,7 @@ class MongoStore(Store):
     async def set_progress(self, job_id: str, token: str, progress: Progress) -> bool:
         res = await self._jobs.update_one(
             {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
-            {"$set": {"progress": progress.model_dump(mode="python"), "updated_at": utcnow()}},
+            {"$set": {"progress": progress.model_dump(mode="json"), "updated_at": utcnow()}},
         )
         return res.matched_count == 1
 
@@ -463,3 +450,56 @@ class MongoStore(Store):
                 await stream.close()
         except PyMongoError as exc:
             log.info("change stream ended (%s); polling instead", type(exc).__name__)
+
+    # -- diagnostics (jobtui doctor) ----------------------------------------------
+
+    def _index_specs(self) -> list[tuple[Any, list[tuple[str, int]], dict[str, Any]]]:
+        """Every index the engine relies on: ``open`` creates them, doctor checks them."""
+        return [
+            (self._jobs, [("job_id", ASCENDING)], {"unique": True}),
+            # sparse, not partial: nx-27017 ignores partial filters.
+            (self._jobs, [("dedupe_key", ASCENDING)], {"unique": True, "sparse": True}),
+            (self._jobs, [("status", 1), ("priority", -1), ("created_at", 1)], {}),
+            (self._jobs, [("batch_id", 1), ("status", 1)], {}),
+            (self._jobs, [("status", 1), ("lease.expires_at", 1)], {}),
+            (self._jobs, [("created_at", 1), ("job_id", 1)], {}),
+            (self._logs, [("job_id", 1), ("ts", 1)], {}),
+            (self._batches, [("batch_id", 1)], {"unique": True}),
+            (self._batches, [("created_at", 1)], {}),
+            (self._workers, [("worker_id", 1)], {"unique": True}),
+        ]
+
+    async def missing_indexes(self) -> list[str]:
+        have: dict[str, set[tuple[tuple[str, int], ...]]] = {}
+        missing = []
+        for collection, keys, _ in self._index_specs():
+            if collection.name not in have:
+                info = await compat.maybe_await(collection.index_information())
+                have[collection.name] = {
+                    tuple((str(f), int(d)) for f, d in spec["key"]) for spec in info.values()
+                }
+            if tuple(keys) not in have[collection.name]:
+                missing.append(f"{collection.name}: " + ", ".join(f"{f} {d}" for f, d in keys))
+        return missing
+
+    async def server_info(self) -> dict[str, Any]:
+        """Server version, change streams, and the server's clock (``hello``'s
+        ``localTime``) with the local time halfway through the round trip."""
+        info: dict[str, Any] = {"kind": self.kind, "change_streams": self._change_streams}
+        try:
+            build = await self._client.admin.command("buildInfo")
+            info["version"] = build.get("version")
+        except (PyMongoError, NotImplementedError):
+            pass
+        try:
+            before = utcnow()
+            hello = await self._client.admin.command("hello")
+            after = utcnow()
+        except (PyMongoError, NotImplementedError):  # mongomock has no hello
+            return info
+        if hello.get("localTime") is not None:
+            info["server_time"] = hello["localTime"]
+            info["local_time"] = before + (after - before) / 2
+            info["round_trip_s"] = (after - before).total_seconds()
+        info["replica_set"] = hello.get("setName")
+        return info
