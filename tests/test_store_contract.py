@@ -750,3 +750,17 @@ async def test_finish_many_is_fenced_per_item(store: Store) -> None:
     assert await store.finish_many(items[:1], now=T0) == [False]
     assert await store.finish_many([], now=T0) == []
     assert await store.count_jobs() == {"completed": 1, "processing": 1, "failed": 1, "pending": 1}
+
+
+async def test_free_form_data_round_trips_as_json(store: Store) -> None:
+    params = {"path": "/a b/ü.pdf", "pages": [1, 2], "opts": {"dpi": 300, "ocr": True}, "x": None}
+    j = job(parameters={**params, "out": Path("/out/dir")}, webhook={"url": "http://h/cb"})
+    await store.insert_jobs([j])
+    stored = await store.get_job(j.job_id)
+    assert stored and stored.parameters == {**params, "out": "/out/dir"}
+    assert stored.webhook == {"url": "http://h/cb"} and stored.path == "/a b/ü.pdf"
+    got = (await claim(store, {"a": 1}))[0]
+    results = {"pages": 2, "files": [Path("/o/1.md")], "meta": {"title": "T"}}
+    assert await store.finish(j.job_id, token(got), done(results=results), now=T0)
+    final = await store.get_job(j.job_id)
+    assert final and final.results == {"pages": 2, "files": ["/o/1.md"], "meta": {"title": "T"}}
