@@ -764,3 +764,21 @@ async def test_free_form_data_round_trips_as_json(store: Store) -> None:
     assert await store.finish(j.job_id, token(got), done(results=results), now=T0)
     final = await store.get_job(j.job_id)
     assert final and final.results == {"pages": 2, "files": ["/o/1.md"], "meta": {"title": "T"}}
+
+
+async def test_renewed_lease_that_lapses_is_overdue(store: Store) -> None:
+    await store.insert_jobs([job(), job()])
+    a, b = await claim(store, {"a": 2}, lease=30)
+    renewed = await store.heartbeat({a.job_id: token(a), b.job_id: token(b)}, T0 + 5 * MIN)
+    assert set(renewed.values()) == {LeaseState.HELD}
+    await store.heartbeat({b.job_id: token(b)}, T0 + HOUR)  # only b keeps beating
+    assert await store.find_overdue(T0 + 2 * MIN) == []
+    assert [j.job_id for j in await store.find_overdue(T0 + 10 * MIN)] == [a.job_id]
+    lapsed = Outcome(status=JobStatus.PENDING, run_after=T0 + 11 * MIN)
+    assert not await store.finish(
+        b.job_id, token(b), lapsed, now=T0 + 10 * MIN, only_if_overdue=True
+    )
+    assert await store.finish(a.job_id, token(a), lapsed, now=T0 + 10 * MIN, only_if_overdue=True)
+    assert await claim(store, {"a": 2}, now=T0 + 10 * MIN) == []
+    again = await claim(store, {"a": 2}, now=T0 + 12 * MIN, worker="w2")
+    assert [j.job_id for j in again] == [a.job_id] and again[0].attempts == 2
