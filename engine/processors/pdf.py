@@ -100,7 +100,13 @@ def output_stem(path: str, sha256: str) -> str:
     return f"{stem}-{sha256[:12]}"
 
 
-def _cores() -> int:
+def _cores(ctx: JobContext | None = None) -> int:
+    """How many processes the engine's pool runs (its ``cpu_workers``, else the cores)."""
+    settings = getattr(ctx, "settings", None)
+    workers = (settings.get("cpu_workers") if isinstance(settings, dict)
+               else getattr(settings, "cpu_workers", None))
+    if isinstance(workers, int) and workers > 0:
+        return workers
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -245,7 +251,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
     scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
-    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(),
+    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(ctx),
                          min_part=1 if scanned else MIN_PAGES_PER_PART)
     await ctx.progress(0.0, "transcribe", f"0/{n} pages")
     records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
@@ -279,7 +285,7 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
     scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
-    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(),
+    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(ctx),
                          min_part=1 if scanned else MIN_PAGES_PER_PART)
     await ctx.progress(0.0, "markdown", f"0/{n} pages")
     pages = await _run_parts(ctx, px.markdown_range, path, ranges, _ocr_opts(p), "markdown")
@@ -321,7 +327,7 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
                         {"output_dir": str(out_dir)}) from None
     count = max(0, last - first + 1) if n else 0
     ranges = [(a + first - 1, b + first - 1)
-              for a, b in split_pages(count, p.pages_per_part, _cores())]
+              for a, b in split_pages(count, p.pages_per_part, _cores(ctx))]
     opts = {"password": p.password, "dpi": p.dpi, "out_dir": str(out_dir)}
     await ctx.progress(0.0, "render", f"0/{count} pages")
     records = await _run_parts(ctx, px.render_range, path, ranges, opts, "render")
