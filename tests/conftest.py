@@ -11,10 +11,6 @@ add an entry to ``STORE_FACTORIES`` (and a mark in ``_BACKEND_MARKS`` if it need
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,6 +20,7 @@ import pytest
 
 from engine.store.base import Store
 from engine.store.mongo import MongoStore
+from tests.nxserver import nx_executable, nx_server
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
 
@@ -102,67 +99,14 @@ def store_kind(store: Store) -> str:
 # -- the nx-27017 wire server ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_ping(uri: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nx-27017 exited with code {proc.returncode}")
-        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=500)
-        try:
-            client.admin.command("ping")
-            return
-        except PyMongoError:
-            if time.monotonic() > deadline:
-                raise
-        finally:
-            client.close()
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def nx_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URI (``mongodb://127.0.0.1:<port>``) of an nx-27017 server for this session.
 
-    Runs in the foreground as our child; ``--data-dir`` gives every database name its
-    own SQLite file, so tests isolate by using a fresh database name.
+    Runs in the foreground as our child (``tests/nxserver.py``); ``--data-dir`` gives
+    every database name its own SQLite file, so tests isolate by a fresh database name.
     """
-    exe = shutil.which("nx-27017") or shutil.which("nx_27017")
-    if exe is None:
+    if nx_executable() is None:
         pytest.skip("nx-27017 is not installed")
-    root = tmp_path_factory.mktemp("nx")
-    port = _free_port()
-    log_file = root / "log"
-    cmd = [
-        exe,
-        "--data-dir",
-        str(root / "data"),
-        "--port",
-        str(port),
-        "--log-file",
-        str(log_file),
-        "--pid-file",
-        str(root / "pid"),
-    ]
-    (root / "data").mkdir()
-    with open(root / "stdout", "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    uri = f"mongodb://127.0.0.1:{port}"
-    try:
-        _wait_for_ping(uri, proc)
+    with nx_server(tmp_path_factory.mktemp("nx")) as uri:
         yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
