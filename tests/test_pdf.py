@@ -605,3 +605,21 @@ async def test_probe_samples_scanned_pages(pdfs: dict[str, Path]) -> None:
     assert px.probe(str(pdfs["text"]), None)["scans"] == 0  # no sample asked
     many = px.probe(str(pdfs["many"]), None, 8)
     assert many["pages"] == 45 and many["repaired"] is False
+
+
+async def test_markdown_ocrs_scanned_pages(h: Harness, pdfs: dict[str, Path]) -> None:
+    res = await h.run("pdf.markdown", path=pdfs["scan"])
+    assert res["ocr_pages"] == 1
+    md = Path(res["markdown_path"]).read_text(encoding="utf-8")
+    assert "Übung" in md and "schön" in md
+
+
+async def test_input_roots_refuse_paths_outside(h: Harness, pdfs: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    ctx = await h.context("pdf.transcribe", {"path": str(pdfs["text"])})
+    ctx.settings = {"input_roots": [str(tmp_path)]}
+    with pytest.raises(JobFailed) as info:
+        await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"])))
+    assert info.value.code == "PATH_NOT_ALLOWED"
+    ctx.settings = {"input_roots": [str(pdfs["text"].parent)]}
+    assert (await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"]))))["pages"] == 3
