@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from engine.models import ErrorCode, Job, JobFilter
 
@@ -44,6 +44,10 @@ _DEFAULTED = [n for n, f in Job.model_fields.items() if f.default is not None or
 _CHUNK = 500  # keeps IN (...) lists far below SQLite's variable limit
 
 
+@overload
+def to_us(value: datetime) -> int: ...
+@overload
+def to_us(value: datetime | None) -> int | None: ...
 def to_us(value: datetime | None) -> int | None:
     """Aware (or naive-as-UTC) datetime -> integer microseconds since the epoch."""
     if value is None:
@@ -53,6 +57,10 @@ def to_us(value: datetime | None) -> int | None:
     return (value - _EPOCH) // _US
 
 
+@overload
+def from_us(value: int) -> datetime: ...
+@overload
+def from_us(value: int | None) -> datetime | None: ...
 def from_us(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 

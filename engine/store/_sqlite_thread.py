@@ -95,12 +95,12 @@ class SQLiteThread:
             self._pool = None
 
     def _close(self) -> None:
+        # No ANALYZE / PRAGMA optimize: statistics taken while the queue was small
+        # would steer a later, large queue to full scans. The plans without
+        # statistics are the ones the tests EXPLAIN.
         if self._conn is not None:
-            try:
-                self._conn.execute("PRAGMA optimize")
-            finally:
-                self._conn.close()
-                self._conn = None
+            self._conn.close()
+            self._conn = None
 
     # -- reads: one call each ------------------------------------------------------
 

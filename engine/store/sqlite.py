@@ -122,7 +122,7 @@ def claim_statement(
     # in claim order under the overall limit: at most slots[t] jobs of type t and
     # `limit` in all, in one statement. Each row gets its own random token.
     pick = (
-        "SELECT * FROM (SELECT job_id, priority, created_at FROM jobs"
+        "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
         " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
         " AND (run_after IS NULL OR run_after <= ?)"
         " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
@@ -135,7 +135,9 @@ def claim_statement(
         " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
         " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
         f" timeout_at = {timeout_sql}"
-        f" WHERE job_id IN (SELECT job_id FROM ({' UNION ALL '.join([pick] * len(types))})"
+        # rowid: the update seeks each picked row directly, whatever the planner
+        # would guess for a job_id lookup.
+        f" WHERE rowid IN (SELECT id FROM ({' UNION ALL '.join([pick] * len(types))})"
         f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
     )
     return sql, params
@@ -327,7 +329,9 @@ class SQLiteStore(Store):
     # -- operator verbs -----------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job | None:
-        rows = await self._t.read(self._all, f"SELECT {SELECT} FROM jobs WHERE job_id = ?", (job_id,))
+        rows = await self._t.read(
+            self._all, f"SELECT {SELECT} FROM jobs WHERE job_id = ?", (job_id,)
+        )
         return row_job(rows[0]) if rows else None
 
     async def list_jobs(
