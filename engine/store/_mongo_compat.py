@@ -14,6 +14,7 @@ wire server in cross-process tests. Everything that differs between them at the
   its ``$min``/``$max`` fail outright when a group mixes the two representations.
   Its change streams answer ``getMore`` at once instead of waiting for news, so an
   idle stream would spin (~1,000 round trips a second); ``paced_changes`` pauses.
+  Its index listing loses ``-1`` directions, and ``hello``'s ``localTime`` is naive.
 
 (The nx-27017 *query-shape* limits are documented in ``mongo.py``'s docstring: its
 filters are valid MongoDB, just written in a form nx also evaluates correctly.)
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,6 +91,13 @@ async def paced_changes(stream: Any) -> AsyncIterator[Mapping[str, Any]]:
             yield change
         elif loop.time() - started < _NO_AWAIT_S:
             await asyncio.sleep(_IDLE_PAUSE_S)
+
+
+def same_index_keys(have: Sequence[tuple[str, int]], want: Sequence[tuple[str, int]]) -> bool:
+    """nx-27017 reports every index key as ascending (it drops ``-1``)."""
+    if tuple(have) == tuple(want):
+        return True
+    return [f for f, _ in have] == [f for f, _ in want] and all(d == 1 for _, d in have)
 
 
 def supports_watch(collection: Any) -> bool:

@@ -478,7 +478,7 @@ class MongoStore(Store):
                 have[collection.name] = {
                     tuple((str(f), int(d)) for f, d in spec["key"]) for spec in info.values()
                 }
-            if tuple(keys) not in have[collection.name]:
+            if not any(compat.same_index_keys(k, keys) for k in have[collection.name]):
                 missing.append(f"{collection.name}: " + ", ".join(f"{f} {d}" for f, d in keys))
         return missing
 
@@ -498,7 +498,7 @@ class MongoStore(Store):
         except (PyMongoError, NotImplementedError):  # mongomock has no hello
             return info
         if hello.get("localTime") is not None:
-            info["server_time"] = hello["localTime"]
+            info["server_time"] = compat.fix_datetimes(hello["localTime"])
             info["local_time"] = before + (after - before) / 2
             info["round_trip_s"] = (after - before).total_seconds()
         info["replica_set"] = hello.get("setName")
