@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
         p.add_argument("--batch", help="every matching job of this batch")
         _add_store_options(p)
+
+    p = sub.add_parser("doctor", help="check the setup; one line per check with the fix")
+    p.add_argument("--languages", metavar="LANGS", help="OCR languages to expect "
+                   "(tesseract's deu+eng form; default: pdf.transcribe's default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_store_options(p)
+    _add_engine_options(p)
     return parser
 
 
@@ -308,7 +315,19 @@ async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Regi
     return await _with_store(settings, body)
 
 
-COMMANDS = {"worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run, "jobs": cmd_jobs,
+async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    from engine.doctor import FAIL, report, run_checks
+
+    checks = await run_checks(settings, registry, languages=args.languages)
+    if args.json:
+        print(json.dumps(report(checks)))
+    else:
+        for check in checks:
+            print(check.line())
+    return EXIT_JOB_FAILED if any(c.verdict == FAIL for c in checks) else EXIT_OK
+
+
+COMMANDS = {"doctor": cmd_doctor, "worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run, "jobs": cmd_jobs,
             "retry": cmd_steer, "cancel": cmd_steer}
 
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from engine.models import (
     Batch,
@@ -247,3 +248,15 @@ class Store(ABC):
         """An iterator that yields whenever jobs may have become claimable elsewhere
         (a change stream), or None when the store cannot push (then the worker polls)."""
         return None
+
+    # -- diagnostics (jobtui doctor) -------------------------------------------
+
+    async def server_info(self) -> dict[str, Any]:
+        """What ``jobtui doctor`` shows about the store: version, file, schema,
+        change streams, the server's clock. Keys vary by store; {} when unknown."""
+        return {}
+
+    async def missing_indexes(self) -> list[str]:
+        """Indexes the engine expects that the store lacks (each named for a human)."""
+        return []
+

@@ -406,7 +406,8 @@ class SQLiteStore(Store):
     async def tail_logs(
         self, job_id: str, *, limit: int = 200, after: datetime | None = None
     ) -> list[LogEntry]:
-        where, params = "job_id = ?", [job_id]
+        where = "job_id = ?"
+        params: list[Any] = [job_id]
         if after is not None:
             where += " AND ts > ?"
             params.append(to_us(after))
@@ -488,3 +489,38 @@ class SQLiteStore(Store):
     async def list_workers(self) -> list[WorkerInfo]:
         rows = await self._t.read(self._all, "SELECT doc FROM workers ORDER BY worker_id")
         return [WorkerInfo.model_validate(loads(doc)) for (doc,) in rows]
+
+    # -- diagnostics (jobtui doctor) ------------------------------------------------
+
+    async def server_info(self) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            db = self._t.db
+            return {
+                "kind": self.kind,
+                "path": str(self.path),
+                "user_version": db.execute("PRAGMA user_version").fetchone()[0],
+                "schema_version": schema.SCHEMA_VERSION,
+                "journal_mode": db.execute("PRAGMA journal_mode").fetchone()[0],
+                "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            }
+
+        return await self._t.read(run)
+
+    async def missing_indexes(self) -> list[str]:
+        rows = await self._t.read(self._all, "SELECT name FROM sqlite_master WHERE type = 'index'")
+        have = {name for (name,) in rows}
+        # The migrations are the one list of indexes: created minus dropped, in order.
+        import re
+
+        expected: list[str] = []
+        for step in schema.MIGRATIONS:
+            for verb, name in re.findall(
+                r"\b(CREATE(?:\s+UNIQUE)?\s+INDEX|DROP\s+INDEX)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(\w+)",
+                step,
+                flags=re.I,
+            ):
+                if verb.upper().startswith("DROP"):
+                    expected = [n for n in expected if n != name]
+                elif name not in expected:
+                    expected.append(name)
+        return [name for name in expected if name not in have]
