@@ -247,7 +247,7 @@ class Webhooks:
                     await self._check_batch(job.batch_id)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a webhook must never break the engine
+            except Exception:
                 log.exception("webhooks: cannot handle job %s", job.job_id)
             finally:
                 self._events.task_done()
@@ -314,7 +314,7 @@ class Webhooks:
                 await self.deliver(d)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("webhooks: delivery to %s crashed", d.url)
             finally:
                 self._out.task_done()

@@ -68,7 +68,7 @@ def test_input_roots_set_is_ok_and_json_output(tmp_path: Path,
                  "--output", str(tmp_path / "out"), "--input-root", str(tmp_path)])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["verdict"] == OK
-    roots = [c for c in data["checks"] if c["name"] == "input roots"][0]
+    roots = next(c for c in data["checks"] if c["name"] == "input roots")
     assert roots["verdict"] == OK and str(tmp_path) in roots["detail"]
 
 

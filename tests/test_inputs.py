@@ -19,7 +19,8 @@ from engine.store.sqlite import SQLiteStore
 from engine.worker import Engine
 from tui.cli import build_parser, settings_from_args
 
-FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1, cpu_workers=1)
+FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.1,
+        "cpu_workers": 1}
 
 
 def _pdf(path: Path, text: str = "Hello roots") -> Path:

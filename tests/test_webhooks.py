@@ -23,7 +23,7 @@ from engine.webhooks import Delivery, Webhooks, sign
 from engine.worker import Engine
 from tests.util import wait_for
 
-FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1)
+FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.1}
 
 
 class Receiver:
@@ -40,7 +40,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     receiver.requests.append({"headers": dict(self.headers), "body": body,

@@ -327,7 +327,8 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Reg
     return EXIT_JOB_FAILED if any(c.verdict == FAIL for c in checks) else EXIT_OK
 
 
-COMMANDS = {"doctor": cmd_doctor, "worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run, "jobs": cmd_jobs,
+COMMANDS = {"doctor": cmd_doctor, "worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run,
+            "jobs": cmd_jobs,
             "retry": cmd_steer, "cancel": cmd_steer}
 
 
