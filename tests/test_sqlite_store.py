@@ -376,7 +376,10 @@ def _plan(conn: sqlite3.Connection, sql: str, params: list[Any] | tuple[Any, ...
 
 # Scans that are bounded: the partial jobs_claim holds only pending rows, and a job
 # page walks jobs_created in order and stops at its LIMIT.
-_BOUNDED_SCANS = {"SCAN jobs USING COVERING INDEX jobs_claim", "SCAN jobs USING INDEX jobs_created"}
+_BOUNDED_SCANS = {
+    "SCAN jobs USING COVERING INDEX jobs_claim",
+    "SCAN jobs USING COVERING INDEX jobs_created",
+}
 
 
 def _scans(plan: str) -> list[str]:
@@ -440,6 +443,9 @@ async def test_every_hot_statement_uses_an_index(tmp_path: Path) -> None:
         await store.list_jobs(limit=10, after=(page[-1].created_at, page[-1].job_id))
         await store.list_jobs(JobFilter(status=[JobStatus.FAILED]), limit=10, newest_first=True)
         await store.list_jobs(JobFilter(batch_id=batch.batch_id), limit=10)
+        unfinished = [JobStatus.PENDING, JobStatus.PROCESSING]  # the engine's wait_batch
+        await store.list_jobs(JobFilter(batch_id=batch.batch_id, status=unfinished), limit=1)
+        await store.list_jobs(JobFilter(job_type=["a"]), limit=10, newest_first=True)
         await store.count_jobs(JobFilter(batch_id=batch.batch_id))
         await store.list_batches()
         await store.get_batch(batch.batch_id)

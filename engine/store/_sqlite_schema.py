@@ -56,13 +56,19 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_claim
     ON jobs (job_type, priority DESC, created_at, job_id, run_after, cancel_requested, status)
     WHERE status = 'pending';
--- Batch counts (GROUP BY batch_id, status) as a covering index scan, including
--- the first start / last completion the batch table shows.
-CREATE INDEX jobs_batch ON jobs (batch_id, status, started_at, completed_at);
--- Operator pages: keyset over (created_at, job_id), with or without a status.
--- The status one also serves the watchdog (processing rows are few: the slots)
--- and count_jobs; no index on lease_expires_at, so heartbeats touch no index.
+-- Batch counts (GROUP BY batch_id, status) as an index-only scan, including the
+-- first start / last completion the batch table shows; also a batch's jobs of one
+-- status in page order.
+CREATE INDEX jobs_batch
+    ON jobs (batch_id, status, created_at, job_id, started_at, completed_at);
+-- Operator pages: keyset over (created_at, job_id), alone or within one batch,
+-- status or job type. Only jobs_status_created changes after insert; the others
+-- cost nothing on claim and finish. The status one also serves the watchdog
+-- (processing rows are few: the slots) and count_jobs; there is no index on
+-- lease_expires_at, so heartbeats touch no index.
 CREATE INDEX jobs_created ON jobs (created_at, job_id);
+CREATE INDEX jobs_batch_created ON jobs (batch_id, created_at, job_id);
+CREATE INDEX jobs_type_created ON jobs (job_type, created_at, job_id);
 CREATE INDEX jobs_status_created ON jobs (status, created_at, job_id);
 
 CREATE TABLE batches (
