@@ -151,9 +151,9 @@ class SQLiteThread:
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Pending]) -> None:
-        db = self.db
         outcomes: list[tuple[bool, Any]] = []
         try:
+            db = self.db  # raises StoreError when closed meanwhile: settle every caller
             self._begin(db)
             for fn, args, _fut in group:
                 db.execute("SAVEPOINT w")
