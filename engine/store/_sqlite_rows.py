@@ -1,4 +1,4 @@
-"""How the SQLite store maps models to rows and filters to SQL.
+"""How the SQLite store maps models to rows, and its statements.
 
 * Timestamps are INTEGER microseconds since the Unix epoch, UTC: exact round trips
   (no float rounding in keyset cursors), numeric sort order, aware datetimes back.
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from engine.models import ErrorCode, Job, JobFilter
+from engine.models import ErrorCode, Job, JobFilter, JobStatus, Outcome
 
 T = TypeVar("T")
 
@@ -202,3 +202,97 @@ def scope_where(job_id: str | None, batch_id: str | None) -> tuple[str, list[Any
         clauses.append("batch_id = ?")
         params.append(batch_id)
     return " AND ".join(clauses), params
+
+
+# -- statements ------------------------------------------------------------------
+
+INSERT_JOB = (
+    f"INSERT INTO jobs ({SELECT}) VALUES ({marks(COLUMNS + ('doc',))})"
+    # Only a dedupe clash is ignored (a clashing job_id still raises). The unique
+    # index decides, so two inserters, even in two processes, cannot both win.
+    " ON CONFLICT(dedupe_key) DO NOTHING"
+)
+FENCE = "job_id = ? AND lease_token = ? AND status = 'processing'"
+OVERDUE = "(lease_expires_at < ? OR timeout_at < ?)"
+CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
+# A job ended as cancelled without an error still says why (as MongoStore does).
+_CANCELLED_ANYWAY = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
+CANCELLED_BY_OPERATOR = {"code": ErrorCode.CANCELLED.value, "message": "cancelled by an operator"}
+
+
+def finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[Any]]:
+    """The fenced UPDATE that ends an attempt (as ``MongoStore``'s finish_update)."""
+    error = outcome.error.model_dump() if outcome.error else None
+    sets = [f"status = ?, updated_at = ?, timeout_at = NULL, {CLEAR_LEASE}"]
+    params: list[Any] = [outcome.status.value, now_us]
+    paths: list[str] = []
+    values: list[Any] = []
+    if outcome.status.terminal:
+        sets.append("completed_at = ?")
+        params.append(now_us)
+        if outcome.status is JobStatus.CANCELLED and error is None:
+            error = _CANCELLED_ANYWAY
+        paths.append("'$.error'")
+        values.append(dumps(error))
+        if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
+            paths.append("'$.results'")
+            values.append(dumps(outcome.results))
+    else:
+        sets.append("run_after = ?")
+        params.append(to_us(outcome.run_after))
+        if error is not None:  # keep why the last attempt failed, for the console
+            paths.append("'$.error'")
+            values.append(dumps(error))
+    if outcome.refund_attempt:
+        sets.append("attempts = attempts - 1")
+    if paths:
+        sets.append("doc = json_set(doc, " + ", ".join(f"{p}, json(?)" for p in paths) + ")")
+        params += values
+    return f"UPDATE jobs SET {', '.join(sets)} WHERE {FENCE}", params
+
+
+def claim_statement(
+    *,
+    worker_id: str,
+    slots: Mapping[str, int],
+    limit: int,
+    lease_seconds: float,
+    timeouts: Mapping[str, float | None],
+    now: datetime,
+) -> tuple[str, list[Any]]:
+    """The claim: one ``UPDATE ... RETURNING`` over the job types with free slots
+    (``slots`` holds only those). Exposed so a test can EXPLAIN its query plan."""
+    types = sorted(slots)
+    now_us = to_us(now)
+    # "?" are numbered in textual order: the SET parameters come first.
+    params: list[Any] = [now_us, now_us, worker_id, worker_id]
+    params.append(to_us(now + timedelta(seconds=lease_seconds)))
+    timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
+    timeout_sql = "NULL"
+    if timed:
+        timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * len(timed) + "END"
+        for t, secs in timed:
+            params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
+    # One limited pick per job type, each an O(log n) range of jobs_claim, merged
+    # in claim order under the overall limit: at most slots[t] jobs of type t and
+    # `limit` in all, in one statement. Each row gets its own random token.
+    pick = (
+        "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
+        " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
+        " AND (run_after IS NULL OR run_after <= ?)"
+        " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
+    )
+    for t in types:
+        params += [t, now_us, min(slots[t], limit)]
+    params.append(limit)
+    sql = (
+        "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+        " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
+        " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
+        f" timeout_at = {timeout_sql}"
+        # rowid: the update seeks each picked row directly, whatever the planner
+        # would guess for a job_id lookup.
+        f" WHERE rowid IN (SELECT id FROM ({' UNION ALL '.join([pick] * len(types))})"
+        f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
+    )
+    return sql, params

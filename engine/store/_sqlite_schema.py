@@ -139,6 +139,8 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         # The hot pages of 100,000 jobs (claim index, recent rows) stay in memory.
         conn.execute("PRAGMA cache_size = -32768")
         conn.execute("PRAGMA temp_store = MEMORY")
+        # After a checkpoint, shrink a WAL that a big enqueue blew up.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
         migrate(conn, path)
     except StoreError:
         conn.close()

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.models import (
     Batch,
     BatchSummary,
-    ErrorCode,
     Job,
     JobFilter,
     JobStatus,
@@ -35,10 +34,16 @@ from engine.models import (
 )
 from engine.store import _sqlite_schema as schema
 from engine.store._sqlite_rows import (
-    COLUMNS,
+    CANCELLED_BY_OPERATOR,
+    CLEAR_LEASE,
+    FENCE,
+    INSERT_JOB,
+    OVERDUE,
     SELECT,
     chunks,
+    claim_statement,
     dumps,
+    finish_statement,
     from_us,
     job_row,
     job_where,
@@ -51,96 +56,6 @@ from engine.store._sqlite_rows import (
 )
 from engine.store._sqlite_thread import SQLiteThread
 from engine.store.base import InsertResult, JobCursor, LeaseState, Store
-
-_INSERT_JOB = (
-    f"INSERT INTO jobs ({SELECT}) VALUES ({marks(COLUMNS + ('doc',))})"
-    # Only a dedupe clash is ignored (a clashing job_id still raises). The unique
-    # index decides, so two inserters, even in two processes, cannot both win.
-    " ON CONFLICT(dedupe_key) DO NOTHING"
-)
-_FENCE = "job_id = ? AND lease_token = ? AND status = 'processing'"
-_OVERDUE = "(lease_expires_at < ? OR timeout_at < ?)"
-_CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
-_CANCELLED = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
-_CANCELLED_BY_OPERATOR = {"code": ErrorCode.CANCELLED.value, "message": "cancelled by an operator"}
-
-
-def _finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[Any]]:
-    """The fenced UPDATE that ends an attempt (as ``MongoStore``'s finish_update)."""
-    error = outcome.error.model_dump() if outcome.error else None
-    sets = [f"status = ?, updated_at = ?, timeout_at = NULL, {_CLEAR_LEASE}"]
-    params: list[Any] = [outcome.status.value, now_us]
-    paths: list[str] = []
-    values: list[Any] = []
-    if outcome.status.terminal:
-        sets.append("completed_at = ?")
-        params.append(now_us)
-        if outcome.status is JobStatus.CANCELLED and error is None:
-            error = _CANCELLED
-        paths.append("'$.error'")
-        values.append(dumps(error))
-        if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
-            paths.append("'$.results'")
-            values.append(dumps(outcome.results))
-    else:
-        sets.append("run_after = ?")
-        params.append(to_us(outcome.run_after))
-        if error is not None:  # keep why the last attempt failed, for the console
-            paths.append("'$.error'")
-            values.append(dumps(error))
-    if outcome.refund_attempt:
-        sets.append("attempts = attempts - 1")
-    if paths:
-        sets.append("doc = json_set(doc, " + ", ".join(f"{p}, json(?)" for p in paths) + ")")
-        params += values
-    return f"UPDATE jobs SET {', '.join(sets)} WHERE {_FENCE}", params
-
-
-def claim_statement(
-    *,
-    worker_id: str,
-    slots: Mapping[str, int],
-    limit: int,
-    lease_seconds: float,
-    timeouts: Mapping[str, float | None],
-    now: datetime,
-) -> tuple[str, list[Any]]:
-    """The claim: one ``UPDATE ... RETURNING`` over the job types with free slots
-    (``slots`` holds only those). Exposed so a test can EXPLAIN its query plan."""
-    types = sorted(slots)
-    now_us = to_us(now)
-    # "?" are numbered in textual order: the SET parameters come first.
-    params: list[Any] = [now_us, now_us, worker_id, worker_id]
-    params.append(to_us(now + timedelta(seconds=lease_seconds)))
-    timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
-    timeout_sql = "NULL"
-    if timed:
-        timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * len(timed) + "END"
-        for t, secs in timed:
-            params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
-    # One limited pick per job type, each an O(log n) range of jobs_claim, merged
-    # in claim order under the overall limit: at most slots[t] jobs of type t and
-    # `limit` in all, in one statement. Each row gets its own random token.
-    pick = (
-        "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
-        " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
-        " AND (run_after IS NULL OR run_after <= ?)"
-        " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
-    )
-    for t in types:
-        params += [t, now_us, min(slots[t], limit)]
-    params.append(limit)
-    sql = (
-        "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-        " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
-        " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
-        f" timeout_at = {timeout_sql}"
-        # rowid: the update seeks each picked row directly, whatever the planner
-        # would guess for a job_id lookup.
-        f" WHERE rowid IN (SELECT id FROM ({' UNION ALL '.join([pick] * len(types))})"
-        f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
-    )
-    return sql, params
 
 
 class SQLiteStore(Store):
@@ -197,7 +112,7 @@ class SQLiteStore(Store):
         result = InsertResult()
         db = self._t.db
         for job_id, key, values in rows:
-            if db.execute(_INSERT_JOB, values).rowcount:
+            if db.execute(INSERT_JOB, values).rowcount:
                 result.inserted.append(job_id)
             else:
                 result.duplicates.append(key or job_id)
@@ -256,7 +171,7 @@ class SQLiteStore(Store):
         if not leases:
             return {}
         until = to_us(expires_at)
-        sql = f"UPDATE jobs SET lease_expires_at = ? WHERE {_FENCE} RETURNING cancel_requested"
+        sql = f"UPDATE jobs SET lease_expires_at = ? WHERE {FENCE} RETURNING cancel_requested"
 
         def run() -> dict[str, LeaseState]:
             out: dict[str, LeaseState] = {}
@@ -273,7 +188,7 @@ class SQLiteStore(Store):
     async def set_progress(self, job_id: str, token: str, progress: Progress) -> bool:
         sql = (
             "UPDATE jobs SET doc = json_set(doc, '$.progress', json(?)), updated_at = ?"
-            f" WHERE {_FENCE}"
+            f" WHERE {FENCE}"
         )
         args = (dumps(progress.model_dump()), to_us(utcnow()), job_id, token)
         return await self._t.write(self._count, sql, args) > 0
@@ -287,10 +202,10 @@ class SQLiteStore(Store):
         now: datetime,
         only_if_overdue: bool = False,
     ) -> bool:
-        sql, params = _finish_statement(outcome, to_us(now))
+        sql, params = finish_statement(outcome, to_us(now))
         params += [job_id, token]
         if only_if_overdue:
-            sql += f" AND {_OVERDUE}"
+            sql += f" AND {OVERDUE}"
             params += [to_us(now), to_us(now)]
         return await self._t.write(self._count, sql, params) > 0
 
@@ -301,7 +216,7 @@ class SQLiteStore(Store):
         now_us = to_us(now)
         statements = []
         for job_id, token, outcome in items:
-            sql, params = _finish_statement(outcome, now_us)
+            sql, params = finish_statement(outcome, now_us)
             statements.append((sql, [*params, job_id, token]))
 
         def run() -> list[bool]:
@@ -320,7 +235,7 @@ class SQLiteStore(Store):
 
     async def find_overdue(self, now: datetime, limit: int = 100) -> list[Job]:
         sql = (
-            f"SELECT {SELECT} FROM jobs WHERE status = 'processing' AND {_OVERDUE}"
+            f"SELECT {SELECT} FROM jobs WHERE status = 'processing' AND {OVERDUE}"
             " ORDER BY lease_expires_at LIMIT ?"
         )
         rows = await self._t.read(self._all, sql, (to_us(now), to_us(now), limit))
@@ -434,7 +349,7 @@ class SQLiteStore(Store):
         where, params = scope_where(job_id, batch_id)
         now_us = to_us(now)
         cancel_pending = (
-            f"UPDATE jobs SET status = 'cancelled', completed_at = ?, updated_at = ?, {_CLEAR_LEASE},"
+            f"UPDATE jobs SET status = 'cancelled', completed_at = ?, updated_at = ?, {CLEAR_LEASE},"
             f" doc = json_set(doc, '$.error', json(?)) WHERE {where} AND status = 'pending'"
         )
         flag_running = (
@@ -443,7 +358,7 @@ class SQLiteStore(Store):
         )
 
         def run() -> int:
-            error = dumps(_CANCELLED_BY_OPERATOR)
+            error = dumps(CANCELLED_BY_OPERATOR)
             pending = self._count(cancel_pending, (now_us, now_us, error, *params))
             return pending + self._count(flag_running, (now_us, *params))
 
@@ -462,7 +377,7 @@ class SQLiteStore(Store):
         where, params = scope_where(job_id, batch_id)
         sql = (
             "UPDATE jobs SET status = 'pending', attempts = 0, cancel_requested = 0,"
-            f" {_CLEAR_LEASE}, run_after = NULL, timeout_at = NULL, started_at = NULL,"
+            f" {CLEAR_LEASE}, run_after = NULL, timeout_at = NULL, started_at = NULL,"
             " completed_at = NULL, updated_at = ?,"
             " doc = json_remove(doc, '$.error', '$.results', '$.progress')"
             f" WHERE {where} AND status IN ({marks(statuses)})"
