@@ -94,7 +94,7 @@ async def test_missing_mongo_index_fails() -> None:
         reg = default_registry()
         checks = {c.name: c for c in await store_checks(store, Settings(), reg)}
         assert checks["indexes"].verdict == OK
-        assert checks["store"].verdict == OK and "MongoDB" in checks["store"].detail
+        assert checks["store"].verdict == OK and "server 5." in checks["store"].detail
         assert checks["changes"].verdict == WARN  # mongomock: no change streams, polling
         await store._jobs.drop_index("batch_id_1_status_1")
         checks = {c.name: c for c in await store_checks(store, Settings(), reg)}
@@ -167,3 +167,19 @@ def test_line_format() -> None:
     assert Check("store", OK, "sqlite:/x (schema 1)").line() == "ok   store        sqlite:/x (schema 1)"
     line = Check("tesseract", FAIL, "language 'deu' missing", "apt-get install x").line()
     assert line == "FAIL tesseract    language 'deu' missing — apt-get install x"
+
+
+async def test_doctor_on_a_wire_server(nx_uri: str, tmp_path: Path) -> None:
+    """The MongoDB path over a real connection (nx-27017): version, change streams,
+    indexes, and a measured clock skew (same machine: well under 2 s)."""
+    from engine.doctor import run_checks
+
+    settings = Settings(mongodb_uri=nx_uri, database=f"doctor_{os.getpid()}",
+                        output_dir=tmp_path, input_roots=[tmp_path])
+    checks = {c.name: c for c in await run_checks(settings, default_registry())}
+    assert checks["store"].verdict == OK and "MongoDB" in checks["store"].detail
+    assert checks["indexes"].verdict == OK, checks["indexes"].detail
+    assert checks["changes"].verdict in (OK, WARN)
+    assert checks["clock"].verdict in (OK, WARN)  # WARN only if the server gives no time
+    if checks["clock"].verdict == OK:
+        assert "skew" in checks["clock"].detail

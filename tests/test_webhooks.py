@@ -221,3 +221,20 @@ async def _async(value: Any) -> Any:
 
 async def _status_is(eng: Engine, job_id: str, status: JobStatus) -> bool:
     return await _status(eng, job_id) is status
+
+
+async def test_watchdog_recovery_sends_the_job_webhook(engine: Engine,
+                                                       receiver: Receiver) -> None:
+    """A job whose worker vanished on its last attempt ends LEASE_EXPIRED through the
+    watchdog; the engine that recovered it sends the webhook."""
+    from engine.models import utcnow
+
+    job = Job(job_type="ghost.type", max_attempts=1, webhook={"url": receiver.url})
+    await engine.store.insert_jobs([job])
+    claimed = await engine.store.claim(worker_id="ghost", slots={"ghost.type": 1}, limit=1,
+                                       lease_seconds=0.05, timeouts={}, now=utcnow())
+    assert [j.job_id for j in claimed] == [job.job_id]
+    await wait_for(lambda: _async(receiver.events("job.finished")), what="job.finished")
+    body = receiver.events("job.finished")[0]
+    assert body["job_id"] == job.job_id and body["status"] == "failed"
+    assert body["error"]["code"] == "LEASE_EXPIRED"
