@@ -81,9 +81,13 @@ def receiver() -> Iterator[Receiver]:
         r.close()
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    store = SQLiteStore(tmp_path / "q.db")
+@pytest.fixture(params=["sqlite", "mongomock"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
+    from engine.store.base import Store
+    from engine.store.mongo import MongoStore
+
+    store: Store = (SQLiteStore(tmp_path / "q.db") if request.param == "sqlite"
+                    else MongoStore.in_memory())
     await store.open()
     eng = Engine(store, default_registry(),
                  Settings(output_dir=tmp_path / "out", webhook_secret="global-secret", **FAST))
