@@ -121,7 +121,11 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -
         cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
         lines.append("Authorization: Basic " + base64.b64encode(cred).decode("ascii"))
     lines += [f"{k}: {v}" for k, v in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+    except UnicodeEncodeError:
+        raise WebhookError(f"webhook URL must be ASCII (percent-encoded): {url!r}",
+                           retry=False) from None
     ctx = ssl.create_default_context() if u.scheme == "https" else None
     writer: asyncio.StreamWriter | None = None
     try:
@@ -178,6 +182,7 @@ class Webhooks:
         self.delivered: list[Delivery] = []  # the last few, for tests and doctor-style checks
         self.failed: list[Delivery] = []
         self.dropped = 0
+        self._busy = 0  # events and deliveries queued or in flight
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> Webhooks:
@@ -198,9 +203,7 @@ class Webhooks:
     @property
     def pending(self) -> int:
         """Events and deliveries not yet done (queued or in flight)."""
-        events = self._events._unfinished_tasks if self._events else 0  # type: ignore[attr-defined]
-        out = self._out._unfinished_tasks if self._out else 0  # type: ignore[attr-defined]
-        return int(events + out)
+        return self._busy
 
     async def drain(self) -> None:
         """Wait until every queued event has been delivered or given up on."""
@@ -230,6 +233,7 @@ class Webhooks:
             return
         try:
             self._events.put_nowait((job, outcome))
+            self._busy += 1
         except asyncio.QueueFull:
             self.dropped += 1
             log.warning("webhooks: queue full; no webhook for job %s", job.job_id)
@@ -251,6 +255,7 @@ class Webhooks:
                 log.exception("webhooks: cannot handle job %s", job.job_id)
             finally:
                 self._events.task_done()
+                self._busy -= 1
 
     async def _queue(self, hook: dict[str, Any], payload: dict[str, Any]) -> None:
         assert self._out is not None
@@ -260,7 +265,13 @@ class Webhooks:
             return
         secret = hook.get("secret") or self.secret
         body = json.dumps(payload, default=str, separators=(",", ":")).encode("utf-8")
-        await self._out.put(Delivery(url, body, payload["event"], str(secret) if secret else None))
+        self._busy += 1  # before the put: the event is not done until this delivery is
+        try:
+            await self._out.put(Delivery(url, body, payload["event"],
+                                         str(secret) if secret else None))
+        except BaseException:
+            self._busy -= 1
+            raise
 
     async def _batch_hook(self, batch_id: str) -> dict[str, Any] | None:
         """The batch's webhook, read once per batch (a batch's webhook is set at creation)."""
@@ -318,6 +329,7 @@ class Webhooks:
                 log.exception("webhooks: delivery to %s crashed", d.url)
             finally:
                 self._out.task_done()
+                self._busy -= 1
 
     async def deliver(self, d: Delivery) -> bool:
         """Try ``attempts`` times with backoff; True once the receiver answered 2xx."""

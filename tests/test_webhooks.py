@@ -208,7 +208,8 @@ async def test_unreachable_url_leaves_the_job_completed(engine: Engine) -> None:
 
 async def test_bad_urls_are_refused_without_retry(tmp_path: Path) -> None:
     hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
-    for url in ("ftp://x/y", "http://a b/", "http://x/\r\nX-Evil: 1", "not a url"):
+    for url in ("ftp://x/y", "http://a b/", "http://x/\r\nX-Evil: 1", "not a url",
+                "http://127.0.0.1:1/caf\u00e9"):
         d = Delivery(url, b"{}", "job.finished")
         assert await hooks.deliver(d) is False
         assert d.attempts == 1, url
