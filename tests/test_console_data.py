@@ -53,7 +53,7 @@ def _job(n: int, batch: str, status: JobStatus, name: str, **extra: Any) -> Job:
         job_id=f"{batch[:3]}{n:03d}" + "0" * 26,
         job_type="pdf.transcribe",
         status=status,
-        parameters={"path": f"/data/{batch}/{name}", "ocr_languages": "deu+eng"},
+        parameters={"path": f"/data/{batch}/{name}", "languages": "deu+eng"},
         batch_id=batch,
         created_at=_at(n * 0.01),
         max_attempts=3,
@@ -148,7 +148,7 @@ def make_pdfs(folder: Path, n: int) -> list[Path]:
         path = folder / f"doc {i}.pdf"
         doc = pymupdf.open()
         page = doc.new_page()
-        page.insert_text((72, 72), f"Document {i}: hello from the console tests")
+        page.insert_text((72, 72), f"Document {i} in {folder.name}: hello from the console tests")
         doc.save(path)
         doc.close()
         out.append(path)

@@ -33,7 +33,7 @@ from engine.models import BatchSummary, Job, JobFilter, LogEntry, WorkerInfo, ut
 from engine.paths import parse_dropped_paths
 from engine.store.base import JobCursor
 from tui import themes as theme_files
-from tui.screens.dialogs import QuitScreen
+from tui.screens.dialogs import ConfirmScreen, QuitScreen
 from tui.screens.enqueue import EnqueueRequest, EnqueueScreen, is_enqueue_target
 from tui.screens.main import MainScreen
 from tui.widgets.status import StatusInfo
@@ -166,8 +166,8 @@ class JobtuiApp(App[int]):
             except Exception as exc:  # noqa: BLE001 - any store failure means "disconnected"
                 self.fetch_errors += 1
                 snap = self._disconnected(exc)
-            if self._exit or not self.main.is_attached:
-                return  # shutting down: the widgets are going away
+            if self._shutting_down:
+                return  # the widgets are going away
             self.snapshot = snap
             for screen in list(self.screen_stack):
                 show = getattr(screen, "show_snapshot", None)
@@ -175,7 +175,7 @@ class JobtuiApp(App[int]):
                     try:
                         show(snap)
                     except NoMatches:
-                        if self._exit or not self.main.children:
+                        if self._shutting_down:
                             return  # torn down while we fetched
                         raise
             self.refreshes += 1
@@ -186,6 +186,12 @@ class JobtuiApp(App[int]):
             interval = self.refresh_interval if snap.status.connected else max(self.refresh_interval, 2.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
+
+    @property
+    def _shutting_down(self) -> bool:
+        main = self.screen_stack[0] if self.screen_stack else None
+        return bool(self._exit or main is None or not main.is_attached
+                    or getattr(main, "_closing", False) or getattr(self, "_closing", False))
 
     def _status(self, connected: bool, error: str | None = None) -> StatusInfo:
         engine = self.engine if not self.engine_stopped else None
@@ -265,9 +271,11 @@ class JobtuiApp(App[int]):
         if isinstance(screen, EnqueueScreen):
             screen.set_paths(paths)
             return True
+        if isinstance(screen, ConfirmScreen | QuitScreen):
+            return False  # a question is open; a paste must not answer or bypass it
         if isinstance(screen, ModalScreen):
-            return False  # a question is open; let the paste go to it
-        self.push_screen(EnqueueScreen(paths, self.api.registry.names()), self._enqueue_chosen)
+            screen.dismiss(None)  # filter or help: the dropped path wins
+        self.push_screen(EnqueueScreen(paths, self.api.registry), self._enqueue_chosen)
         return True
 
     def _enqueue_chosen(self, request: EnqueueRequest | None) -> None:
@@ -275,20 +283,19 @@ class JobtuiApp(App[int]):
             self.run_worker(self.enqueue(request), group="enqueue")
 
     async def enqueue(self, request: EnqueueRequest) -> None:
-        self.notify(f"Enqueueing {request.found} PDF(s)…", timeout=3)
+        self.notify(f"Enqueueing {request.found} file(s)…", timeout=3)
         report = await self.call_api("enqueue", self.api.enqueue_paths(
-            request.paths, job_type=request.job_type, parameters=request.parameters(),
+            request.paths, job_type=request.job_type,
+            parameters=request.parameters(self.api.registry),
             force=request.force, recursive=request.recursive,
         ))
         if report is None:
             return
-        batch_id = getattr(report, "batch_id", None)
-        jobs = len(getattr(report, "job_ids", []) or [])
-        dups = len(getattr(report, "duplicates", {}) or {})
-        text = f"Enqueued {jobs} job(s)"
-        if dups:
-            text += f"; {dups} already known (use force to redo them)"
-        self.notify(text, title="Enqueue")
+        batch_id = report.batch_id if report.queued else None
+        text = report.summary_line()
+        if report.duplicates:
+            text += " (force enqueues them again)"
+        self.notify(text, title="Enqueue", timeout=8)
         if batch_id:
             await self.refresh_now()
             with contextlib.suppress(Exception):

@@ -7,6 +7,9 @@ stops and hands back any lease it still holds (nothing is lost, invariant 10).
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import sys
 
 from engine.config import Settings
@@ -14,6 +17,17 @@ from engine.registry import default_registry
 from engine.store.base import StoreError
 from engine.store.factory import open_store
 from engine.worker import Engine
+
+
+def start_process_helpers() -> None:
+    """Start multiprocessing's forkserver and resource tracker now, while the process
+    still has its real stderr: under Textual ``sys.stderr`` is a capture object whose
+    ``fileno()`` is -1, and starting them then fails ("bad value(s) in fds_to_keep"),
+    failing every job that needs the engine's process pool."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        multiprocessing.forkserver.ensure_running()
+    else:
+        multiprocessing.resource_tracker.ensure_running()  # type: ignore[attr-defined]
 
 
 async def run_console(settings: Settings) -> int:
@@ -25,6 +39,7 @@ async def run_console(settings: Settings) -> int:
     except StoreError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    start_process_helpers()
     engine = Engine(store, default_registry(), settings)
     app = JobtuiApp(api=engine.api, engine=engine, settings=settings)
     try:

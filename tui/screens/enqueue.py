@@ -3,12 +3,11 @@
 The path field accepts whatever a terminal pastes or a person types (quotes,
 backslash escapes, ``file://`` URLs, ``~``, several paths): it is read with
 ``engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog counts
-the PDFs the paths hold with a quick scan in a thread, never on the event loop.
+the files the paths hold with the engine's own walk (``scan_paths``) in a thread, never on the event loop.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,14 +19,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from engine.enqueue import REASONS, scan_paths
 from engine.paths import parse_dropped_paths
+from engine.registry import Registry
 
 DEFAULT_JOB_TYPE = "pdf.transcribe"
 DEFAULT_LANGUAGES = "deu+eng"
-OCR_LANGUAGES_PARAM = "ocr_languages"
-SCAN_LIMIT = 1_000_000
+OCR_LANGUAGES_PARAM = "languages"  # the PDF handlers' Tesseract languages parameter
 
 
 @dataclass
@@ -39,15 +40,22 @@ class EnqueueRequest:
     force: bool
     found: int
 
-    def parameters(self) -> dict[str, str]:
-        return {OCR_LANGUAGES_PARAM: self.languages} if self.languages else {}
+    def parameters(self, registry: Registry) -> dict[str, str]:
+        """Options for the handler; languages only for types whose parameters take them."""
+        return {OCR_LANGUAGES_PARAM: self.languages} if self.languages and takes_languages(
+            registry, self.job_type) else {}
+
+
+def takes_languages(registry: Registry, job_type: str) -> bool:
+    jt = registry.get(job_type)
+    return jt is not None and OCR_LANGUAGES_PARAM in jt.params_model.model_fields
 
 
 @dataclass
 class ScanResult:
-    pdfs: int
+    files: int  # what would be enqueued (before content dedupe)
     missing: list[str]
-    truncated: bool = False
+    skipped: dict[str, int]
 
 
 def is_pdf_name(name: str) -> bool:
@@ -69,39 +77,11 @@ def paths_text(paths: Sequence[str]) -> str:
                     for p in paths)
 
 
-def count_pdfs(paths: Sequence[str], recursive: bool, cancelled: object = None,
-               limit: int = SCAN_LIMIT) -> ScanResult:
-    """Count PDF files under the paths (blocking; run it in a thread)."""
-    found = 0
-    missing: list[str] = []
-    stack: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            stack.append(path)
-        elif os.path.isfile(path):
-            found += is_pdf_name(path)
-        else:
-            missing.append(path)
-    while stack:
-        if getattr(cancelled, "is_cancelled", False):
-            break
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if recursive and not entry.name.startswith("."):
-                                stack.append(entry.path)
-                        elif is_pdf_name(entry.name) and entry.is_file():
-                            found += 1
-                    except OSError:
-                        continue
-                    if found >= limit:
-                        return ScanResult(found, missing, truncated=True)
-        except OSError:
-            continue
-    return ScanResult(found, missing)
+def quick_scan(paths: Sequence[str], job_type: str, recursive: bool) -> ScanResult:
+    """What enqueueing would take, by the engine's own walk (blocking; run in a thread)."""
+    scan = scan_paths(paths, job_type, recursive)
+    return ScanResult(files=len(scan.files), missing=scan.examples.get("missing", []),
+                      skipped=dict(scan.skipped))
 
 
 class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
@@ -109,17 +89,18 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         Binding("escape", "cancel", "Cancel", id="enqueue-cancel", tooltip="Close without enqueueing"),
     ]
 
-    def __init__(self, paths: Sequence[str] = (), job_types: Sequence[str] = ()) -> None:
+    def __init__(self, paths: Sequence[str], registry: Registry) -> None:
         super().__init__(classes="dialog-screen")
         self.initial_paths = list(paths)
-        self.job_types = list(job_types) or [DEFAULT_JOB_TYPE]
+        self.registry = registry
+        self.job_types = registry.names() or [DEFAULT_JOB_TYPE]
         self.scan: ScanResult | None = None
-        self.scanned_for: tuple[tuple[str, ...], bool] | None = None
+        self._scan_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         default = DEFAULT_JOB_TYPE if DEFAULT_JOB_TYPE in self.job_types else self.job_types[0]
         with Vertical(classes="dialog", id="enqueue-dialog"):
-            yield Label("Enqueue PDFs", classes="dialog-title")
+            yield Label("Enqueue a folder or files", classes="dialog-title")
             yield Label("Folder or PDF file (paste or drop it here)", classes="field-label")
             yield Input(paths_text(self.initial_paths), placeholder="/path/to/folder",
                         id="enqueue-path")
@@ -155,31 +136,49 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "enqueue-path":
-            self.rescan()
+            self.rescan(delay=0.25)  # while typing, scan once the keys pause
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "enqueue-recursive":
             self.rescan()
 
-    def rescan(self) -> None:
-        paths = self.paths
-        recursive = self.query_one("#enqueue-recursive", Checkbox).value
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.query_one("#enqueue-languages", Input).disabled = not takes_languages(
+            self.registry, self.job_type)
+        self.rescan()
+
+    def _scan_key(self) -> tuple[tuple[str, ...], str, bool]:
+        return (tuple(self.paths), self.job_type,
+                self.query_one("#enqueue-recursive", Checkbox).value)
+
+    @property
+    def job_type(self) -> str:
+        value = self.query_one("#enqueue-type", Select).value
+        return value if isinstance(value, str) else self.job_types[0]
+
+    def rescan(self, delay: float = 0.0) -> None:
         self.scan = None
         self._show_found()
-        if paths:
-            self._scan(tuple(paths), recursive)
+        if self._scan_timer is not None:
+            self._scan_timer.stop()
+            self._scan_timer = None
+        if delay:
+            self._scan_timer = self.set_timer(delay, self.rescan)
+            return
+        key = self._scan_key()
+        if key[0]:
+            self._scan(key)
 
     @work(thread=True, exclusive=True, group="enqueue-scan")
-    def _scan(self, paths: tuple[str, ...], recursive: bool) -> None:
-        result = count_pdfs(paths, recursive, cancelled=get_current_worker())
+    def _scan(self, key: tuple[tuple[str, ...], str, bool]) -> None:
+        result = quick_scan(*key)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._scanned, paths, recursive, result)
+            self.app.call_from_thread(self._scanned, key, result)
 
-    def _scanned(self, paths: tuple[str, ...], recursive: bool, result: ScanResult) -> None:
-        if (list(paths), recursive) != (self.paths, self.query_one("#enqueue-recursive", Checkbox).value):
-            return  # the field changed meanwhile; its own scan will report
+    def _scanned(self, key: tuple[tuple[str, ...], str, bool], result: ScanResult) -> None:
+        if key != self._scan_key():
+            return  # the fields changed meanwhile; their own scan will report
         self.scan = result
-        self.scanned_for = (paths, recursive)
         self._show_found()
 
     def _show_found(self) -> None:
@@ -193,28 +192,32 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             label.update("Counting PDFs…")
             ok.disabled = True
             return
-        more = "+" if self.scan.truncated else ""
-        text = f"Found {self.scan.pdfs}{more} PDF{'s' if self.scan.pdfs != 1 else ''}"
+        n = self.scan.files
+        noun = "PDF" if self.job_type.startswith("pdf.") else "file"
+        text = f"Found {n} {noun}{'s' if n != 1 else ''}"
+        skipped = {r: c for r, c in self.scan.skipped.items() if r != "missing"}
+        if skipped:
+            text += " (skipped " + ", ".join(f"{c} {REASONS.get(r, r)}"
+                                             for r, c in sorted(skipped.items())) + ")"
         if self.scan.missing:
             text += f"; not found: {', '.join(self.scan.missing)}"
         label.update(text)
-        label.set_class(self.scan.pdfs == 0, "-empty")
-        ok.disabled = self.scan.pdfs == 0
-        ok.label = f"Enqueue {self.scan.pdfs}{more} PDFs" if self.scan.pdfs else "Enqueue"
+        label.set_class(n == 0, "-empty")
+        ok.disabled = n == 0
+        ok.label = f"Enqueue {n} {noun}{'s' if n != 1 else ''}" if n else "Enqueue"
 
     # -- confirm / cancel -------------------------------------------------------
 
     def _request(self) -> EnqueueRequest | None:
-        if self.scan is None or self.scan.pdfs == 0:
+        if self.scan is None or self.scan.files == 0:
             return None
-        value = self.query_one("#enqueue-type", Select).value
         return EnqueueRequest(
             paths=self.paths,
-            job_type=value if isinstance(value, str) else self.job_types[0],
+            job_type=self.job_type,
             recursive=self.query_one("#enqueue-recursive", Checkbox).value,
             languages=self.query_one("#enqueue-languages", Input).value.strip(),
             force=self.query_one("#enqueue-force", Checkbox).value,
-            found=self.scan.pdfs,
+            found=self.scan.files,
         )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
