@@ -28,7 +28,8 @@ CONTENTS = {
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """a.pdf b.PDF notes.txt sub/{c.pdf, a-copy.pdf, loop -> .., deeper/d.pdf}
-    link.pdf -> a.pdf, dangling.pdf -> nowhere, alias -> sub (a second way in)."""
+    link.pdf -> a.pdf, dangling.pdf -> nowhere, alias -> sub (a second way in),
+    pipe.pdf (a FIFO)."""
     root = tmp_path / "in put"
     for rel, data in CONTENTS.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "link.pdf").symlink_to(root / "a.pdf")
     (root / "dangling.pdf").symlink_to(root / "nowhere.pdf")
     (root / "alias").symlink_to(root / "sub")
+    os.mkfifo(root / "pipe.pdf")  # must not be opened (it would block)
     return root
 
 
@@ -70,6 +72,7 @@ async def test_folder_scan_dedupes_and_reports(store: Store, tree: Path) -> None
     assert rep.skipped["same_file"] == 1  # link.pdf -> a.pdf
     assert rep.skipped["missing"] == 1  # dangling.pdf
     assert rep.skipped["same_folder"] >= 2  # sub/loop -> root, alias -> sub
+    assert rep.skipped["not_regular"] == 1  # pipe.pdf
     assert rep.skipped_examples["not_pdf"] == [str(tree / "notes.txt")]
     assert rep.found == 7  # 4 PDFs, notes.txt, the copy and the symlinked a.pdf
     assert rep.duplicates == {}
