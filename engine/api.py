@@ -11,7 +11,7 @@ import json
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.models import (
@@ -204,14 +204,16 @@ class OperatorAPI:
     async def batch(self, batch_id: str) -> BatchSummary | None:
         return await self.store.get_batch(batch_id)
 
-    async def workers(self) -> list[LiveWorker]:
-        cutoff = utcnow() - timedelta(seconds=WORKER_ALIVE_S)
+    async def workers(self, now: datetime | None = None) -> list[LiveWorker]:
+        """Every registered worker; alive when it heartbeat within ``WORKER_ALIVE_S`` of
+        ``now`` (default: the current time; the console passes its own clock)."""
+        cutoff = (now or utcnow()) - timedelta(seconds=WORKER_ALIVE_S)
         return [LiveWorker(w, w.heartbeat_at >= cutoff) for w in await self.store.list_workers()]
 
-    async def unserved_types(self) -> dict[str, int]:
+    async def unserved_types(self, now: datetime | None = None) -> dict[str, int]:
         """Pending job types that no live worker serves, with their counts (invariant 8)."""
         served: set[str] = set()
-        for w in await self.workers():
+        for w in await self.workers(now):
             if w.alive:
                 served.update(w.info.job_types)
         return {t: n for t, n in (await self.store.pending_job_types()).items() if t not in served}
