@@ -623,3 +623,13 @@ async def test_input_roots_refuse_paths_outside(h: Harness, pdfs: dict[str, Path
     assert info.value.code == "PATH_NOT_ALLOWED"
     ctx.settings = {"input_roots": [str(pdfs["text"].parent)]}
     assert (await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"]))))["pages"] == 3
+
+
+async def test_structure_markdown_lead_in_lists_and_contents_lines() -> None:
+    pages = [{"page": 1, "blocks": [
+        [11.0, False, ["The main features are:", "• fast", "• small and", "portable"]],
+        [11.0, False, ["1 Introduction . . . . . . 1", "2.1", "Usage . . . . . . . 12"]],
+    ]}]
+    md = structure_markdown(pages, "doc")
+    assert "The main features are:\n\n- fast\n- small and portable" in md
+    assert "1 Introduction . . . . . . 1\n\n2.1 Usage . . . . . . . 12" in md

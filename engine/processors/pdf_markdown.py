@@ -3,8 +3,9 @@
 Deliberately simple and predictable (no layout model): the font size that carries
 the most characters is the body size; short blocks set clearly larger are headings,
 the largest size ``#``, the next ``##`` and so on; mostly-bold short lines at body
-size become bold paragraphs; bullet characters become list items; hyphenated line
-breaks are joined. Each page starts with an HTML comment ``<!-- page N -->`` so a
+size become bold paragraphs; bullet characters become list items; table-of-contents
+entries (dot leaders, page number) stay one a paragraph; hyphenated line breaks are
+joined. Each page starts with an HTML comment ``<!-- page N -->`` so a
 reader can find the source page.
 """
 
@@ -54,22 +55,52 @@ def _escape(text: str) -> str:
     return "\\" + text if _ESCAPE_START.match(text) else text
 
 
+_LEADER_LINE = re.compile(r"(\.\s?){3,}\s*[\divxlcIVXLC]+$")  # "Intro . . . . 12"
+
+
+def _is_bullet(line: str) -> bool:
+    return line.startswith(BULLETS)
+
+
+def _strip_bullet(line: str) -> str:
+    return line.lstrip("".join(b.strip() for b in BULLETS)).strip()
+
+
 def _block_markdown(size: float, bold: bool, lines: list[str], body: float,
                     levels: dict[float, int]) -> list[str]:
     text = _join_lines(lines)
     level = levels.get(size)
     if level is not None and len(text) <= HEADING_MAX_CHARS and len(lines) <= HEADING_MAX_LINES:
         return ["#" * level + " " + text]
-    if all(line.startswith(BULLETS) for line in lines) or (
-        lines[0].startswith(BULLETS) and len(lines) > 1
-    ):
+    if any(_LEADER_LINE.search(line) for line in lines):
+        # A table of contents: one entry a paragraph; an entry ends at its page number
+        # (PyMuPDF often puts "2.1" and its title on separate lines).
+        entries: list[str] = []
+        pending: list[str] = []
+        for line in lines:
+            pending.append(line)
+            if _LEADER_LINE.search(line):
+                entries.append(_escape(" ".join(pending)))
+                pending = []
+        if pending:
+            entries.append(_escape(" ".join(pending)))
+        return entries
+    if any(_is_bullet(line) for line in lines):
+        # Lead-in text, then items; a line without a bullet continues the item before.
+        out: list[str] = []
+        lead: list[str] = []
         items: list[list[str]] = []
         for line in lines:
-            if line.startswith(BULLETS) or not items:
-                items.append([line.lstrip("".join(b.strip() for b in BULLETS)).strip()])
-            else:
+            if _is_bullet(line):
+                items.append([_strip_bullet(line)])
+            elif items:
                 items[-1].append(line)
-        return ["\n".join("- " + _join_lines(item) for item in items)]
+            else:
+                lead.append(line)
+        if lead:
+            out.append(_escape(_join_lines(lead)))
+        out.append("\n".join("- " + _join_lines(item) for item in items))
+        return out
     if bold and size <= body and len(lines) == 1 and len(text) <= 120:
         return [f"**{text}**"]
     return [_escape(text)]
