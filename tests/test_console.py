@@ -433,9 +433,10 @@ async def _found(app: JobtuiApp, text: str) -> bool:
     screen = app.screen
     if not isinstance(screen, EnqueueScreen):
         return False
-    try:
-        return text in str(screen.query_one("#enqueue-found", Label).render())
-    except NoMatches:  # not composed yet
+    try:  # ready: composed, its Select mounted (escape before that trips Textual's Select)
+        return (screen.query_one("#enqueue-type", Select).is_mounted
+                and text in str(screen.query_one("#enqueue-found", Label).render()))
+    except NoMatches:
         return False
 
 

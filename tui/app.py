@@ -226,16 +226,16 @@ class JobtuiApp(App[int]):
                                    newest_first=request.newest_first)
         scoped = request.flt.model_dump(exclude_none=True)
         scope_total = sum((await api.count_jobs(request.flt)).values()) if scoped else sum(counts.values())
-        workers = await api.workers()
-        unserved = await api.unserved_types()
+        now = self.now()
+        workers = await api.workers(now)
+        unserved = await api.unserved_types(now)
         log_job = request.log_job
         logs: list[LogEntry] = []
         if log_job is not None:
             logs = await api.tail_logs(log_job.job_id, limit=LOG_TAIL_LINES, job=log_job)
         self._disconnected_since = None
         status = self._status(True)
-        now = self.now()
-        status.live_workers = sum(1 for w in workers if (now - w.info.heartbeat_at).total_seconds() <= 30)
+        status.live_workers = sum(1 for w in workers if w.alive)
         status.running_total = counts.get("processing", 0)
         status.queue_depth = counts.get("pending", 0)
         status.unserved = unserved
@@ -287,7 +287,7 @@ class JobtuiApp(App[int]):
         report = await self.call_api("enqueue", self.api.enqueue_paths(
             request.paths, job_type=request.job_type,
             parameters=request.parameters(self.api.registry),
-            force=request.force, recursive=request.recursive,
+            force=request.force, recursive=request.recursive, batch_name=request.batch_name(),
         ))
         if report is None:
             return

@@ -8,6 +8,7 @@ the files the paths hold with the engine's own walk (``scan_paths``) in a thread
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ class EnqueueRequest:
     languages: str
     force: bool
     found: int
+
+    def batch_name(self) -> str:
+        """The folder's (or file's) name; several paths: the first one's, plus a count."""
+        names = [os.path.basename(p.rstrip("/")) or p for p in self.paths]
+        return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
 
     def parameters(self, registry: Registry) -> dict[str, str]:
         """Options for the handler; languages only for types whose parameters take them."""

@@ -40,10 +40,11 @@ if TYPE_CHECKING:
 
 ALL_BATCHES = "__all__"
 
+# widths: the cells of a 120-column terminal (each column also gets 2 cells of padding)
 BATCH_COLUMNS = [("Batch", "name", 28), ("Total", "total", 7), ("Done", "completed", 7),
                  ("Failed", "failed", 7), ("Running", "running", 7), ("Progress", "progress", 17),
-                 ("ETA", "eta", 8), ("Status", "status", 22)]
-JOB_COLUMNS = [("Status", "status", 12), ("Type", "type", 16), ("File", "file", 36),
+                 ("ETA", "eta", 8), ("Status", "status", 20)]
+JOB_COLUMNS = [("Status", "status", 12), ("Type", "type", 15), ("File", "file", 28),
                ("Progress", "progress", 15), ("Attempts", "attempts", 8),
                ("Duration", "duration", 8), ("Error", "error", 18)]
 

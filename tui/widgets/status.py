@@ -67,6 +67,6 @@ def render_status(info: StatusInfo, variables: Mapping[str, str]) -> Text:
         text.append("claiming PAUSED", style=f"bold {colour(variables, 'warning')}")
     if info.unserved:
         text.append(*sep)
-        names = ", ".join(f"{t} ({n})" for t, n in sorted(info.unserved.items()))
-        text.append(f"no worker serves: {names}", style=colour(variables, "warning"))
+        names = ", ".join(f"{t}×{n}" for t, n in sorted(info.unserved.items()))
+        text.append(f"⚠ unserved {names}", style=colour(variables, "warning"))
     return text
