@@ -53,7 +53,7 @@ STORE_RETRY_S = 30.0
 
 
 class _Running:
-    __slots__ = ("job", "jt", "token", "ctx", "task", "cancel_requested")
+    __slots__ = ("job", "jt", "token", "ctx", "task", "cancel_requested", "finishing")
 
     def __init__(self, job: Job, jt: JobType, token: str, ctx: JobContext) -> None:
         self.job = job
@@ -62,6 +62,7 @@ class _Running:
         self.ctx = ctx
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        self.finishing = False  # the outcome is decided and queued: nothing may cancel it now
 
 
 class Engine:
@@ -279,6 +280,7 @@ class Engine:
             outcome = await self._execute(r)
             if outcome is None:  # lost the lease: write nothing
                 return
+            r.finishing = True
             ok = await self._finish(job.job_id, r.token, outcome)
             if not ok:
                 r.ctx.log("lease lost before the result was written; result discarded", "warning")
@@ -433,7 +435,9 @@ class Engine:
         states = await self.store.heartbeat(leases, expires)
         for job_id, state in states.items():
             r = self._jobs.get(job_id)
-            if r is None or r.token != leases.get(job_id):
+            # A heartbeat racing our own finish sees the job no longer processing
+            # ("lost"); cancelling now would skip the terminal hooks of a finished job.
+            if r is None or r.token != leases.get(job_id) or r.finishing:
                 continue
             if state is LeaseState.CANCEL:
                 self._cancel(r)
