@@ -13,7 +13,9 @@ format decisions live here:
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 from engine.store.base import StoreError
@@ -22,6 +24,7 @@ from engine.store.base import StoreError
 APPLICATION_ID = 0x4A4F4254
 #: Files up to this size get ``PRAGMA quick_check`` at open.
 QUICK_CHECK_MAX_BYTES = 512 * 1024 * 1024
+_OPEN_RETRIES = 8
 
 # Version 1: the initial schema. Each step runs inside one BEGIN IMMEDIATE
 # transaction together with the user_version bump, so a crash mid-migration
@@ -129,29 +132,49 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
         raise StoreError("STORE_UNREACHABLE", f"cannot open {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        _check(conn, path)  # read-only checks first
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":  # e.g. a network filesystem; say so, do not guess
-            raise StoreError("STORE_UNREACHABLE", f"{path}: cannot use WAL mode (got {mode})")
-        # NORMAL in WAL mode: a commit survives a process crash; a power cut may
-        # lose the last transactions but never corrupts the file.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # The hot pages of 100,000 jobs (claim index, recent rows) stay in memory.
-        conn.execute("PRAGMA cache_size = -32768")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        # After a checkpoint, shrink a WAL that a big enqueue blew up.
-        conn.execute("PRAGMA journal_size_limit = 67108864")
-        migrate(conn, path)
+        # Processes opening a fresh file together race for the switch to WAL and
+        # the first migration; SQLite answers some of those lock waits with an
+        # immediate SQLITE_BUSY (no busy handler), so the loser simply retries.
+        for attempt in range(_OPEN_RETRIES):
+            try:
+                _prepare(conn, path)
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or attempt == _OPEN_RETRIES - 1:
+                    raise
+                time.sleep(0.02 * 2**attempt + random.random() * 0.02)
     except StoreError:
         conn.close()
         raise
     except sqlite3.DatabaseError as exc:
         conn.close()
         msg = str(exc).lower()
-        if "locked" in msg or "busy" in msg or "unable to open" in msg or "readonly" in msg:
+        if _is_busy(exc) or "unable to open" in msg or "readonly" in msg:
             raise StoreError("STORE_UNREACHABLE", f"cannot use {path}: {exc}") from exc
         raise _corrupt(path, exc) from exc
     return conn
+
+
+def _is_busy(exc: BaseException) -> bool:
+    msg = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Checks (read only), then WAL and the connection's settings, then migrations."""
+    _check(conn, path)
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # e.g. a network filesystem; say so, do not guess
+        raise StoreError("STORE_UNREACHABLE", f"{path}: cannot use WAL mode (got {mode})")
+    # NORMAL in WAL mode: a commit survives a process crash; a power cut may
+    # lose the last transactions but never corrupts the file.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # The hot pages of 100,000 jobs (claim index, recent rows) stay in memory.
+    conn.execute("PRAGMA cache_size = -32768")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    # After a checkpoint, shrink a WAL that a big enqueue blew up.
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+    migrate(conn, path)
 
 
 def _header(conn: sqlite3.Connection) -> tuple[int, int, int]:
@@ -174,8 +197,8 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
             if problem != "ok":
                 raise _corrupt(path, sqlite3.DatabaseError(problem))
     except sqlite3.DatabaseError as exc:
-        if "locked" in str(exc).lower():
-            raise StoreError("STORE_UNREACHABLE", f"{path} is locked: {exc}") from exc
+        if _is_busy(exc):
+            raise  # connect() retries
         raise _corrupt(path, exc) from exc
     _judge(path, app_id, version, tables)
 
@@ -216,7 +239,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
 
