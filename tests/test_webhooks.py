@@ -243,3 +243,14 @@ async def test_watchdog_recovery_sends_the_job_webhook(engine: Engine,
     body = receiver.events("job.finished")[0]
     assert body["job_id"] == job.job_id and body["status"] == "failed"
     assert body["error"]["code"] == "LEASE_EXPIRED"
+
+
+def test_webhook_settings_from_env_and_yaml(tmp_path: Path) -> None:
+    from engine.config import load_settings
+
+    assert load_settings(environ={"JOBTUI_WEBHOOK_SECRET": "x"}).webhook_secret == "x"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobtui:\n  webhook_attempts: 2\n  webhook_timeout: 1.5\n", encoding="utf-8")
+    s = load_settings(cfg, environ={})
+    hooks = Webhooks.from_settings(SQLiteStore(tmp_path / "unused.db"), s)
+    assert (hooks.attempts, hooks.timeout, hooks.secret) == (2, 1.5, None)
