@@ -59,7 +59,8 @@ class Watchdog:
             try:
                 await self.sweep()
             except Exception as exc:  # noqa: BLE001 - store outage: try again next round
-                log.warning("watchdog sweep failed: %s", exc)
+                log.warning("watchdog sweep failed: %s: %s", type(exc).__name__,
+                            str(exc).splitlines()[0][:160] if str(exc) else "")
             await asyncio.sleep(interval)
 
     def outcome_for(self, job: Job) -> Outcome:

@@ -234,7 +234,7 @@ class Engine:
                         now=now,
                     )
                 except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
-                    log.warning("claim failed (%s); retrying", exc)
+                    log.warning("claim failed (%s); retrying", _short(exc))
                     await asyncio.sleep(min(self.settings.poll_interval, 1.0))
                     continue
                 for job in claimed:
@@ -407,7 +407,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - transient outage: retry, then give up
                 if time.monotonic() > deadline:
                     raise
-                log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
+                log.warning("store write failed (%s); retrying in %.1fs", _short(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -425,7 +425,7 @@ class Engine:
                     await self._register_worker()
                     last_worker_write = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - store outage: keep trying
-                log.warning("heartbeat failed: %s", exc)
+                log.warning("heartbeat failed: %s", _short(exc))
 
     async def _renew_leases(self) -> None:
         leases = {jid: r.token for jid, r in self._jobs.items()}
@@ -458,6 +458,12 @@ class Engine:
             heartbeat_at=utcnow(),
             paused=self._paused,
         ))
+
+
+def _short(exc: BaseException) -> str:
+    """One line for the log: driver errors carry a whole topology description."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:160]}"
 
 
 def _warm_worker_process() -> None:
