@@ -232,7 +232,9 @@ class MainScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#batches")
     def _batch_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        key = event.row_key.value
+        # The cursor is the truth, not the event: a late event (posted after rows were
+        # added) must not undo a selection made since.
+        key = self.query_one("#batches", KeyedTable).selected_key
         batch_id = None if key in (None, ALL_BATCHES) else key
         if batch_id != self.batch_id:
             self.batch_id = batch_id
