@@ -48,7 +48,7 @@ from tui.widgets.status import StatusLine
 from tui.widgets.tables import KeyedTable
 
 SIZE = (120, 40)
-FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.2)
+FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.2}
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +104,11 @@ def gate() -> Gate:
 @pytest.fixture
 async def engine(store: SQLiteStore, gate: Gate, tmp_path: Path) -> AsyncIterator[Engine]:
     start_process_helpers()  # as run_console does, before Textual captures stderr
-    eng = Engine(store, hold_registry(gate),
-                 Settings(concurrency=4, output_dir=tmp_path / "out", shutdown_grace=10, **FAST))
+    eng = Engine(
+        store,
+        hold_registry(gate),
+        Settings(concurrency=4, output_dir=tmp_path / "out", shutdown_grace=10, **FAST),
+    )
     await eng.start()
     yield eng
     gate.release.set()
@@ -227,7 +230,8 @@ async def test_retry_failed_of_batch(store: SQLiteStore) -> None:
     await store.insert_jobs(
         [Job(batch_id="b", status=JobStatus.FAILED, error=failed, attempts=3) for _ in range(3)]
         + [Job(batch_id="b", status=JobStatus.COMPLETED, attempts=1) for _ in range(2)]
-        + [Job(batch_id="other", status=JobStatus.FAILED, error=failed, attempts=3)])
+        + [Job(batch_id="other", status=JobStatus.FAILED, error=failed, attempts=3)]
+    )
     app = console(api)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
@@ -325,9 +329,16 @@ async def test_detail_shows_parameters_error_attempts_and_full_log(store: SQLite
 
 async def test_workers_view(store: SQLiteStore) -> None:
     await load_demo(store)
-    await store.upsert_worker(WorkerInfo(worker_id="gone-1", host="old-box", pid=7,
-                                         job_types=["noop"], concurrency=1,
-                                         heartbeat_at=NOW.replace(year=2025)))
+    await store.upsert_worker(
+        WorkerInfo(
+            worker_id="gone-1",
+            host="old-box",
+            pid=7,
+            job_types=["noop"],
+            concurrency=1,
+            heartbeat_at=NOW.replace(year=2025),
+        )
+    )
     app = watch_only(store, clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
@@ -434,14 +445,16 @@ async def _found(app: JobtuiApp, text: str) -> bool:
     if not isinstance(screen, EnqueueScreen):
         return False
     try:  # ready: composed, its Select mounted (escape before that trips Textual's Select)
-        return (screen.query_one("#enqueue-type", Select).is_mounted
-                and text in str(screen.query_one("#enqueue-found", Label).render()))
+        return screen.query_one("#enqueue-type", Select).is_mounted and text in str(
+            screen.query_one("#enqueue-found", Label).render()
+        )
     except NoMatches:
         return False
 
 
-async def test_enqueue_by_typing(store: SQLiteStore, engine: Engine, inbox: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_enqueue_by_typing(
+    store: SQLiteStore, engine: Engine, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(inbox.parent)  # a relative path keeps the typing short
     app = console(engine.api, engine)
     async with app.run_test(size=SIZE) as pilot:
@@ -458,7 +471,9 @@ async def test_enqueue_by_typing(store: SQLiteStore, engine: Engine, inbox: Path
         assert app.main.selected_batch is not None
 
 
-async def test_enqueue_not_recursive_counts_only_the_top_folder(store: SQLiteStore, inbox: Path) -> None:
+async def test_enqueue_not_recursive_counts_only_the_top_folder(
+    store: SQLiteStore, inbox: Path
+) -> None:
     app = watch_only(store)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
@@ -485,8 +500,9 @@ SPELLINGS = list(_spellings(Path("/x")))
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
 @pytest.mark.parametrize("focus", ["jobs-table", "filter-input"])
-async def test_paste_opens_enqueue_with_the_path(store: SQLiteStore, inbox: Path, spelling: str,
-                                                 focus: str) -> None:
+async def test_paste_opens_enqueue_with_the_path(
+    store: SQLiteStore, inbox: Path, spelling: str, focus: str
+) -> None:
     app = watch_only(store)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
@@ -504,8 +520,9 @@ async def test_paste_opens_enqueue_with_the_path(store: SQLiteStore, inbox: Path
         assert not app.main.filter.active  # the paste did not land in the filter's input
 
 
-async def test_paste_into_the_open_dialog_replaces_the_path(store: SQLiteStore, inbox: Path,
-                                                          tmp_path: Path) -> None:
+async def test_paste_into_the_open_dialog_replaces_the_path(
+    store: SQLiteStore, inbox: Path, tmp_path: Path
+) -> None:
     pdf = make_pdfs(tmp_path / "single", 1)[0]
     app = watch_only(store)
     async with app.run_test(size=SIZE) as pilot:
@@ -520,8 +537,9 @@ async def test_paste_into_the_open_dialog_replaces_the_path(store: SQLiteStore, 
         assert app.screen.paths == [str(pdf)]  # type: ignore[attr-defined]
 
 
-async def test_paste_of_several_paths_and_home(store: SQLiteStore, inbox: Path, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_paste_of_several_paths_and_home(
+    store: SQLiteStore, inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     other = tmp_path / "other"
     make_pdfs(other, 2)
@@ -542,7 +560,9 @@ async def test_paste_that_is_not_a_path_goes_to_the_input(store: SQLiteStore) ->
         assert app.screen.query_one("#filter-text", Input).value == "/no/such/folder"
 
 
-async def test_enqueue_by_paste_and_confirm(store: SQLiteStore, engine: Engine, inbox: Path) -> None:
+async def test_enqueue_by_paste_and_confirm(
+    store: SQLiteStore, engine: Engine, inbox: Path
+) -> None:
     app = console(engine.api, engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
@@ -553,13 +573,20 @@ async def test_enqueue_by_paste_and_confirm(store: SQLiteStore, engine: Engine, 
         await pilot.click("#enqueue-ok")
         batch = await until(lambda: _batch_with(engine.api, 4), what="batch of 4")
         try:
-            await until(lambda: _counts(engine.api, batch, {"completed": 4}), timeout=90,
-                        what="PDFs transcribed")
+            await until(
+                lambda: _counts(engine.api, batch, {"completed": 4}),
+                timeout=90,
+                what="PDFs transcribed",
+            )
         finally:
             jobs = await engine.api.all_jobs(JobFilter(batch_id=batch))
             print([(j.status, j.error) for j in jobs])
         assert sorted(Path(j.path or "").name for j in jobs) == [
-            "doc 0.pdf", "doc 0.pdf", "doc 1.pdf", "doc 2.pdf"]
+            "doc 0.pdf",
+            "doc 0.pdf",
+            "doc 1.pdf",
+            "doc 2.pdf",
+        ]
         assert all(j.parameters.get("languages") == "deu+eng" for j in jobs)
 
 

@@ -51,8 +51,12 @@ def demo_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Jobtui
         await load_demo(store)
 
     asyncio.run(setup())
-    app = JobtuiApp(api=OperatorAPI(store, default_registry()), engine=None,
-                    refresh_interval=30, clock=frozen_clock)
+    app = JobtuiApp(
+        api=OperatorAPI(store, default_registry()),
+        engine=None,
+        refresh_interval=30,
+        clock=frozen_clock,
+    )
     yield app
     asyncio.run(store.close())
     monkeypatch.delenv("TZ")

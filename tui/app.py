@@ -88,7 +88,7 @@ class JobtuiApp(App[int]):
         super().__init__()
         self.api = api
         self.engine = engine
-        self.settings = settings or Settings()
+        self.settings = settings if settings is not None else Settings.model_validate({})
         self.refresh_interval = refresh_interval
         self.now: Callable[[], datetime] = clock or utcnow
         self.theme_dirs = theme_dirs
@@ -128,8 +128,12 @@ class JobtuiApp(App[int]):
             self.register_theme(theme)
         self.theme_errors = loaded.errors
         if loaded.errors:
-            self.notify("Skipped broken theme file(s): " + "; ".join(loaded.errors),
-                        title="Themes", severity="warning", timeout=10)
+            self.notify(
+                "Skipped broken theme file(s): " + "; ".join(loaded.errors),
+                title="Themes",
+                severity="warning",
+                timeout=10,
+            )
         choice = theme_files.load_theme_choice()
         for name in (choice, theme_files.DEFAULT_THEME, theme_files.FALLBACK_THEME):
             if name and name in self.available_themes:
@@ -183,15 +187,22 @@ class JobtuiApp(App[int]):
             self._served_changed.set()
             if self._requested > covered:
                 continue
-            interval = self.refresh_interval if snap.status.connected else max(self.refresh_interval, 2.0)
+            interval = (
+                self.refresh_interval if snap.status.connected else max(self.refresh_interval, 2.0)
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
 
     @property
     def _shutting_down(self) -> bool:
         main = self.screen_stack[0] if self.screen_stack else None
-        return bool(self._exit or main is None or not main.is_attached
-                    or getattr(main, "_closing", False) or getattr(self, "_closing", False))
+        return bool(
+            self._exit
+            or main is None
+            or not main.is_attached
+            or getattr(main, "_closing", False)
+            or getattr(self, "_closing", False)
+        )
 
     def _status(self, connected: bool, error: str | None = None) -> StatusInfo:
         engine = self.engine if not self.engine_stopped else None
@@ -222,10 +233,16 @@ class JobtuiApp(App[int]):
         api = self.api
         counts = await api.count_jobs()
         batches = await api.batches(limit=50)
-        page = await api.list_jobs(request.flt, limit=request.page_size, after=request.after,
-                                   newest_first=request.newest_first)
+        page = await api.list_jobs(
+            request.flt,
+            limit=request.page_size,
+            after=request.after,
+            newest_first=request.newest_first,
+        )
         scoped = request.flt.model_dump(exclude_none=True)
-        scope_total = sum((await api.count_jobs(request.flt)).values()) if scoped else sum(counts.values())
+        scope_total = (
+            sum((await api.count_jobs(request.flt)).values()) if scoped else sum(counts.values())
+        )
         now = self.now()
         workers = await api.workers(now)
         unserved = await api.unserved_types(now)
@@ -240,9 +257,16 @@ class JobtuiApp(App[int]):
         status.queue_depth = counts.get("pending", 0)
         status.unserved = unserved
         return ConsoleSnapshot(
-            at=now, status=status, counts=counts, batches=batches, page=page, request=request,
-            scope_total=scope_total, workers=[w.info for w in workers],
-            log_job_id=log_job.job_id if log_job else None, logs=logs,
+            at=now,
+            status=status,
+            counts=counts,
+            batches=batches,
+            page=page,
+            request=request,
+            scope_total=scope_total,
+            workers=[w.info for w in workers],
+            log_job_id=log_job.job_id if log_job else None,
+            logs=logs,
         )
 
     async def call_api(self, what: str, call: Awaitable[T]) -> T | None:
@@ -284,11 +308,17 @@ class JobtuiApp(App[int]):
 
     async def enqueue(self, request: EnqueueRequest) -> None:
         self.notify(f"Enqueueing {request.found} file(s)…", timeout=3)
-        report = await self.call_api("enqueue", self.api.enqueue_paths(
-            request.paths, job_type=request.job_type,
-            parameters=request.parameters(self.api.registry),
-            force=request.force, recursive=request.recursive, batch_name=request.batch_name(),
-        ))
+        report = await self.call_api(
+            "enqueue",
+            self.api.enqueue_paths(
+                request.paths,
+                job_type=request.job_type,
+                parameters=request.parameters(self.api.registry),
+                force=request.force,
+                recursive=request.recursive,
+                batch_name=request.batch_name(),
+            ),
+        )
         if report is None:
             return
         batch_id = report.batch_id if report.queued else None
@@ -351,8 +381,11 @@ class JobtuiApp(App[int]):
                     continue
                 if screen.check_action(action, ()) is not True:
                     continue
-                yield SystemCommand(binding.description, binding.tooltip,  # type: ignore[union-attr]
-                                    _runner(screen, action))
+                yield SystemCommand(
+                    binding.description,
+                    binding.tooltip,  # type: ignore[union-attr]
+                    _runner(screen, action),
+                )
 
 
 def _runner(screen: Screen[Any], action: str) -> Callable[[], Awaitable[None]]:

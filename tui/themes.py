@@ -62,8 +62,17 @@ class ThemeFile(BaseModel):
     variables: dict[str, str] = {}
 
     @field_validator(
-        "primary", "secondary", "warning", "error", "success", "accent",
-        "foreground", "background", "surface", "panel", "boost",
+        "primary",
+        "secondary",
+        "warning",
+        "error",
+        "success",
+        "accent",
+        "foreground",
+        "background",
+        "surface",
+        "panel",
+        "boost",
     )
     @classmethod
     def _is_colour(cls, value: str | None) -> str | None:
@@ -98,7 +107,7 @@ def load_theme_file(path: Path) -> Theme:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"unreadable ({type(exc).__name__})") from exc
     if not isinstance(data, dict):
-        raise ValueError("must hold a mapping of theme fields")
+        raise ValueError("must hold a mapping of theme fields")  # noqa: TRY004 - one error type
     try:
         return ThemeFile.model_validate(data).to_theme()
     except ValidationError as exc:

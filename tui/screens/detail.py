@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
@@ -26,8 +26,19 @@ from tui.widgets.logtail import log_line
 if TYPE_CHECKING:
     from tui.app import JobtuiApp
 
-OUTPUT_KEYS = ("output", "outputs", "output_path", "output_paths", "output_dir", "files", "path",
-               "paths", "markdown", "images", "transcript")
+OUTPUT_KEYS = (
+    "output",
+    "outputs",
+    "output_path",
+    "output_paths",
+    "output_dir",
+    "files",
+    "path",
+    "paths",
+    "markdown",
+    "images",
+    "transcript",
+)
 
 
 def pretty(value: Any) -> str:
@@ -40,7 +51,9 @@ def output_paths(results: dict[str, Any] | None) -> list[str]:
     """Paths named in a job's results (keys like ``output``, ``markdown``, ``images``)."""
 
     def walk(value: Any) -> Iterator[str]:
-        if isinstance(value, str) and ("/" in value or value.endswith((".md", ".txt", ".png", ".json"))):
+        if isinstance(value, str) and (
+            "/" in value or value.endswith((".md", ".txt", ".png", ".json"))
+        ):
             yield value
         elif isinstance(value, list):
             for item in value:
@@ -57,7 +70,7 @@ def output_paths(results: dict[str, Any] | None) -> list[str]:
 
 
 class DetailScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "app.pop_screen", "Back", id="detail-back", tooltip="Back to the jobs"),
     ]
 
@@ -111,8 +124,10 @@ class DetailScreen(Screen[None]):
         head = Text()
         head.append(f"Job {job.job_id}  ", style="bold")
         head.append_text(status_text(job.status.value, v))
-        head.append(f"\ntype {job.job_type}   attempts {job.attempts}/{job.max_attempts}"
-                    f"   duration {human_duration(job_duration(job, now))}")
+        head.append(
+            f"\ntype {job.job_type}   attempts {job.attempts}/{job.max_attempts}"
+            f"   duration {human_duration(job_duration(job, now))}"
+        )
         head.append(f"\nfile {job.path or '—'}")
         head.append(f"\nbatch {job.batch_id or '—'}   worker {job.worker_id or '—'}")
         times = [f"created {clock(job.created_at)}"]
@@ -141,17 +156,20 @@ class DetailScreen(Screen[None]):
         else:
             error.display = False
         self.query_one("#detail-parameters", Static).update(
-            Text("Parameters\n", style="bold") + Text(pretty(job.parameters)))
+            Text("Parameters\n", style="bold") + Text(pretty(job.parameters))
+        )
         self.query_one("#detail-results", Static).update(
-            Text("Result\n", style="bold") + Text(pretty(job.results)))
+            Text("Result\n", style="bold") + Text(pretty(job.results))
+        )
         outputs = output_paths(job.results)
         self.query_one("#detail-outputs", Static).update(
-            Text("Output paths\n", style="bold") + Text("\n".join(outputs) if outputs else "—"))
+            Text("Output paths\n", style="bold") + Text("\n".join(outputs) if outputs else "—")
+        )
         log = self.query_one("#detail-log", Log)
         if len(detail.logs) < self._log_count:
             log.clear()
             self._log_count = 0
         with contextlib.suppress(Exception):
-            log.write_lines([log_line(e) for e in detail.logs[self._log_count:]])
+            log.write_lines([log_line(e) for e in detail.logs[self._log_count :]])
         self._log_count = len(detail.logs)
         log.border_title = f"Full log ({len(detail.logs)} lines)"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
@@ -16,9 +17,11 @@ from engine.models import JobStatus
 class ConfirmScreen(ModalScreen[bool]):
     """Asks yes or no; "No" has the focus so a stray enter changes nothing."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes", id="confirm-yes", tooltip="Confirm the action"),
-        Binding("n,escape", "answer(False)", "No", id="confirm-no", tooltip="Keep things as they are"),
+        Binding(
+            "n,escape", "answer(False)", "No", id="confirm-no", tooltip="Keep things as they are"
+        ),
     ]
 
     def __init__(self, question: str, yes: str = "Yes") -> None:
@@ -46,7 +49,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class QuitScreen(ModalScreen[str]):
     """Jobs run in this process: finish them, hand them back, or stay."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "choose('stay')", "Stay", id="quit-stay", tooltip="Do not quit"),
     ]
 
@@ -100,8 +103,10 @@ class FilterSpec:
 class FilterScreen(ModalScreen[FilterSpec | None]):
     """Filter jobs by text (id, path, error code), status and job type."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="filter-cancel", tooltip="Keep the current filter"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape", "cancel", "Cancel", id="filter-cancel", tooltip="Keep the current filter"
+        ),
     ]
 
     def __init__(self, current: FilterSpec, job_types: list[str]) -> None:
@@ -112,15 +117,20 @@ class FilterScreen(ModalScreen[FilterSpec | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="filter-dialog"):
             yield Label("Filter jobs", classes="dialog-title")
-            yield Input(self.current.text, placeholder="text in id, path or error code",
-                        id="filter-text")
+            yield Input(
+                self.current.text, placeholder="text in id, path or error code", id="filter-text"
+            )
             yield Select[JobStatus](
-                [(s.value, s) for s in JobStatus], prompt="any status",
-                value=self.current.status or Select.NULL, id="filter-status",
+                [(s.value, s) for s in JobStatus],
+                prompt="any status",
+                value=self.current.status or Select.NULL,
+                id="filter-status",
             )
             yield Select[str](
-                [(t, t) for t in self.job_types], prompt="any type",
-                value=self.current.job_type or Select.NULL, id="filter-type",
+                [(t, t) for t in self.job_types],
+                prompt="any type",
+                value=self.current.job_type or Select.NULL,
+                id="filter-type",
             )
             with Horizontal(classes="buttons"):
                 yield Button("Apply", id="apply", variant="primary")

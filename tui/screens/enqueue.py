@@ -13,14 +13,15 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select
 from textual.timer import Timer
+from textual.widgets import Button, Checkbox, Input, Label, Select
 from textual.worker import get_current_worker
 
 from engine.enqueue import REASONS, scan_paths
@@ -48,8 +49,11 @@ class EnqueueRequest:
 
     def parameters(self, registry: Registry) -> dict[str, str]:
         """Options for the handler; languages only for types whose parameters take them."""
-        return {OCR_LANGUAGES_PARAM: self.languages} if self.languages and takes_languages(
-            registry, self.job_type) else {}
+        return (
+            {OCR_LANGUAGES_PARAM: self.languages}
+            if self.languages and takes_languages(registry, self.job_type)
+            else {}
+        )
 
 
 def takes_languages(registry: Registry, job_type: str) -> bool:
@@ -79,20 +83,25 @@ def is_enqueue_target(path: str) -> bool:
 
 def paths_text(paths: Sequence[str]) -> str:
     """How paths look in the path field (parsed back by parse_dropped_paths)."""
-    return " ".join(p if p and " " not in p and "'" not in p and "\\" not in p else shlex.quote(p)
-                    for p in paths)
+    return " ".join(
+        p if p and " " not in p and "'" not in p and "\\" not in p else shlex.quote(p)
+        for p in paths
+    )
 
 
 def quick_scan(paths: Sequence[str], job_type: str, recursive: bool) -> ScanResult:
     """What enqueueing would take, by the engine's own walk (blocking; run in a thread)."""
     scan = scan_paths(paths, job_type, recursive)
-    return ScanResult(files=len(scan.files), missing=scan.examples.get("missing", []),
-                      skipped=dict(scan.skipped))
+    return ScanResult(
+        files=len(scan.files), missing=scan.examples.get("missing", []), skipped=dict(scan.skipped)
+    )
 
 
 class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="enqueue-cancel", tooltip="Close without enqueueing"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape", "cancel", "Cancel", id="enqueue-cancel", tooltip="Close without enqueueing"
+        ),
     ]
 
     def __init__(self, paths: Sequence[str], registry: Registry) -> None:
@@ -108,11 +117,16 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         with Vertical(classes="dialog", id="enqueue-dialog"):
             yield Label("Enqueue a folder or files", classes="dialog-title")
             yield Label("Folder or PDF file (paste or drop it here)", classes="field-label")
-            yield Input(paths_text(self.initial_paths), placeholder="/path/to/folder",
-                        id="enqueue-path")
+            yield Input(
+                paths_text(self.initial_paths), placeholder="/path/to/folder", id="enqueue-path"
+            )
             yield Label("Job type", classes="field-label")
-            yield Select[str]([(t, t) for t in self.job_types], value=default,
-                              allow_blank=False, id="enqueue-type")
+            yield Select[str](
+                [(t, t) for t in self.job_types],
+                value=default,
+                allow_blank=False,
+                id="enqueue-type",
+            )
             with Horizontal(classes="row"):
                 yield Checkbox("Recursive", True, id="enqueue-recursive")
                 yield Checkbox("Force (also already done files)", False, id="enqueue-force")
@@ -150,12 +164,16 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self.query_one("#enqueue-languages", Input).disabled = not takes_languages(
-            self.registry, self.job_type)
+            self.registry, self.job_type
+        )
         self.rescan()
 
     def _scan_key(self) -> tuple[tuple[str, ...], str, bool]:
-        return (tuple(self.paths), self.job_type,
-                self.query_one("#enqueue-recursive", Checkbox).value)
+        return (
+            tuple(self.paths),
+            self.job_type,
+            self.query_one("#enqueue-recursive", Checkbox).value,
+        )
 
     @property
     def job_type(self) -> str:
@@ -203,8 +221,11 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         text = f"Found {n} {noun}{'s' if n != 1 else ''}"
         skipped = {r: c for r, c in self.scan.skipped.items() if r != "missing"}
         if skipped:
-            text += " (skipped " + ", ".join(f"{c} {REASONS.get(r, r)}"
-                                             for r, c in sorted(skipped.items())) + ")"
+            text += (
+                " (skipped "
+                + ", ".join(f"{c} {REASONS.get(r, r)}" for r, c in sorted(skipped.items()))
+                + ")"
+            )
         if self.scan.missing:
             text += f"; not found: {', '.join(self.scan.missing)}"
         label.update(text)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -19,9 +21,14 @@ EXTRA_KEYS = [
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [
-        Binding("escape,q,question_mark", "app.pop_screen", "Close", id="help-close",
-                tooltip="Close the help"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape,q,question_mark",
+            "app.pop_screen",
+            "Close",
+            id="help-close",
+            tooltip="Close the help",
+        ),
     ]
 
     def __init__(self, bindings: list[Binding]) -> None:

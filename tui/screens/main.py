@@ -8,12 +8,12 @@ current selection are greyed out in the footer (``check_action`` returns None).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -41,44 +41,120 @@ if TYPE_CHECKING:
 ALL_BATCHES = "__all__"
 
 # widths: the cells of a 120-column terminal (each column also gets 2 cells of padding)
-BATCH_COLUMNS = [("Batch", "name", 28), ("Total", "total", 7), ("Done", "completed", 7),
-                 ("Failed", "failed", 7), ("Running", "running", 7), ("Progress", "progress", 17),
-                 ("ETA", "eta", 8), ("Status", "status", 20)]
-JOB_COLUMNS = [("Status", "status", 12), ("Type", "type", 15), ("File", "file", 28),
-               ("Progress", "progress", 15), ("Attempts", "attempts", 8),
-               ("Duration", "duration", 8), ("Error", "error", 18)]
+BATCH_COLUMNS = [
+    ("Batch", "name", 28),
+    ("Total", "total", 7),
+    ("Done", "completed", 7),
+    ("Failed", "failed", 7),
+    ("Running", "running", 7),
+    ("Progress", "progress", 17),
+    ("ETA", "eta", 8),
+    ("Status", "status", 20),
+]
+JOB_COLUMNS = [
+    ("Status", "status", 12),
+    ("Type", "type", 15),
+    ("File", "file", 28),
+    ("Progress", "progress", 15),
+    ("Attempts", "attempts", 8),
+    ("Duration", "duration", 8),
+    ("Error", "error", 18),
+]
 
 RETRYABLE = {JobStatus.FAILED, JobStatus.CANCELLED}
-CONDITIONAL_ACTIONS = ("retry_job", "cancel_job", "detail", "retry_failed", "cancel_batch", "pause",
-                       "clear_filter")
+CONDITIONAL_ACTIONS = (
+    "retry_job",
+    "cancel_job",
+    "detail",
+    "retry_failed",
+    "cancel_batch",
+    "pause",
+    "clear_filter",
+)
 
 
 class MainScreen(Screen[None]):
-    BINDINGS = [
-        Binding("e", "enqueue", "Enqueue", id="enqueue",
-                tooltip="Enqueue a folder or PDF file (pasting a path does too)"),
-        Binding("r", "retry_job", "Retry", id="retry-job",
-                tooltip="Retry the selected failed or cancelled job"),
-        Binding("R", "retry_failed", "Retry failed", key_display="R", id="retry-failed",
-                tooltip="Retry every failed job of the selected batch"),
-        Binding("c", "cancel_job", "Cancel", id="cancel-job",
-                tooltip="Cancel the selected job (asks first)"),
-        Binding("C", "cancel_batch", "Cancel batch", key_display="C", id="cancel-batch",
-                tooltip="Cancel every unfinished job of the selected batch (asks first)"),
-        Binding("enter", "detail", "Detail", id="detail",
-                tooltip="Show the selected job: parameters, result, error, full log, outputs"),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter",
-                tooltip="Filter jobs by text, status and type"),
-        Binding("w", "workers", "Workers", id="workers",
-                tooltip="Show every worker: host, pid, types, running, last heartbeat"),
-        Binding("p", "pause", "Pause/Resume", id="pause",
-                tooltip="Pause or resume claiming new jobs in this process"),
-        Binding("question_mark", "help", "Help", key_display="?", id="help",
-                tooltip="Show every key"),
-        Binding("q", "quit", "Quit", id="quit",
-                tooltip="Quit (asks what to do with jobs running here)"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter",
-                tooltip="Remove the job filter"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "e",
+            "enqueue",
+            "Enqueue",
+            id="enqueue",
+            tooltip="Enqueue a folder or PDF file (pasting a path does too)",
+        ),
+        Binding(
+            "r",
+            "retry_job",
+            "Retry",
+            id="retry-job",
+            tooltip="Retry the selected failed or cancelled job",
+        ),
+        Binding(
+            "R",
+            "retry_failed",
+            "Retry failed",
+            key_display="R",
+            id="retry-failed",
+            tooltip="Retry every failed job of the selected batch",
+        ),
+        Binding(
+            "c",
+            "cancel_job",
+            "Cancel",
+            id="cancel-job",
+            tooltip="Cancel the selected job (asks first)",
+        ),
+        Binding(
+            "C",
+            "cancel_batch",
+            "Cancel batch",
+            key_display="C",
+            id="cancel-batch",
+            tooltip="Cancel every unfinished job of the selected batch (asks first)",
+        ),
+        Binding(
+            "enter",
+            "detail",
+            "Detail",
+            id="detail",
+            tooltip="Show the selected job: parameters, result, error, full log, outputs",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            id="filter",
+            tooltip="Filter jobs by text, status and type",
+        ),
+        Binding(
+            "w",
+            "workers",
+            "Workers",
+            id="workers",
+            tooltip="Show every worker: host, pid, types, running, last heartbeat",
+        ),
+        Binding(
+            "p",
+            "pause",
+            "Pause/Resume",
+            id="pause",
+            tooltip="Pause or resume claiming new jobs in this process",
+        ),
+        Binding(
+            "question_mark", "help", "Help", key_display="?", id="help", tooltip="Show every key"
+        ),
+        Binding(
+            "q", "quit", "Quit", id="quit", tooltip="Quit (asks what to do with jobs running here)"
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            show=False,
+            id="clear-filter",
+            tooltip="Remove the job filter",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -167,25 +243,47 @@ class MainScreen(Screen[None]):
         self.update_keys()
 
     def _show_batches(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:
+        assert snap.batches is not None
         self.batches = {b.batch.batch_id: b for b in snap.batches}
         counts = snap.counts
         total = sum(counts.values())
         done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
-        rows = [(ALL_BATCHES, (
-            Text("All jobs", style="bold"), str(total), str(counts.get("completed", 0)),
-            str(counts.get("failed", 0)), str(counts.get("processing", 0)),
-            progress_bar(done / total if total else 0.0, v), "", "",
-        ))]
+        rows: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                ALL_BATCHES,
+                (
+                    Text("All jobs", style="bold"),
+                    str(total),
+                    str(counts.get("completed", 0)),
+                    str(counts.get("failed", 0)),
+                    str(counts.get("processing", 0)),
+                    progress_bar(done / total if total else 0.0, v),
+                    "",
+                    "",
+                ),
+            )
+        ]
         now = self.jobtui.now()
         for b in snap.batches:
             c = b.counts
-            bar_var = "success" if b.status == "completed" else "warning" if b.finished else "primary"
-            rows.append((b.batch.batch_id, (
-                b.batch.name or b.batch.batch_id[:8], str(b.total), str(c.get("completed", 0)),
-                str(c.get("failed", 0)), str(c.get("processing", 0)),
-                progress_bar(b.done / b.total if b.total else 0.0, v, variable=bar_var),
-                batch_eta(b, now), status_text(b.status, v),
-            )))
+            bar_var = (
+                "success" if b.status == "completed" else "warning" if b.finished else "primary"
+            )
+            rows.append(
+                (
+                    b.batch.batch_id,
+                    (
+                        b.batch.name or b.batch.batch_id[:8],
+                        str(b.total),
+                        str(c.get("completed", 0)),
+                        str(c.get("failed", 0)),
+                        str(c.get("processing", 0)),
+                        progress_bar(b.done / b.total if b.total else 0.0, v, variable=bar_var),
+                        batch_eta(b, now),
+                        status_text(b.status, v),
+                    ),
+                )
+            )
         table = self.query_one("#batches", KeyedTable)
         table.sync(rows)
         if self.batch_id is not None and self.batch_id not in self.batches:
@@ -201,13 +299,25 @@ class MainScreen(Screen[None]):
         now = self.jobtui.now()
         rows = []
         for job in snap.page.jobs:
-            rows.append((job.job_id, (
-                status_text(job.status.value, v), job.job_type, job_file(job),
-                progress_bar(job_fraction(job), v, width=10,
-                             variable="success" if job.status == JobStatus.COMPLETED else "primary"),
-                f"{job.attempts}/{job.max_attempts}", human_duration(job_duration(job, now)),
-                Text(job.error.code, style=colour(v, "error")) if job.error else "",
-            )))
+            rows.append(
+                (
+                    job.job_id,
+                    (
+                        status_text(job.status.value, v),
+                        job.job_type,
+                        job_file(job),
+                        progress_bar(
+                            job_fraction(job),
+                            v,
+                            width=10,
+                            variable="success" if job.status == JobStatus.COMPLETED else "primary",
+                        ),
+                        f"{job.attempts}/{job.max_attempts}",
+                        human_duration(job_duration(job, now)),
+                        Text(job.error.code, style=colour(v, "error")) if job.error else "",
+                    ),
+                )
+            )
         table = self.query_one("#jobs", JobsTable)
         table.sync(rows)
         scope = self.selected_batch.batch.name if self.selected_batch else "all batches"
@@ -318,7 +428,9 @@ class MainScreen(Screen[None]):
         batch = self.selected_batch
         if batch is None:
             return
-        n = await self.jobtui.call_api("retry failed", self.jobtui.api.retry_failed(batch.batch.batch_id))
+        n = await self.jobtui.call_api(
+            "retry failed", self.jobtui.api.retry_failed(batch.batch.batch_id)
+        )
         if n is not None:
             self.notify(f"Retrying {n} failed job(s) of {batch.batch.name}")
 
@@ -333,8 +445,10 @@ class MainScreen(Screen[None]):
                 if n is not None:
                     self.notify(f"Cancelled {job_file(job)}" if n else "Job already finished")
 
-        self.app.push_screen(ConfirmScreen(f"Cancel job {job_file(job)} ({job.status.value})?",
-                                           yes="Cancel job"), answered)
+        self.app.push_screen(
+            ConfirmScreen(f"Cancel job {job_file(job)} ({job.status.value})?", yes="Cancel job"),
+            answered,
+        )
 
     def action_cancel_batch(self) -> None:
         batch = self.selected_batch
@@ -345,13 +459,17 @@ class MainScreen(Screen[None]):
         async def answered(yes: bool | None) -> None:
             if yes:
                 n = await self.jobtui.call_api(
-                    "cancel batch", self.jobtui.api.cancel_batch(batch.batch.batch_id))
+                    "cancel batch", self.jobtui.api.cancel_batch(batch.batch.batch_id)
+                )
                 if n is not None:
                     self.notify(f"Cancelled {n} job(s) of {batch.batch.name}")
 
         self.app.push_screen(
-            ConfirmScreen(f"Cancel batch {batch.batch.name}: {left} unfinished job(s)?",
-                          yes="Cancel batch"), answered)
+            ConfirmScreen(
+                f"Cancel batch {batch.batch.name}: {left} unfinished job(s)?", yes="Cancel batch"
+            ),
+            answered,
+        )
 
     def action_detail(self) -> None:
         from tui.screens.detail import DetailScreen
@@ -365,8 +483,9 @@ class MainScreen(Screen[None]):
             if spec is not None:
                 self.set_filter(spec)
 
-        types = sorted(set(self.jobtui.api.registry.names())
-                       | {j.job_type for j in self.jobs.values()})
+        types = sorted(
+            set(self.jobtui.api.registry.names()) | {j.job_type for j in self.jobs.values()}
+        )
         self.app.push_screen(FilterScreen(self.filter, types), chosen)
 
     def set_filter(self, spec: FilterSpec) -> None:

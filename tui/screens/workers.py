@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -16,14 +16,23 @@ from tui.widgets.tables import KeyedTable
 if TYPE_CHECKING:
     from tui.app import ConsoleSnapshot, JobtuiApp
 
-COLUMNS = [("Host", "host", 16), ("PID", "pid", 7), ("Worker", "worker", 34),
-           ("Types", "types", 24), ("Running", "running", 7), ("Slots", "slots", 5),
-           ("Heartbeat", "heartbeat", 10), ("State", "state", 7)]
+COLUMNS = [
+    ("Host", "host", 16),
+    ("PID", "pid", 7),
+    ("Worker", "worker", 34),
+    ("Types", "types", 24),
+    ("Running", "running", 7),
+    ("Slots", "slots", 5),
+    ("Heartbeat", "heartbeat", 10),
+    ("State", "state", 7),
+]
 
 
 class WorkersScreen(Screen[None]):
-    BINDINGS = [
-        Binding("escape,q,w", "app.pop_screen", "Back", id="workers-back", tooltip="Back to the jobs"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape,q,w", "app.pop_screen", "Back", id="workers-back", tooltip="Back to the jobs"
+        ),
     ]
 
     def compose(self) -> ComposeResult:
@@ -47,12 +56,27 @@ class WorkersScreen(Screen[None]):
             style = colour(v, "success" if state == "alive" else "warning" if alive else "error")
             from rich.text import Text
 
-            here = " (this console)" if app.engine is not None and info.worker_id == app.engine.worker_id else ""
-            rows.append((info.worker_id, (
-                info.host, str(info.pid), info.worker_id + here, ", ".join(info.job_types) or "—",
-                str(info.running), str(info.concurrency), age(info.heartbeat_at, now),
-                Text(state, style=style),
-            )))
+            here = (
+                " (this console)"
+                if app.engine is not None and info.worker_id == app.engine.worker_id
+                else ""
+            )
+            rows.append(
+                (
+                    info.worker_id,
+                    (
+                        info.host,
+                        str(info.pid),
+                        info.worker_id + here,
+                        ", ".join(info.job_types) or "—",
+                        str(info.running),
+                        str(info.concurrency),
+                        age(info.heartbeat_at, now),
+                        Text(state, style=style),
+                    ),
+                )
+            )
         self.query_one(KeyedTable).sync(rows)
         self.query_one("#workers-title", Static).update(
-            f"Workers: {sum(1 for w in snap.workers if (now - w.heartbeat_at).total_seconds() <= WORKER_ALIVE_S)} live, {len(snap.workers)} known")
+            f"Workers: {sum(1 for w in snap.workers if (now - w.heartbeat_at).total_seconds() <= WORKER_ALIVE_S)} live, {len(snap.workers)} known"
+        )

@@ -42,11 +42,14 @@ def colour(variables: Mapping[str, str], name: str) -> str:
 
 def status_text(status: str, variables: Mapping[str, str]) -> Text:
     icon = STATUS_ICON.get(status, "?")
-    return Text(f"{icon} {status}", style=colour(variables, STATUS_VARIABLE.get(status, "foreground")))
+    return Text(
+        f"{icon} {status}", style=colour(variables, STATUS_VARIABLE.get(status, "foreground"))
+    )
 
 
-def progress_bar(fraction: float, variables: Mapping[str, str], width: int = 12,
-                 variable: str = "primary") -> Text:
+def progress_bar(
+    fraction: float, variables: Mapping[str, str], width: int = 12, variable: str = "primary"
+) -> Text:
     fraction = max(0.0, min(1.0, fraction))
     full = round(fraction * width)
     text = Text()

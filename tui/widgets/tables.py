@@ -8,10 +8,10 @@ and calls ``update_cell`` only where a value changed. The cursor stays on its ro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -100,11 +100,23 @@ class KeyedTable(DataTable[Any]):
 class JobsTable(KeyedTable):
     """The jobs table; page keys ask for the next or previous page of jobs."""
 
-    BINDINGS = [
-        Binding("pagedown", "page(1)", "Next page", id="jobs-next-page", show=False,
-                tooltip="Show the next page of jobs"),
-        Binding("pageup", "page(-1)", "Prev page", id="jobs-prev-page", show=False,
-                tooltip="Show the previous page of jobs"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Next page",
+            id="jobs-next-page",
+            show=False,
+            tooltip="Show the next page of jobs",
+        ),
+        Binding(
+            "pageup",
+            "page(-1)",
+            "Prev page",
+            id="jobs-prev-page",
+            show=False,
+            tooltip="Show the previous page of jobs",
+        ),
     ]
 
     class PageRequest(Message):
