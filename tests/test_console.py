@@ -381,6 +381,21 @@ async def _running_job(engine: Engine, gate: Gate) -> str:
     return res.job_ids[0]
 
 
+async def test_cancel_reaches_a_job_running_here(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    job_id = await _running_job(engine, gate)
+    app = console(engine.api, engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_job(app, job_id)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(lambda: _status(engine.api, job_id, JobStatus.CANCELLED), what="cancelled")
+        await until(lambda: gate.inside == 0, what="handler stopped")
+        assert job_id not in engine.running
+
+
 async def test_quit_hands_running_jobs_back(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
     job_id = await _running_job(engine, gate)
     app = console(engine.api, engine)
@@ -633,6 +648,7 @@ async def test_broken_theme_file_gives_one_notification(store: SQLiteStore, tmp_
     app = watch_only(store, theme_dirs=[Path("themes").resolve(), themes])
     async with app.run_test(size=SIZE):
         assert "good" in app.available_themes and "bad" not in app.available_themes
+        assert {"jobtui-dark", "jobtui-light", "jobtui-high-contrast"} <= set(app.available_themes)
         assert len(app._notifications) == 1
         assert app.theme == "jobtui-dark"
         assert len(app.theme_errors) == 2
