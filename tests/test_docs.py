@@ -92,3 +92,62 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
     shown = re.search(r"```text\n(ok   store.*?)```", text, flags=re.DOTALL)
     assert shown is not None
     assert got == [ln[:17] for ln in shown.group(1).splitlines()]
+
+
+def test_every_error_code_is_explained_in_troubleshooting() -> None:
+    """A new code in the engine without its line in the docs fails here."""
+    from engine.models import ErrorCode
+
+    page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "engine").rglob("*.py"))
+    source += (ROOT / "tui" / "cli.py").read_text(encoding="utf-8")
+    raised = set(re.findall(r'(?:StoreError|ConfigError)\(\s*"([A-Z_]+)"', source))
+    raised |= set(re.findall(r'"(STORE_[A-Z_]+)"', source))
+    codes = {c.value for c in ErrorCode} | raised
+    missing = sorted(c for c in codes if f"`{c}`" not in page)
+    assert not missing, f"error codes without an explanation: {missing}"
+
+
+def _shell_lines(text: str) -> list[str]:
+    lines = []
+    for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, flags=re.S):
+        for raw in block.splitlines():
+            line = raw.split(" #")[0].strip().removesuffix("&").strip()
+            if "jobtui " in line or line == "jobtui":
+                lines.append(line[line.index("jobtui"):].split(" && ")[0])
+    return lines
+
+
+def test_every_jobtui_command_in_the_docs_and_readme_parses() -> None:
+    import shlex
+
+    from tui.cli import build_parser
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    seen = 0
+    for page in pages:
+        for line in _shell_lines(page.read_text(encoding="utf-8")):
+            argv = shlex.split(line)[1:]
+            try:
+                build_parser().parse_args(argv)
+            except SystemExit as exc:
+                raise AssertionError(f"{page.name}: `{line}` does not parse") from exc
+            seen += 1
+    assert seen >= 15
+
+
+def test_readme_main_command_runs(tmp_path: Path) -> None:
+    """The README's first command (after `pip install .`) on the shipped examples."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in _shell_lines(readme) if ln.startswith("jobtui run"))
+    import shlex
+
+    argv = shlex.split(line)[1:] + ["--store", str(tmp_path / "q.db"),
+                                    "--output", str(tmp_path / "out"), "--json"]
+    out = subprocess.run([sys.executable, "-m", "tui.cli", *argv], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["counts"] == {"completed": 2}
+    by_name = {Path(j["path"]).name: j for j in summary["jobs"]}
+    assert by_name["scan-deu.pdf"]["ocr_pages"] == 1 and by_name["text.pdf"]["ocr_pages"] == 0
