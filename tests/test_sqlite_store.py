@@ -249,6 +249,33 @@ async def test_grouped_writes_fail_alone(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_reads_get_through_a_stream_of_writes(tmp_path: Path) -> None:
+    """Grouped writes yield the store thread between groups: a console's reads are
+    served while a busy engine keeps writing."""
+    store = await opened(tmp_path / "busy.db")
+    stop = asyncio.Event()
+    written = 0
+
+    async def writer(n: int) -> None:
+        nonlocal written
+        while not stop.is_set():
+            lines = [LogEntry(job_id=f"j{n}", message=str(i)) for i in range(5)]
+            await asyncio.gather(*(store.append_logs(lines) for _ in range(10)))
+            written += 50
+
+    writers = [asyncio.ensure_future(writer(n)) for n in range(4)]
+    try:
+        await asyncio.sleep(0.05)
+        for _ in range(10):
+            await asyncio.wait_for(store.count_jobs(), timeout=5)
+            await asyncio.wait_for(store.tail_logs("j1", limit=3), timeout=5)
+        assert written > 0
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
+        await store.close()
+
+
 # -- files that are not ours -----------------------------------------------------------
 
 

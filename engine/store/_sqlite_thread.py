@@ -141,14 +141,31 @@ class SQLiteThread:
         return await fut
 
     def _flush(self) -> None:
-        while True:
+        """Commit one group; if more writes queued meanwhile, queue another flush
+        *behind* the reads already waiting, so a stream of writes (a busy engine)
+        cannot starve the console's reads."""
+        with self._lock:
+            group = self._queue[:_MAX_GROUP]
+            del self._queue[:_MAX_GROUP]
+            if not group:
+                self._flushing = False
+                return
+        self._commit_group(group)
+        with self._lock:
+            again = bool(self._queue)
+            self._flushing = again
+        if not again:
+            return
+        pool = self._pool
+        try:
+            if pool is None:
+                raise RuntimeError("closed")
+            pool.submit(self._flush)
+        except RuntimeError:  # the store is closing: nobody will commit these
             with self._lock:
-                group = self._queue[:_MAX_GROUP]
-                del self._queue[:_MAX_GROUP]
-                if not group:
-                    self._flushing = False
-                    return
-            self._commit_group(group)
+                left, self._queue, self._flushing = self._queue, [], False
+            closed = StoreError("STORE_CLOSED", f"sqlite:{self.path} is not open")
+            self._settle_all([(fut, False, closed) for _fn, _args, fut in left])
 
     def _commit_group(self, group: list[_Pending]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -172,7 +189,13 @@ class SQLiteThread:
                 self._conn.execute("ROLLBACK")
             failure = self._translate(exc)
             outcomes = [(False, failure)] * len(group)
-        for (ok, value), (_fn, _args, fut) in zip(outcomes, group, strict=True):
+        self._settle_all(
+            [(fut, ok, value) for (ok, value), (_f, _a, fut) in zip(outcomes, group, strict=True)]
+        )
+
+    @staticmethod
+    def _settle_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+        for fut, ok, value in results:
             try:
                 fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
             except RuntimeError:  # that caller's event loop is gone; nobody waits
