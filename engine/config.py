@@ -53,6 +53,11 @@ class Settings(BaseModel):
     webhook_secret: str | None = None  # HMAC key for webhooks that carry no secret of their own
     webhook_attempts: int = Field(5, ge=1, le=100)  # tries per webhook delivery
     webhook_timeout: float = Field(10.0, gt=0)  # seconds per attempt
+    # Retention (engine/retention.py): days a finished job is kept; 0 keeps it forever.
+    retention_completed_days: float = Field(30.0, ge=0)
+    retention_failed_days: float = Field(90.0, ge=0)  # failed and cancelled jobs
+    retention_logs_days: float | None = Field(None, ge=0)  # None/0: as long as their job
+    retention_interval: float = Field(600.0, gt=0)  # seconds between sweeps (+/- 10 % jitter)
 
     @property
     def safe_uri(self) -> str:
@@ -72,6 +77,9 @@ _ENV_FIELDS = {
     "output_dir": "OUTPUT_DIR",
     "cpu_workers": "CPU_WORKERS",
     "webhook_secret": "WEBHOOK_SECRET",
+    "retention_completed_days": "RETENTION_COMPLETED_DAYS",
+    "retention_failed_days": "RETENTION_FAILED_DAYS",
+    "retention_logs_days": "RETENTION_LOGS_DAYS",
 }
 
 

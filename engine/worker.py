@@ -41,6 +41,7 @@ from engine.models import (
 )
 from engine.procpool import ProcessPool
 from engine.registry import JobType, Registry
+from engine.retention import RetentionSweep
 from engine.store.base import LeaseState, Store
 from engine.watchdog import TerminalHooks, Watchdog
 from engine.webhooks import Webhooks
@@ -108,6 +109,8 @@ class Engine:
         self.terminal_hooks.add(self.webhooks.on_terminal)
         self._watchdog = (Watchdog(store, self.registry, self.logs, self.terminal_hooks)
                           if run_watchdog else None)
+        #: expires old finished jobs and log lines (engine/retention.py); with the watchdog
+        self.retention = RetentionSweep(store, self.settings) if run_watchdog else None
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
         self.started_at = utcnow()
         self.claims = 0
@@ -163,6 +166,8 @@ class Engine:
                 asyncio.create_task(self._watchdog.run(self.settings.watchdog_interval),
                                     name="jobtui-watchdog")
             )
+        if self.retention is not None:
+            self._tasks.append(self.retention.start())
         stream = self.store.watch_pending()
         if stream is not None:
             self._tasks.append(asyncio.create_task(self._watch(stream), name="jobtui-watch"))

@@ -56,7 +56,7 @@ def test_healthy_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(lines) >= {"store", "changes", "indexes", "job types", "unserved", "tesseract",
                           "output", "input roots"}
     assert all(line.startswith(("ok ", "warn ")) for line in lines.values()), out
-    assert lines["store"].startswith("ok   store        sqlite:") and "(schema 1" in lines["store"]
+    assert lines["store"].startswith("ok   store        sqlite:") and "(schema 2" in lines["store"]
     assert "pdf.transcribe" in lines["job types"]
     assert lines["input roots"].startswith("warn") and "--input-root" in lines["input roots"]
 

@@ -350,7 +350,7 @@ async def test_empty_file_migrates_from_version_0_to_current(tmp_path: Path) -> 
     store = await opened(path)
     await store.insert_jobs([Job(job_type="a")])
     await store.close()
-    assert header(path) == (schema.APPLICATION_ID, 1)
+    assert header(path) == (schema.APPLICATION_ID, schema.SCHEMA_VERSION)
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -361,7 +361,7 @@ async def test_empty_file_migrates_from_version_0_to_current(tmp_path: Path) -> 
 async def test_a_later_migration_step_upgrades_in_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The mechanism later releases rely on: version 1 + one step = version 2, data kept."""
+    """The mechanism later releases rely on: version n + one step = version n + 1, data kept."""
     path = tmp_path / "v1.db"
     store = await opened(path)
     await store.insert_jobs([Job(job_type="a", job_id="keep-me")])
@@ -374,7 +374,7 @@ async def test_a_later_migration_step_upgrades_in_place(
         assert await store.get_job("keep-me")
     finally:
         await store.close()
-    assert header(path) == (schema.APPLICATION_ID, 2)
+    assert header(path) == (schema.APPLICATION_ID, len(schema.MIGRATIONS))
     with sqlite3.connect(path) as conn:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
     conn.close()

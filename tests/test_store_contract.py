@@ -782,3 +782,105 @@ async def test_renewed_lease_that_lapses_is_overdue(store: Store) -> None:
     assert await claim(store, {"a": 2}, now=T0 + 10 * MIN) == []
     again = await claim(store, {"a": 2}, now=T0 + 12 * MIN, worker="w2")
     assert [j.job_id for j in again] == [a.job_id] and again[0].attempts == 2
+
+
+# -- retention: purge ------------------------------------------------------------------
+
+
+async def finished(
+    store: Store, spec: list[tuple[JobStatus, datetime, str | None]]
+) -> list[str]:
+    """Jobs ended in ``status`` at ``when`` (in ``batch``), two log lines each."""
+    jobs = [job(batch_id=batch) for _, _, batch in spec]
+    await store.insert_jobs(jobs)
+    got = {j.job_id: j for j in await claim(store, {"a": len(jobs)}, now=T0 - 48 * HOUR)}
+    for j, (status, when, _) in zip(jobs, spec, strict=True):
+        assert await store.finish(j.job_id, token(got[j.job_id]), done(status), now=when)
+    await store.append_logs(
+        [LogEntry(job_id=j.job_id, ts=T0 - 48 * HOUR, seq=i, message=f"l{i}")
+         for j in jobs for i in range(2)]
+    )
+    return [j.job_id for j in jobs]
+
+
+async def test_purge_dry_run_counts_equal_what_is_deleted(store: Store) -> None:
+    old, recent, cutoff = T0, T0 + 10 * HOUR, T0 + HOUR
+    emptied, kept, fresh = Batch(name="all old"), Batch(name="mixed"), Batch(name="recent")
+    empty_old, empty_new = Batch(name="no jobs"), Batch(name="no jobs yet", created_at=recent)
+    for b in (emptied, kept, fresh, empty_old, empty_new):
+        await store.create_batch(b)
+    C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
+    ids = await finished(store, [
+        (C, old, emptied.batch_id), (C, old, emptied.batch_id), (C, old, emptied.batch_id),
+        (C, old, kept.batch_id), (F, old, kept.batch_id),
+        (C, recent, fresh.batch_id),
+        (C, old, None), (X, old, None),
+    ])
+    purged = [*ids[:4], ids[6]]
+    waiting, running = job(batch_id=kept.batch_id), job()
+    await store.insert_jobs([running])
+    assert [j.job_id for j in await claim(store, {"a": 1}, now=T0)] == [running.job_id]
+    await store.insert_jobs([waiting])
+    await store.append_logs([LogEntry(job_id=running.job_id, ts=T0 - 48 * HOUR, message="r")])
+    before = await store.count_jobs()
+
+    dry = await store.purge_jobs(older_than=cutoff, statuses=[C], dry_run=True)
+    assert (dry.jobs, dry.logs, dry.batches, dry.dry_run) == (5, 10, 2, True)
+    assert await store.count_jobs() == before  # a dry run deletes nothing
+    assert await store.get_batch(emptied.batch_id) is not None
+
+    real = await store.purge_jobs(older_than=cutoff, statuses=[C])
+    assert (real.jobs, real.logs, real.batches) == (dry.jobs, dry.logs, dry.batches)
+    assert not real.dry_run
+    for job_id in purged:
+        assert await store.get_job(job_id) is None
+        assert await store.tail_logs(job_id) == []
+    for job_id in [*ids[4:6], ids[7], waiting.job_id, running.job_id]:
+        assert await store.get_job(job_id) is not None
+    assert len(await store.tail_logs(ids[4])) == 2  # other jobs' logs stay
+    assert len(await store.tail_logs(running.job_id)) == 1
+    assert await store.get_batch(emptied.batch_id) is None
+    assert await store.get_batch(empty_old.batch_id) is None
+    for b in (kept, fresh, empty_new):
+        assert await store.get_batch(b.batch_id) is not None
+    assert await store.count_jobs() == {"completed": 1, "failed": 1, "cancelled": 1,
+                                        "pending": 1, "processing": 1}
+    again = await store.purge_jobs(older_than=cutoff, statuses=[C])
+    assert (again.jobs, again.logs, again.batches) == (0, 0, 0)
+
+
+async def test_purge_by_batch_and_several_statuses(store: Store) -> None:
+    a, b = Batch(name="a", created_at=T0 + HOUR), Batch(name="b", created_at=T0 + HOUR)
+    await store.create_batch(a)
+    await store.create_batch(b)
+    C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
+    ids = await finished(store, [(F, T0, a.batch_id), (X, T0, a.batch_id), (C, T0, a.batch_id),
+                                 (F, T0, b.batch_id)])
+    scope = {"older_than": T0 + HOUR, "statuses": [F, X], "batch_id": a.batch_id}
+    dry = await store.purge_jobs(**scope, dry_run=True)  # type: ignore[arg-type]
+    real = await store.purge_jobs(**scope)  # type: ignore[arg-type]
+    assert (dry.jobs, dry.logs, dry.batches) == (real.jobs, real.logs, real.batches) == (2, 4, 0)
+    assert [await store.get_job(i) is None for i in ids] == [True, True, False, False]
+    rest = await store.purge_jobs(older_than=T0 + HOUR, statuses=[C], batch_id=a.batch_id)
+    assert (rest.jobs, rest.logs, rest.batches) == (1, 2, 1)
+    assert await store.get_batch(a.batch_id) is None and await store.get_batch(b.batch_id)
+
+
+async def test_purge_refuses_unfinished_statuses(store: Store) -> None:
+    await store.insert_jobs([job()])
+    for statuses in ([JobStatus.PENDING], [JobStatus.COMPLETED, JobStatus.PROCESSING]):
+        with pytest.raises(ValueError, match="only finished jobs"):
+            await store.purge_jobs(older_than=T0 + HOUR, statuses=statuses, dry_run=True)
+        with pytest.raises(ValueError):
+            await store.purge_jobs(older_than=T0 + HOUR, statuses=statuses)
+    assert await store.count_jobs() == {"pending": 1}
+
+
+async def test_purge_logs_by_age(store: Store) -> None:
+    await store.append_logs(
+        [LogEntry(job_id="j1", ts=T0 - i * HOUR, seq=i, message=str(i)) for i in range(6)]
+    )
+    assert await store.purge_logs(older_than=T0 - 2 * HOUR - MIN, dry_run=True) == 3
+    assert await store.purge_logs(older_than=T0 - 2 * HOUR - MIN) == 3
+    assert [e.message for e in await store.tail_logs("j1")] == ["2", "1", "0"]
+    assert await store.purge_logs(older_than=T0 - 2 * HOUR - MIN) == 0

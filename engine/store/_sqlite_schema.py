@@ -98,7 +98,15 @@ CREATE TABLE workers (
 );
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Version 2: retention. Purge picks finished jobs of a status by completion time
+# (partial: pending and running rows, and the claim path, never touch it), and
+# expiring log lines by age walks their timestamps.
+_V2 = """
+CREATE INDEX jobs_finished ON jobs (status, completed_at) WHERE completed_at IS NOT NULL;
+CREATE INDEX logs_ts ON logs (ts);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

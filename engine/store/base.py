@@ -47,6 +47,29 @@ class LeaseState(StrEnum):
 
 
 @dataclass
+class PurgeResult:
+    """What ``Store.purge_jobs`` deleted (or, on a dry run, would delete)."""
+
+    jobs: int = 0
+    logs: int = 0  # log lines of those jobs
+    batches: int = 0  # batches left with no jobs
+    dry_run: bool = False
+
+    def __add__(self, other: PurgeResult) -> PurgeResult:
+        return PurgeResult(self.jobs + other.jobs, self.logs + other.logs,
+                           self.batches + other.batches, self.dry_run and other.dry_run)
+
+
+def purgeable(statuses: Sequence[JobStatus]) -> list[JobStatus]:
+    """The statuses a purge may take: terminal ones only (``ValueError`` otherwise)."""
+    wanted = [JobStatus(s) for s in statuses]
+    live = sorted(s.value for s in wanted if not s.terminal)
+    if live:
+        raise ValueError(f"only finished jobs can be purged, not {', '.join(live)}")
+    return sorted(set(wanted), key=lambda s: s.value)
+
+
+@dataclass
 class InsertResult:
     inserted: list[str] = field(default_factory=list)  # job_ids written
     duplicates: list[str] = field(default_factory=list)  # dedupe_keys that already existed
@@ -230,6 +253,33 @@ class Store(ABC):
     @abstractmethod
     async def pending_job_types(self) -> dict[str, int]:
         """Pending jobs counted by job type (legacy jobs count as ``session``)."""
+
+    # -- retention ---------------------------------------------------------------
+
+    async def purge_jobs(
+        self,
+        *,
+        older_than: datetime,
+        statuses: Sequence[JobStatus],
+        batch_id: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeResult:
+        """Delete finished jobs of ``statuses`` whose ``completed_at`` is before
+        ``older_than`` (within ``batch_id`` when given), their log lines, and the
+        batches this leaves with no jobs (also any batch created before
+        ``older_than`` that has none). Non-terminal statuses raise ``ValueError``.
+
+        Works in bounded chunks (a few hundred jobs per statement or transaction), so
+        purging 100,000 jobs never holds one giant transaction. ``dry_run`` counts the
+        same set without deleting: with no changes in between, a real run right after
+        deletes exactly what the dry run counted. Idempotent: safe in many engines at once.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot purge")
+
+    async def purge_logs(self, *, older_than: datetime, dry_run: bool = False) -> int:
+        """Delete (or count) log lines with ``ts`` before ``older_than``, whatever
+        their job's state, in bounded chunks. Returns how many."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge logs")
 
     # -- workers ---------------------------------------------------------------
 

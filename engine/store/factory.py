@@ -18,6 +18,7 @@ def make_store(settings: Settings) -> Store:
             batches=c.batches,
             logs=c.logs,
             workers=c.workers,
+            logs_ttl_seconds=(settings.retention_logs_days or 0) * 86400 or None,
         )
     from engine.store.sqlite import SQLiteStore
 

@@ -34,7 +34,16 @@ from engine.models import (
 )
 from engine.store import _mongo_compat as compat
 from engine.store import _mongo_docs as docs
-from engine.store.base import InsertResult, JobCursor, LeaseState, Store, StoreError
+from engine.store import _mongo_purge as purge
+from engine.store.base import (
+    InsertResult,
+    JobCursor,
+    LeaseState,
+    PurgeResult,
+    Store,
+    StoreError,
+    purgeable,
+)
 from engine.uri import redact_uri, scrub
 
 log = logging.getLogger(__name__)
@@ -65,8 +74,11 @@ class MongoStore(Store):
         client: object | None = None,
         event_listeners: list | None = None,
         server_selection_timeout_ms: int = 5000,
+        logs_ttl_seconds: float | None = None,
     ) -> None:
         self.uri = uri
+        #: expireAfterSeconds of the TTL index on the log lines' ``ts`` (None: no TTL)
+        self.logs_ttl_seconds = logs_ttl_seconds
         self.database_name = database
         self._owns_client = client is None
         if client is None:
@@ -125,6 +137,10 @@ class MongoStore(Store):
             try:
                 await collection.create_index(keys, **options)
             except OperationFailure as exc:
+                if "expireAfterSeconds" in options and await self._retune_ttl(
+                    collection, keys, options["expireAfterSeconds"]
+                ):
+                    continue
                 if exc.code not in _TOLERATED_INDEX_ERRORS:
                     raise StoreError(
                         "STORE_UNUSABLE", f"{self.description}: cannot create index {keys}: {exc}"
@@ -417,6 +433,41 @@ class MongoStore(Store):
             out[key] = out.get(key, 0) + int(row["n"])
         return out
 
+    # -- retention ---------------------------------------------------------------
+
+    async def purge_jobs(
+        self,
+        *,
+        older_than: datetime,
+        statuses: Sequence[JobStatus],
+        batch_id: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeResult:
+        """See ``Store.purge_jobs``; chunked finds and deletes in ``_mongo_purge``."""
+        wanted = purgeable(statuses)
+        run = purge.count if dry_run else purge.delete
+        jobs, logs, batches = await run(
+            self._jobs, self._logs, self._batches, wanted, older_than, batch_id
+        )
+        return PurgeResult(jobs, logs, batches, dry_run=dry_run)
+
+    async def purge_logs(self, *, older_than: datetime, dry_run: bool = False) -> int:
+        if dry_run:
+            return await purge.count_logs(self._logs, older_than)
+        return await purge.delete_logs(self._logs, older_than)
+
+    async def _retune_ttl(self, collection: Any, keys: list[tuple[str, int]], ttl: int) -> bool:
+        """The TTL index exists with another period: change it in place (``collMod``)."""
+        try:
+            await collection.database.command(
+                {"collMod": collection.name,
+                 "index": {"keyPattern": dict(keys), "expireAfterSeconds": ttl}}
+            )
+        except (PyMongoError, TypeError) as exc:  # mongomock has no collMod
+            log.warning("TTL of index %s on %s not changed: %s", keys, collection.name, exc)
+            return False
+        return True
+
     # -- workers ---------------------------------------------------------------
 
     async def upsert_worker(self, info: WorkerInfo) -> None:
@@ -464,10 +515,18 @@ class MongoStore(Store):
             (self._jobs, [("status", 1), ("lease.expires_at", 1)], {}),
             (self._jobs, [("created_at", 1), ("job_id", 1)], {}),
             (self._logs, [("job_id", 1), ("ts", 1)], {}),
+            (self._jobs, [("status", 1), ("completed_at", 1)], {}),  # purge, retention
+            *self._ttl_specs(),
             (self._batches, [("batch_id", 1)], {"unique": True}),
             (self._batches, [("created_at", 1)], {}),
             (self._workers, [("worker_id", 1)], {"unique": True}),
         ]
+
+    def _ttl_specs(self) -> list[tuple[Any, list[tuple[str, int]], dict[str, Any]]]:
+        """MongoDB itself deletes log lines older than the logs retention period."""
+        if not self.logs_ttl_seconds:
+            return []
+        return [(self._logs, [("ts", 1)], {"expireAfterSeconds": int(self.logs_ttl_seconds)})]
 
     async def missing_indexes(self) -> list[str]:
         have: dict[str, set[tuple[tuple[str, int], ...]]] = {}

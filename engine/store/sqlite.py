@@ -32,6 +32,7 @@ from engine.models import (
     WorkerInfo,
     utcnow,
 )
+from engine.store import _sqlite_purge as purge
 from engine.store import _sqlite_schema as schema
 from engine.store._sqlite_rows import (
     CANCELLED_BY_OPERATOR,
@@ -55,7 +56,14 @@ from engine.store._sqlite_rows import (
     to_us,
 )
 from engine.store._sqlite_thread import SQLiteThread
-from engine.store.base import InsertResult, JobCursor, LeaseState, Store
+from engine.store.base import (
+    InsertResult,
+    JobCursor,
+    LeaseState,
+    PurgeResult,
+    Store,
+    purgeable,
+)
 
 
 class SQLiteStore(Store):
@@ -393,6 +401,49 @@ class SQLiteStore(Store):
             " WHERE status = 'pending' GROUP BY job_type"
         )
         return dict(await self._t.read(self._all, sql))
+
+    # -- retention ----------------------------------------------------------------
+
+    async def purge_jobs(
+        self,
+        *,
+        older_than: datetime,
+        statuses: Sequence[JobStatus],
+        batch_id: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeResult:
+        """See ``Store.purge_jobs``; the statements are in ``_sqlite_purge``."""
+        wanted = purgeable(statuses)
+        if dry_run:
+            jobs, logs, batches = await self._t.read(
+                lambda: purge.count(self._t.db, wanted, older_than, batch_id)
+            )
+            return PurgeResult(jobs, logs, batches, dry_run=True)
+        out = PurgeResult()
+        touched: set[str] = set()
+        while True:  # one short transaction per chunk (by rowid)
+            jobs, logs, batch_ids = await self._t.write(
+                lambda: purge.delete_chunk(self._t.db, wanted, older_than, batch_id)
+            )
+            out.jobs += jobs
+            out.logs += logs
+            touched.update(batch_ids)
+            if jobs < purge.CHUNK:
+                break
+        out.batches = await self._t.write(
+            lambda: purge.delete_empty_batches(self._t.db, sorted(touched), older_than, batch_id)
+        )
+        return out
+
+    async def purge_logs(self, *, older_than: datetime, dry_run: bool = False) -> int:
+        if dry_run:
+            return await self._t.read(lambda: purge.count_logs(self._t.db, older_than))
+        total = 0
+        while True:
+            n = await self._t.write(lambda: purge.delete_logs_chunk(self._t.db, older_than))
+            total += n
+            if n < purge.LOG_CHUNK:
+                return total
 
     # -- workers ------------------------------------------------------------------
 
