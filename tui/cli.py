@@ -24,6 +24,7 @@ from engine.models import JobFilter, JobStatus
 from engine.registry import Registry, default_registry
 from engine.store.base import Store, StoreError
 from engine.store.factory import open_store
+from tui import purge
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_store_options(p)
     _add_engine_options(p)
+    purge.add_parser(sub, _add_store_options)
     return parser
 
 
@@ -329,7 +331,7 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Reg
 
 COMMANDS = {"doctor": cmd_doctor, "worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run,
             "jobs": cmd_jobs,
-            "retry": cmd_steer, "cancel": cmd_steer}
+            "retry": cmd_steer, "cancel": cmd_steer, "purge": purge.cmd_purge}
 
 
 async def _main(args: argparse.Namespace) -> int:
