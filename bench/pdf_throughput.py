@@ -18,6 +18,7 @@ Targets (issue 4): engine/limit <= 1.10 on hundreds of documents; big-document
 engine/single <= 0.75 on 2 cores. Last line: one JSON object with the figures.
 
     python bench/pdf_throughput.py DIR [--generate 300] [--big PATH] [--cpu-workers N]
+                                       [--repeat 3]
 
 ``--generate N`` first fills an empty or missing DIR with N generated PDFs of mixed
 sizes (text pages; ``--scanned-every K`` makes every K-th page an image to OCR).
@@ -184,6 +185,7 @@ def main() -> int:
     ap.add_argument("--scanned-every", type=int, default=0, metavar="K")
     ap.add_argument("--big", type=Path, help="the large document for (c)")
     ap.add_argument("--cpu-workers", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="alternating runs; best counts")
     args = ap.parse_args()
     workers = args.cpu_workers or os.cpu_count() or 1
     if args.generate and not (args.dir.exists() and any(args.dir.iterdir())):
@@ -195,20 +197,35 @@ def main() -> int:
     figures: dict[str, Any] = {"documents": len(pdfs), "cores": workers}
     with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as tmp:
         work = Path(tmp)
-        limit_s, limit = run_limit(pdfs, workers)
+        # (a) and (b) alternate --repeat times; the best of each counts (a shared or
+        # busy machine only ever makes a run slower, never faster).
+        limit_runs: list[float] = []
+        engine_runs: list[float] = []
+        inside_s = None
+        for i in range(args.repeat):
+            limit_s, limit = run_limit(pdfs, workers)
+            limit_runs.append(limit_s)
+            (work / f"a{i}").mkdir()
+            engine_s, report = run_engine(args.dir, work / f"a{i}", args.cpu_workers)
+            if not engine_runs or engine_s < min(engine_runs):
+                inside_s = report.get("elapsed_s")
+            engine_runs.append(engine_s)
+            print(f"    run {i + 1}: limit {limit_s:.2f} s, engine {engine_s:.2f} s",
+                  file=sys.stderr)
+        limit_s, engine_s = min(limit_runs), min(engine_runs)
         pages = sum(len(v) for v in limit.values() if v)
         print(f"(a) limit:  {limit_s:8.2f} s  {pages} pages, {pages / limit_s:,.0f} pages/s",
               file=sys.stderr)
-        (work / "a").mkdir()
-        engine_s, report = run_engine(args.dir, work / "a", args.cpu_workers)
         got = engine_texts(report)
         same = sum(1 for k, v in limit.items() if v is not None and got.get(k) == v)
         diff = [k for k, v in limit.items() if v is not None and got.get(k) != v]
-        print(f"(b) engine: {engine_s:8.2f} s  ({report.get('elapsed_s')} s inside), "
+        print(f"(b) engine: {engine_s:8.2f} s  ({inside_s} s inside), "
               f"ratio {engine_s / limit_s:.3f}; identical text in {same}/{same + len(diff)} "
               "documents", file=sys.stderr)
         figures.update(pages=pages, limit_s=round(limit_s, 3), engine_s=round(engine_s, 3),
-                       engine_inside_s=report.get("elapsed_s"),
+                       limit_runs=[round(x, 3) for x in limit_runs],
+                       engine_runs=[round(x, 3) for x in engine_runs],
+                       engine_inside_s=inside_s,
                        ratio=round(engine_s / limit_s, 3), identical_docs=same,
                        differing_docs=diff[:5], counts=report.get("counts"))
 
@@ -221,12 +238,24 @@ def main() -> int:
                 big = work / "big-2400.pdf"
                 print("generating a 2,400-page PDF for (c) ...", file=sys.stderr)
                 generate_big(big)
-        single_s, single_inside_s, big_pages = run_single(big)
         (work / "c").mkdir()
         shutil.copy(big, work / "c" / big.name)
-        (work / "c-run").mkdir()
-        big_s, big_report = run_engine(work / "c" / big.name, work / "c-run", args.cpu_workers)
-        job = (big_report.get("jobs") or [{}])[0]
+        best: dict[str, Any] = {}
+        for i in range(args.repeat):
+            single_s, single_inside_s, big_pages = run_single(big)
+            (work / f"c-run{i}").mkdir()
+            big_s, big_report = run_engine(work / "c" / big.name, work / f"c-run{i}",
+                                           args.cpu_workers)
+            job = (big_report.get("jobs") or [{}])[0]
+            best["single_s"] = min(best.get("single_s", single_s), single_s)
+            best["single_inside_s"] = min(best.get("single_inside_s", single_inside_s),
+                                          single_inside_s)
+            best["big_s"] = min(best.get("big_s", big_s), big_s)
+            if float(job.get("duration_s") or 1e9) <= float(best.get("job", {}).get(
+                    "duration_s") or 1e9):
+                best["job"] = job
+        single_s, single_inside_s = best["single_s"], best["single_inside_s"]
+        big_s, job = best["big_s"], best["job"]
         job_s = float(job.get("duration_s") or 0.0)
         print(f"(c) {big_pages} pages: one process {single_s:.2f} s ({single_inside_s:.2f} s "
               f"open+extract), jobtui run {big_s:.2f} s (job {job_s:.2f} s in "
