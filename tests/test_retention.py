@@ -392,3 +392,27 @@ def test_purge_of_many_jobs_is_quick(tmp_path: Path) -> None:
 
     counted, deleted = asyncio.run(run())
     assert counted < 10 and deleted < 10
+
+
+def test_operations_guide_purge_examples_run(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/operations.md: the purge commands shown run here, and the dry run prints
+    a line of the shape shown."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
+    section = text[text.index("## Retention and purge"):]
+    lines = [ln for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+             for ln in block.splitlines() if ln.startswith("jobtui purge")]
+    assert len(lines) == 3 and "--dry-run" in lines[0]
+    shown = re.search(r"```text\n(would delete .*?)\n```", section)
+    assert shown is not None
+    shape = re.compile(r"would delete \d+ jobs, \d+ log lines, \d+ batches \(completed jobs "
+                       r"finished before \d{4}-\d\d-\d\d \d\d:\d\d UTC\)")
+    assert shape.fullmatch(shown.group(1))
+    assert main([*shlex.split(lines[0])[1:], "--store", str(db)]) == 0
+    assert shape.fullmatch(capsys.readouterr().out.strip())
+    assert main([*shlex.split(lines[2])[1:], "--store", str(db)]) == 0  # --yes, a batch
+    assert capsys.readouterr().out.startswith("deleted 0 jobs, 0 log lines, 0 batches")
