@@ -347,7 +347,8 @@ async def test_workers_view(store: SQLiteStore) -> None:
         table = app.screen.query_one(KeyedTable)
         await until(lambda: table.row_count == 2, what="two workers")
         row = table.get_row("scan-01:4242:a1b2c3")
-        assert row[0] == "scan-01" and row[1] == "4242" and "pdf.transcribe" in row[3]
+        cells = [str(c) for c in row]
+        assert cells[0] == "scan-01" and cells[1] == "4242" and "pdf.transcribe" in cells[3]
         assert str(table.get_row("gone-1")[-1]) == "gone"
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
@@ -526,12 +527,12 @@ async def test_paste_opens_enqueue_with_the_path(
             assert isinstance(app.focused, Input)
         app.post_message(events.Paste(_spellings(inbox)[spelling]))
         await until(lambda: isinstance(app.screen, EnqueueScreen), what="enqueue dialog")
+        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
         screen = app.screen
         assert isinstance(screen, EnqueueScreen)
         assert screen.paths == [str(inbox)]
-        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
         await pilot.press("escape")
-        assert isinstance(app.screen, MainScreen)
+        await until(lambda: isinstance(app.screen, MainScreen), what="dialog closed")
         assert not app.main.filter.active  # the paste did not land in the filter's input
 
 

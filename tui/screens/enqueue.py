@@ -19,6 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select
@@ -149,7 +150,11 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
 
     def set_paths(self, paths: Sequence[str]) -> None:
         """A paste arrived while the dialog is open: it replaces the path."""
-        field = self.query_one("#enqueue-path", Input)
+        try:
+            field = self.query_one("#enqueue-path", Input)
+        except NoMatches:  # not composed yet: compose will use these
+            self.initial_paths = list(paths)
+            return
         field.value = paths_text(paths)
         field.cursor_position = len(field.value)
         self.rescan()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tui.widgets.cells import clock, colour
 
@@ -27,11 +28,28 @@ class StatusInfo:
     unserved: dict[str, int] = field(default_factory=dict)
 
 
-class StatusLine(Static):
-    """Renders a ``StatusInfo``; the app sets ``info`` after every refresh."""
+class StatusLine(Widget):
+    """Renders a ``StatusInfo``; the main screen calls ``show`` after every refresh.
+
+    A plain widget rather than a ``Static``: ``Static.update`` asks for a new layout
+    of the whole screen each time, this one repaints its own line, and only when the
+    text changed.
+    """
+
+    DEFAULT_CSS = "StatusLine { height: 1; }"
+
+    def __init__(self, text: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._text = Text(text, no_wrap=True, overflow="ellipsis")
+
+    def render(self) -> Text:
+        return self._text
 
     def show(self, info: StatusInfo, variables: Mapping[str, str]) -> None:
-        self.update(render_status(info, variables))
+        text = render_status(info, variables)
+        if text != self._text:
+            self._text = text
+            self.refresh()
         self.set_class(not info.connected, "-disconnected")
 
 

@@ -60,6 +60,10 @@ class KeyedTable(DataTable[Any]):
         self._order.clear()
 
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
+        # Plain strings become Text once here: DataTable would parse them as markup on
+        # every paint.
+        rows = [(key, tuple(Text(c) if isinstance(c, str) else c for c in cells))
+                for key, cells in rows]
         wanted = [key for key, _ in rows]
         selected = self.selected_key
         column_keys = [key for _, key, _ in self._column_spec]
