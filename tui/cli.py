@@ -235,10 +235,20 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
         raise ConfigError("UNKNOWN_JOB_TYPE",
                           f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}")
 
+    if getattr(args, "concurrency", None) is None and "concurrency" not in settings.model_fields_set:
+        # A batch run wants every core busy: while one job waits on the store or
+        # writes its files, another's pages are in the process pool.
+        settings.concurrency = max(settings.concurrency, 4 * (settings.cpu_workers or os.cpu_count() or 1))
+
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
         start = time.monotonic()
+        # Start the CPU worker processes (PyMuPDF's import) while the folder is hashed.
+        warming = (asyncio.create_task(engine.pool().warm())
+                   if args.type.startswith("pdf.") else None)
         report = await _enqueue(engine.api, args)
+        if warming is not None:
+            await warming
         await engine.start()
         try:
             if report.batch_id:
