@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -49,25 +50,23 @@ class WorkersScreen(Screen[None]):
         app: JobtuiApp = self.app  # type: ignore[assignment]
         v = self.app.get_css_variables()
         now = app.now()
-        rows = []
+        mine = app.engine.worker_id if app.engine is not None else None
+        rows: list[tuple[str, tuple[object, ...]]] = []
+        live = 0
         for info in sorted(snap.workers, key=lambda w: (w.host, w.pid, w.worker_id)):
             alive = (now - info.heartbeat_at).total_seconds() <= WORKER_ALIVE_S
-            state = ("paused" if info.paused else "alive") if alive else "gone"
+            live += alive
+            here = info.worker_id == mine
+            paused = info.paused or (here and app.engine is not None and app.engine.paused)
+            state = ("paused" if paused else "alive") if alive else "gone"
             style = colour(v, "success" if state == "alive" else "warning" if alive else "error")
-            from rich.text import Text
-
-            here = (
-                " (this console)"
-                if app.engine is not None and info.worker_id == app.engine.worker_id
-                else ""
-            )
             rows.append(
                 (
                     info.worker_id,
                     (
                         info.host,
                         str(info.pid),
-                        info.worker_id + here,
+                        info.worker_id + (" (this console)" if here else ""),
                         ", ".join(info.job_types) or "—",
                         str(info.running),
                         str(info.concurrency),
@@ -78,5 +77,6 @@ class WorkersScreen(Screen[None]):
             )
         self.query_one(KeyedTable).sync(rows)
         self.query_one("#workers-title", Static).update(
-            f"Workers: {sum(1 for w in snap.workers if (now - w.heartbeat_at).total_seconds() <= WORKER_ALIVE_S)} live, {len(snap.workers)} known"
+            f"Workers: {live} live, {len(snap.workers)} known (gone: no heartbeat for "
+            f"{WORKER_ALIVE_S:.0f}s)"
         )
