@@ -97,7 +97,9 @@ class OperatorAPI:
         max_attempts = jt.max_attempts if jt else 3
         keys = list(dedupe_keys) if dedupe_keys is not None else [None] * len(parameters)
         if make_batch:
-            batch = Batch(name=batch_name or job_type, total_jobs=len(parameters), job_type=job_type)
+            batch = Batch(
+                name=batch_name or job_type, total_jobs=len(parameters), job_type=job_type
+            )
             if batch_id is not None:
                 batch.batch_id = batch_id
             batch_id = batch.batch_id
@@ -119,7 +121,9 @@ class OperatorAPI:
         dup_status: dict[str, str] = {}
         if res.duplicates:
             existing = await self.store.find_by_dedupe_keys(res.duplicates)
-            dup_status = {k: (existing[k].status.value if k in existing else "?") for k in res.duplicates}
+            dup_status = {
+                k: (existing[k].status.value if k in existing else "?") for k in res.duplicates
+            }
         if self.engine is not None and res.inserted:
             self.engine.wake()
         return EnqueueResult(batch_id=batch_id, job_ids=res.inserted, duplicates=dup_status)
@@ -162,7 +166,9 @@ class OperatorAPI:
         after: JobCursor | None = None,
         newest_first: bool = False,
     ) -> JobPage:
-        jobs = await self.store.list_jobs(flt, limit=limit + 1, after=after, newest_first=newest_first)
+        jobs = await self.store.list_jobs(
+            flt, limit=limit + 1, after=after, newest_first=newest_first
+        )
         more = len(jobs) > limit
         jobs = jobs[:limit]
         cursor = (jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
@@ -188,7 +194,9 @@ class OperatorAPI:
             return None
         return JobDetail(job=job, logs=await self.tail_logs(job_id, limit=log_limit, job=job))
 
-    async def tail_logs(self, job_id: str, *, limit: int = 200, job: Job | None = None) -> list[LogEntry]:
+    async def tail_logs(
+        self, job_id: str, *, limit: int = 200, job: Job | None = None
+    ) -> list[LogEntry]:
         """Log lines of a job, oldest first; legacy ``logs`` arrays are merged in."""
         lines = await self.store.tail_logs(job_id, limit=limit)
         if job is None:
@@ -226,7 +234,9 @@ class OperatorAPI:
         return n
 
     async def retry_failed(self, batch_id: str) -> int:
-        n = await self.store.retry_jobs(batch_id=batch_id, statuses=(JobStatus.FAILED,), now=utcnow())
+        n = await self.store.retry_jobs(
+            batch_id=batch_id, statuses=(JobStatus.FAILED,), now=utcnow()
+        )
         self._wake(n)
         return n
 
@@ -258,8 +268,12 @@ def legacy_log_entries(job: Job) -> list[LogEntry]:
                 raw = {"message": raw}
         if not isinstance(raw, dict):
             continue
-        entry = {"job_id": job.job_id, "message": str(raw.get("message", "")),
-                 "level": str(raw.get("level", "info")), "seq": i}
+        entry = {
+            "job_id": job.job_id,
+            "message": str(raw.get("message", "")),
+            "level": str(raw.get("level", "info")),
+            "seq": i,
+        }
         if raw.get("timestamp") or raw.get("ts"):
             entry["ts"] = raw.get("timestamp") or raw.get("ts")
         try:

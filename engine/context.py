@@ -75,8 +75,9 @@ class JobContext:
         self, percent: float, step: str | None = None, message: str | None = None
     ) -> None:
         """Report progress; written at most once a second, the last value always."""
-        self._pending = Progress(percent=round(max(0.0, min(100.0, percent)), 2), step=step,
-                                 message=message)
+        self._pending = Progress(
+            percent=round(max(0.0, min(100.0, percent)), 2), step=step, message=message
+        )
         wait = self._last_write + PROGRESS_MIN_INTERVAL - time.monotonic()
         if wait <= 0:
             await self._write_progress()

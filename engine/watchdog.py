@@ -46,8 +46,13 @@ class TerminalHooks:
 
 
 class Watchdog:
-    def __init__(self, store: Store, registry: Registry, logs: LogSink | None = None,
-                 hooks: TerminalHooks | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        logs: LogSink | None = None,
+        hooks: TerminalHooks | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.logs = logs
@@ -59,30 +64,51 @@ class Watchdog:
             try:
                 await self.sweep()
             except Exception as exc:  # noqa: BLE001 - store outage: try again next round
-                log.warning("watchdog sweep failed: %s: %s", type(exc).__name__,
-                            str(exc).splitlines()[0][:160] if str(exc) else "")
+                log.warning(
+                    "watchdog sweep failed: %s: %s",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:160] if str(exc) else "",
+                )
             await asyncio.sleep(interval)
 
     def outcome_for(self, job: Job) -> Outcome:
         """What an overdue job becomes (pure: the tests check it case by case)."""
         now = utcnow()
         if job.cancel_requested:
-            return Outcome(status=JobStatus.CANCELLED, error=JobError(
-                code=ErrorCode.CANCELLED, message="cancelled; its worker stopped answering"))
+            return Outcome(
+                status=JobStatus.CANCELLED,
+                error=JobError(
+                    code=ErrorCode.CANCELLED, message="cancelled; its worker stopped answering"
+                ),
+            )
         if job.timeout_at is not None and job.timeout_at <= now:
-            return Outcome(status=JobStatus.FAILED, error=JobError(
-                code=ErrorCode.TIMEOUT, message="ran past its job type's timeout"))
+            return Outcome(
+                status=JobStatus.FAILED,
+                error=JobError(code=ErrorCode.TIMEOUT, message="ran past its job type's timeout"),
+            )
         owner = job.lease.owner if job.lease else "?"
         if job.attempts < job.max_attempts:
             jt = self.registry.get(job.job_type)
-            delay = jt.backoff(job.attempts) if jt else min(
-                DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_BASE * 2 ** max(job.attempts - 1, 0))
-            return Outcome(status=JobStatus.PENDING, run_after=now + timedelta(seconds=delay),
-                           error=JobError(code=ErrorCode.LEASE_EXPIRED,
-                                          message=f"lease of worker {owner} expired; retrying"))
-        return Outcome(status=JobStatus.FAILED, error=JobError(
-            code=ErrorCode.LEASE_EXPIRED,
-            message=f"lease of worker {owner} expired on the last of {job.max_attempts} attempts"))
+            delay = (
+                jt.backoff(job.attempts)
+                if jt
+                else min(DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_BASE * 2 ** max(job.attempts - 1, 0))
+            )
+            return Outcome(
+                status=JobStatus.PENDING,
+                run_after=now + timedelta(seconds=delay),
+                error=JobError(
+                    code=ErrorCode.LEASE_EXPIRED,
+                    message=f"lease of worker {owner} expired; retrying",
+                ),
+            )
+        return Outcome(
+            status=JobStatus.FAILED,
+            error=JobError(
+                code=ErrorCode.LEASE_EXPIRED,
+                message=f"lease of worker {owner} expired on the last of {job.max_attempts} attempts",
+            ),
+        )
 
     async def sweep(self) -> int:
         """One pass; returns how many jobs it recovered."""
@@ -91,12 +117,18 @@ class Watchdog:
             if job.lease is None:
                 continue
             outcome = self.outcome_for(job)
-            if await self.store.finish(job.job_id, job.lease.token, outcome, now=utcnow(),
-                                       only_if_overdue=True):
+            if await self.store.finish(
+                job.job_id, job.lease.token, outcome, now=utcnow(), only_if_overdue=True
+            ):
                 n += 1
                 if self.logs is not None and outcome.error is not None:
-                    self.logs.add(LogEntry(job_id=job.job_id, level="warning",
-                                           message=f"watchdog: {outcome.error.message}"))
+                    self.logs.add(
+                        LogEntry(
+                            job_id=job.job_id,
+                            level="warning",
+                            message=f"watchdog: {outcome.error.message}",
+                        )
+                    )
                 if outcome.status.terminal:
                     self.hooks.notify(job, outcome)
         self.recovered += n

@@ -26,6 +26,7 @@ from engine.api import OperatorAPI, hostname
 from engine.config import Settings
 from engine.context import JobContext
 from engine.errors import JobCancelled, JobFailed
+from engine.finisher import Finisher, short
 from engine.logsink import LogSink
 from engine.models import (
     ErrorCode,
@@ -47,10 +48,6 @@ from engine.watchdog import TerminalHooks, Watchdog
 from engine.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
-
-# Transient store failures (connection lost, failover, a locked file) are retried
-# for about this long before the engine gives up on one write.
-STORE_RETRY_S = 30.0
 
 
 class _Running:
@@ -94,8 +91,7 @@ class Engine:
         self.running: dict[str, Job] = {}
         self._jobs: dict[str, _Running] = {}
         self._wake = asyncio.Event()
-        self._finishing: list[tuple[str, str, Outcome, asyncio.Future[bool]]] = []
-        self._finish_wake = asyncio.Event()
+        self._finisher = Finisher(store)
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -107,8 +103,9 @@ class Engine:
         self.terminal_hooks = TerminalHooks()
         self.webhooks = Webhooks.from_settings(store, self.settings)
         self.terminal_hooks.add(self.webhooks.on_terminal)
-        self._watchdog = (Watchdog(store, self.registry, self.logs, self.terminal_hooks)
-                          if run_watchdog else None)
+        self._watchdog = (
+            Watchdog(store, self.registry, self.logs, self.terminal_hooks) if run_watchdog else None
+        )
         #: expires old finished jobs and log lines (engine/retention.py); with the watchdog
         self.retention = RetentionSweep(store, self.settings) if run_watchdog else None
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
@@ -141,14 +138,19 @@ class Engine:
         """Jobs finished per second by this engine over the last ``window`` seconds."""
         now = time.monotonic()
         n = sum(1 for t in self._finished_times if now - t <= window)
-        span = min(window, max(now - self._start_mono, 1e-3)) if hasattr(self, "_start_mono") else window
+        span = (
+            min(window, max(now - self._start_mono, 1e-3))
+            if hasattr(self, "_start_mono")
+            else window
+        )
         return n / span
 
     def pool(self) -> ProcessPool:
         """The warm process pool for CPU work, started on first use."""
         if self._pool is None:
-            self._pool = ProcessPool(self.settings.cpu_workers or os.cpu_count() or 1,
-                                     initializer=_warm_worker_process)
+            self._pool = ProcessPool(
+                self.settings.cpu_workers or os.cpu_count() or 1, initializer=_warm_worker_process
+            )
         return self._pool
 
     async def start(self) -> None:
@@ -157,14 +159,15 @@ class Engine:
         self.webhooks.start()
         await self._register_worker()
         self._tasks = [
-            asyncio.create_task(self._finisher(), name="jobtui-finisher"),
+            asyncio.create_task(self._finisher.run(), name="jobtui-finisher"),
             asyncio.create_task(self._claim_loop(), name="jobtui-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="jobtui-heartbeat"),
         ]
         if self._watchdog is not None:
             self._tasks.append(
-                asyncio.create_task(self._watchdog.run(self.settings.watchdog_interval),
-                                    name="jobtui-watchdog")
+                asyncio.create_task(
+                    self._watchdog.run(self.settings.watchdog_interval), name="jobtui-watchdog"
+                )
             )
         if self.retention is not None:
             self._tasks.append(self.retention.start())
@@ -239,7 +242,7 @@ class Engine:
                         now=now,
                     )
                 except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
-                    log.warning("claim failed (%s); retrying", _short(exc))
+                    log.warning("claim failed (%s); retrying", short(exc))
                     await asyncio.sleep(min(self.settings.poll_interval, 1.0))
                     continue
                 for job in claimed:
@@ -261,7 +264,9 @@ class Engine:
             async for _ in stream:
                 self._wake.set()
         except Exception as exc:  # noqa: BLE001 - fall back to polling
-            log.info("change stream ended (%s); polling every %.1fs", exc, self.settings.poll_interval)
+            log.info(
+                "change stream ended (%s); polling every %.1fs", exc, self.settings.poll_interval
+            )
 
     # -- running -----------------------------------------------------------------
 
@@ -270,9 +275,15 @@ class Engine:
         assert job.lease is not None
         if jt is None:  # cannot happen: we only claim our own types
             raise RuntimeError(f"claimed unregistered type {job.job_type}")
-        ctx = JobContext(job, store=self.store, token=job.lease.token, logs=self.logs,
-                         pool=self.pool, output_dir=self.settings.output_dir,
-                         settings={"input_roots": list(self.settings.input_roots)})
+        ctx = JobContext(
+            job,
+            store=self.store,
+            token=job.lease.token,
+            logs=self.logs,
+            pool=self.pool,
+            output_dir=self.settings.output_dir,
+            settings={"input_roots": list(self.settings.input_roots)},
+        )
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r
         self.running[job.job_id] = job
@@ -286,7 +297,7 @@ class Engine:
             if outcome is None:  # lost the lease: write nothing
                 return
             r.finishing = True
-            ok = await self._finish(job.job_id, r.token, outcome)
+            ok = await self._finisher.finish(job.job_id, r.token, outcome)
             if not ok:
                 r.ctx.log("lease lost before the result was written; result discarded", "warning")
             elif outcome.status.terminal:
@@ -310,11 +321,18 @@ class Engine:
         try:
             params = jt.params_model.model_validate(job.parameters)
         except ValidationError as exc:
-            errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+            errors = [
+                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
+            ]
             r.ctx.log(f"invalid parameters: {errors}", "error")
-            return Outcome(status=JobStatus.FAILED, error=JobError(
-                code=ErrorCode.INVALID_PARAMETERS, message="parameters do not match the job type",
-                details={"errors": errors}))
+            return Outcome(
+                status=JobStatus.FAILED,
+                error=JobError(
+                    code=ErrorCode.INVALID_PARAMETERS,
+                    message="parameters do not match the job type",
+                    details={"errors": errors},
+                ),
+            )
         try:
             async with asyncio.timeout(jt.timeout):
                 result = await jt.handler(r.ctx, params)
@@ -331,8 +349,10 @@ class Engine:
             raise
         except TimeoutError:
             r.ctx.log(f"timed out after {jt.timeout}s", "error")
-            return Outcome(status=JobStatus.FAILED, error=JobError(
-                code=ErrorCode.TIMEOUT, message=f"ran longer than {jt.timeout}s"))
+            return Outcome(
+                status=JobStatus.FAILED,
+                error=JobError(code=ErrorCode.TIMEOUT, message=f"ran longer than {jt.timeout}s"),
+            )
         except JobFailed as exc:
             err = JobError(code=exc.code, message=exc.message, details=exc.details)
             if exc.retryable and job.attempts < job.max_attempts:
@@ -348,15 +368,19 @@ class Engine:
 
     def _retry_outcome(self, r: _Running, err: JobError) -> Outcome:
         delay = r.jt.backoff(r.job.attempts)
-        r.ctx.log(f"attempt {r.job.attempts} failed ({err.message}); retrying in {delay:.1f}s",
-                  "warning")
-        return Outcome(status=JobStatus.PENDING, error=err,
-                       run_after=utcnow() + timedelta(seconds=delay))
+        r.ctx.log(
+            f"attempt {r.job.attempts} failed ({err.message}); retrying in {delay:.1f}s", "warning"
+        )
+        return Outcome(
+            status=JobStatus.PENDING, error=err, run_after=utcnow() + timedelta(seconds=delay)
+        )
 
     def _cancelled_outcome(self, r: _Running) -> Outcome:
         r.ctx.log("cancelled by an operator", "warning")
-        return Outcome(status=JobStatus.CANCELLED,
-                       error=JobError(code=ErrorCode.CANCELLED, message="cancelled by an operator"))
+        return Outcome(
+            status=JobStatus.CANCELLED,
+            error=JobError(code=ErrorCode.CANCELLED, message="cancelled by an operator"),
+        )
 
     def _cancel(self, r: _Running) -> None:
         if r.cancel_requested:
@@ -370,51 +394,13 @@ class Engine:
         outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
         with contextlib.suppress(Exception):
             await self.store.finish(r.job.job_id, r.token, outcome, now=utcnow())
-        self.logs.add(LogEntry(job_id=r.job.job_id, level="info",
-                               message=f"handed back by {self.worker_id} at shutdown"))
-
-    async def _finish(self, job_id: str, token: str, outcome: Outcome) -> bool:
-        """Queue a fenced finish; the finisher writes all queued ones together.
-
-        While one write is in flight the next ones gather, so a busy engine finishes
-        many jobs per round trip (one transaction on SQLite) and an idle one at once.
-        """
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._finishing.append((job_id, token, outcome, fut))
-        self._finish_wake.set()
-        return await fut
-
-    async def _finisher(self) -> None:
-        while True:
-            await self._finish_wake.wait()
-            self._finish_wake.clear()
-            items, self._finishing = self._finishing, []
-            if not items:
-                continue
-            try:
-                results = await self._retrying(lambda: self.store.finish_many(
-                    [(j, t, o) for j, t, o, _ in items], now=utcnow()))
-            except Exception as exc:  # noqa: BLE001 - reported to each waiting job
-                for *_, fut in items:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (*_, fut), ok in zip(items, results, strict=True):
-                if not fut.done():
-                    fut.set_result(ok)
-
-    async def _retrying(self, op: Any) -> Any:
-        deadline = time.monotonic() + STORE_RETRY_S
-        delay = 0.2
-        while True:
-            try:
-                return await op()
-            except Exception as exc:  # noqa: BLE001 - transient outage: retry, then give up
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("store write failed (%s); retrying in %.1fs", _short(exc), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self.logs.add(
+            LogEntry(
+                job_id=r.job.job_id,
+                level="info",
+                message=f"handed back by {self.worker_id} at shutdown",
+            )
+        )
 
     # -- heartbeats ----------------------------------------------------------------
 
@@ -430,7 +416,7 @@ class Engine:
                     await self._register_worker()
                     last_worker_write = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - store outage: keep trying
-                log.warning("heartbeat failed: %s", _short(exc))
+                log.warning("heartbeat failed: %s", short(exc))
 
     async def _renew_leases(self) -> None:
         leases = {jid: r.token for jid, r in self._jobs.items()}
@@ -452,23 +438,19 @@ class Engine:
                 self._cancel(r)
 
     async def _register_worker(self) -> None:
-        await self.store.upsert_worker(WorkerInfo(
-            worker_id=self.worker_id,
-            host=hostname(),
-            pid=os.getpid(),
-            job_types=self.registry.names(),
-            concurrency=self.settings.concurrency,
-            running=len(self._jobs),
-            started_at=self.started_at,
-            heartbeat_at=utcnow(),
-            paused=self._paused,
-        ))
-
-
-def _short(exc: BaseException) -> str:
-    """One line for the log: driver errors carry a whole topology description."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:160]}"
+        await self.store.upsert_worker(
+            WorkerInfo(
+                worker_id=self.worker_id,
+                host=hostname(),
+                pid=os.getpid(),
+                job_types=self.registry.names(),
+                concurrency=self.settings.concurrency,
+                running=len(self._jobs),
+                started_at=self.started_at,
+                heartbeat_at=utcnow(),
+                paused=self._paused,
+            )
+        )
 
 
 def _warm_worker_process() -> None:
