@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import Settings  # noqa: E402
-from engine.models import JobFilter  # noqa: E402
-from engine.registry import default_registry  # noqa: E402
-from engine.store.sqlite import SQLiteStore  # noqa: E402
-from engine.worker import Engine  # noqa: E402
+from engine.config import Settings
+from engine.models import JobFilter
+from engine.registry import default_registry
+from engine.store.sqlite import SQLiteStore
+from engine.worker import Engine
 
 
 async def refresh_once(engine: Engine, batch_id: str) -> float:
@@ -52,8 +52,9 @@ async def one_size(n: int, concurrency: int, root: Path) -> dict[str, float]:
     chunk = 10_000
     batches = []
     for i in range(0, n, chunk):
-        res = await engine.api.enqueue("noop", [{} for _ in range(min(chunk, n - i))],
-                                       batch_name=f"bench-{n}")
+        res = await engine.api.enqueue(
+            "noop", [{} for _ in range(min(chunk, n - i))], batch_name=f"bench-{n}"
+        )
         batches.append(res.batch_id)
     t0 = time.perf_counter()
     await engine.start()
@@ -78,13 +79,25 @@ async def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="jobtui-embedded-"))
     rows = [await one_size(n, args.concurrency, root) for n in args.sizes]
     for r in rows:
-        print(f"{r['jobs']:>7} jobs: {r['jobs_per_s']:>8.1f} noop jobs/s, "
-              f"console refresh {r['refresh_ms']:.1f} ms")
+        print(
+            f"{r['jobs']:>7} jobs: {r['jobs_per_s']:>8.1f} noop jobs/s, "
+            f"console refresh {r['refresh_ms']:.1f} ms"
+        )
     flat = rows[-1]["jobs_per_s"] / rows[0]["jobs_per_s"]
-    print(f"throughput at {rows[-1]['jobs']} / at {rows[0]['jobs']}: {flat:.2f} (target >= 0.80); "
-          f"at {rows[-1]['jobs']}: target >= 5000 jobs/s")
-    print(json.dumps({"bench": "embedded_store", "concurrency": args.concurrency, "sizes": rows,
-                      "ratio_largest_to_smallest": round(flat, 3)}))
+    print(
+        f"throughput at {rows[-1]['jobs']} / at {rows[0]['jobs']}: {flat:.2f} (target >= 0.80); "
+        f"at {rows[-1]['jobs']}: target >= 5000 jobs/s"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "embedded_store",
+                "concurrency": args.concurrency,
+                "sizes": rows,
+                "ratio_largest_to_smallest": round(flat, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

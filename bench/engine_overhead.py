@@ -31,15 +31,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pymongo import AsyncMongoClient, ReturnDocument, monitoring  # noqa: E402
+from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 
-from engine.config import Settings  # noqa: E402
-from engine.context import JobContext  # noqa: E402
-from engine.models import utcnow  # noqa: E402
-from engine.registry import default_registry  # noqa: E402
-from engine.store.mongo import MongoStore  # noqa: E402
-from engine.worker import Engine  # noqa: E402
-from tests.nxserver import nx_server  # noqa: E402
+from engine.config import Settings
+from engine.context import JobContext
+from engine.models import utcnow
+from engine.registry import default_registry
+from engine.store.mongo import MongoStore
+from engine.worker import Engine
+from tests.nxserver import nx_server
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -63,15 +63,23 @@ async def raw_claim_rate(uri: str, n: int) -> float:
     coll = client["bench_raw"]["jobs"]
     await coll.drop()
     await coll.create_index([("status", 1), ("priority", -1), ("created_at", 1)])
-    await coll.insert_many([{"job_id": str(i), "status": "pending", "priority": 0,
-                             "created_at": utcnow()} for i in range(n)])
+    await coll.insert_many(
+        [
+            {"job_id": str(i), "status": "pending", "priority": 0, "created_at": utcnow()}
+            for i in range(n)
+        ]
+    )
     t0 = time.perf_counter()
     for _ in range(n):
         await coll.find_one_and_update(
             {"status": "pending"},
-            {"$set": {"status": "processing", "lease": {"owner": "raw", "expires_at": utcnow()}},
-             "$inc": {"attempts": 1}},
-            sort=[("priority", -1), ("created_at", 1)], return_document=ReturnDocument.AFTER)
+            {
+                "$set": {"status": "processing", "lease": {"owner": "raw", "expires_at": utcnow()}},
+                "$inc": {"attempts": 1},
+            },
+            sort=[("priority", -1), ("created_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
     elapsed = time.perf_counter() - t0
     await client.drop_database("bench_raw")
     await client.close()
@@ -84,8 +92,11 @@ async def engine_rate(uri: str, n: int, concurrency: int) -> tuple[float, dict[s
     await store.open()
     await store._client.drop_database("bench_engine")
     await store.open()
-    engine = Engine(store, default_registry(),
-                    Settings(concurrency=concurrency, poll_interval=1.0, heartbeat_interval=1.0))
+    engine = Engine(
+        store,
+        default_registry(),
+        Settings(concurrency=concurrency, poll_interval=1.0, heartbeat_interval=1.0),
+    )
     res = await engine.api.enqueue("noop", [{} for _ in range(n)])
     counter.enabled = True
     t0 = time.perf_counter()
@@ -133,7 +144,8 @@ async def main() -> None:
     args = ap.parse_args()
     with ExitStack() as stack:
         uri = os.environ.get("MONGODB_URI") or stack.enter_context(
-            nx_server(Path(tempfile.mkdtemp(prefix="jobtui-bench-"))))
+            nx_server(Path(tempfile.mkdtemp(prefix="jobtui-bench-")))
+        )
         backend = "mongodb" if os.environ.get("MONGODB_URI") else "nx-27017"
         raw = await raw_claim_rate(uri, args.jobs)
         rate, commands = await engine_rate(uri, args.jobs, args.concurrency)
@@ -141,17 +153,31 @@ async def main() -> None:
     per_job = sum(commands.values()) / args.jobs
     print(f"backend {backend}, {args.jobs} jobs")
     print(f"raw find_one_and_update claims: {raw:8.1f}/s")
-    print(f"engine noop jobs:               {rate:8.1f}/s  (ratio {rate / raw:.2f}, target >= 0.33)")
+    print(
+        f"engine noop jobs:               {rate:8.1f}/s  (ratio {rate / raw:.2f}, target >= 0.33)"
+    )
     print(f"commands per job:               {per_job:8.2f}    (target <= 4) {commands}")
-    print(f"progress: {prog['calls']} calls over {prog['seconds']:.1f}s -> {prog['writes']} writes "
-          f"(target <= {int(prog['seconds']) + 1})")
-    print(json.dumps({
-        "bench": "engine_overhead", "backend": backend, "jobs": args.jobs,
-        "raw_claims_per_s": round(raw, 1), "engine_jobs_per_s": round(rate, 1),
-        "engine_to_raw_ratio": round(rate / raw, 3), "commands_per_job": round(per_job, 3),
-        "commands": commands, "progress_calls": prog["calls"],
-        "progress_writes": prog["writes"], "progress_seconds": round(prog["seconds"], 2),
-    }))
+    print(
+        f"progress: {prog['calls']} calls over {prog['seconds']:.1f}s -> {prog['writes']} writes "
+        f"(target <= {int(prog['seconds']) + 1})"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "engine_overhead",
+                "backend": backend,
+                "jobs": args.jobs,
+                "raw_claims_per_s": round(raw, 1),
+                "engine_jobs_per_s": round(rate, 1),
+                "engine_to_raw_ratio": round(rate / raw, 3),
+                "commands_per_job": round(per_job, 3),
+                "commands": commands,
+                "progress_calls": prog["calls"],
+                "progress_writes": prog["writes"],
+                "progress_seconds": round(prog["seconds"], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-LOREM = ("Die Verarbeitung großer Dokumentenbestände verlangt Geduld und Übung. "
-         "The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. ")
+LOREM = (
+    "Die Verarbeitung großer Dokumentenbestände verlangt Geduld und Übung. "
+    "The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. "
+)
 
 
 # -- inputs --------------------------------------------------------------------------
@@ -50,7 +52,7 @@ LOREM = ("Die Verarbeitung großer Dokumentenbestände verlangt Geduld und Übun
 def _text_page(doc: Any, seed: int) -> None:
     page = doc.new_page()
     rnd = random.Random(seed)
-    text = " ".join(LOREM.split()[rnd.randrange(10):]) + LOREM * rnd.randint(6, 14)
+    text = " ".join(LOREM.split()[rnd.randrange(10) :]) + LOREM * rnd.randint(6, 14)
     page.insert_textbox(page.rect + (56, 56, -56, -56), text, fontsize=10)
 
 
@@ -92,8 +94,10 @@ def generate_big(path: Path, pages: int = 2400) -> None:
 
 
 def find_pdfs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file()),
-                  key=lambda p: -p.stat().st_size)
+    return sorted(
+        (p for p in folder.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file()),
+        key=lambda p: -p.stat().st_size,
+    )
 
 
 # -- (a) the practical limit ---------------------------------------------------------
@@ -112,8 +116,9 @@ def _extract(path: str, languages: str, dpi: int) -> tuple[str, list[str] | None
         for page in doc:
             text = page.get_text()
             if not text.strip() and page.get_images():
-                text = page.get_text(textpage=page.get_textpage_ocr(language=languages, dpi=dpi,
-                                                                    full=True))
+                text = page.get_text(
+                    textpage=page.get_textpage_ocr(language=languages, dpi=dpi, full=True)
+                )
             out.append(text)
         return path, out
     except Exception:  # noqa: BLE001 - a bad file is simply not counted
@@ -133,8 +138,18 @@ def run_limit(pdfs: list[Path], workers: int) -> tuple[float, dict[str, list[str
 
 def run_engine(target: Path, work: Path, workers: int | None) -> tuple[float, dict[str, Any]]:
     store, out = work / "jobs.db", work / "out"
-    cmd = [sys.executable, "-m", "tui.cli", "--store", str(store), "run", str(target),
-           "--output", str(out), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui.cli",
+        "--store",
+        str(store),
+        "run",
+        str(target),
+        "--output",
+        str(out),
+        "--json",
+    ]
     if workers:
         cmd += ["--cpu-workers", str(workers)]
     t0 = time.perf_counter()
@@ -169,8 +184,9 @@ print(time.perf_counter() - t0, doc.page_count, n)
 def run_single(path: Path) -> tuple[float, float, int]:
     """Wall time of a fresh process, the open+extract time inside it, and the pages."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", SINGLE, str(path)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", SINGLE, str(path)], capture_output=True, text=True, check=True
+    )
     inside, pages, _ = proc.stdout.split()
     return time.perf_counter() - t0, float(inside), int(pages)
 
@@ -210,24 +226,36 @@ def main() -> int:
             if not engine_runs or engine_s < min(engine_runs):
                 inside_s = report.get("elapsed_s")
             engine_runs.append(engine_s)
-            print(f"    run {i + 1}: limit {limit_s:.2f} s, engine {engine_s:.2f} s",
-                  file=sys.stderr)
+            print(
+                f"    run {i + 1}: limit {limit_s:.2f} s, engine {engine_s:.2f} s", file=sys.stderr
+            )
         limit_s, engine_s = min(limit_runs), min(engine_runs)
         pages = sum(len(v) for v in limit.values() if v)
-        print(f"(a) limit:  {limit_s:8.2f} s  {pages} pages, {pages / limit_s:,.0f} pages/s",
-              file=sys.stderr)
+        print(
+            f"(a) limit:  {limit_s:8.2f} s  {pages} pages, {pages / limit_s:,.0f} pages/s",
+            file=sys.stderr,
+        )
         got = engine_texts(report)
         same = sum(1 for k, v in limit.items() if v is not None and got.get(k) == v)
         diff = [k for k, v in limit.items() if v is not None and got.get(k) != v]
-        print(f"(b) engine: {engine_s:8.2f} s  ({inside_s} s inside), "
-              f"ratio {engine_s / limit_s:.3f}; identical text in {same}/{same + len(diff)} "
-              "documents", file=sys.stderr)
-        figures.update(pages=pages, limit_s=round(limit_s, 3), engine_s=round(engine_s, 3),
-                       limit_runs=[round(x, 3) for x in limit_runs],
-                       engine_runs=[round(x, 3) for x in engine_runs],
-                       engine_inside_s=inside_s,
-                       ratio=round(engine_s / limit_s, 3), identical_docs=same,
-                       differing_docs=diff[:5], counts=report.get("counts"))
+        print(
+            f"(b) engine: {engine_s:8.2f} s  ({inside_s} s inside), "
+            f"ratio {engine_s / limit_s:.3f}; identical text in {same}/{same + len(diff)} "
+            "documents",
+            file=sys.stderr,
+        )
+        figures.update(
+            pages=pages,
+            limit_s=round(limit_s, 3),
+            engine_s=round(engine_s, 3),
+            limit_runs=[round(x, 3) for x in limit_runs],
+            engine_runs=[round(x, 3) for x in engine_runs],
+            engine_inside_s=inside_s,
+            ratio=round(engine_s / limit_s, 3),
+            identical_docs=same,
+            differing_docs=diff[:5],
+            counts=report.get("counts"),
+        )
 
         big = args.big
         if big is None:
@@ -244,28 +272,39 @@ def main() -> int:
         for i in range(args.repeat):
             single_s, single_inside_s, big_pages = run_single(big)
             (work / f"c-run{i}").mkdir()
-            big_s, big_report = run_engine(work / "c" / big.name, work / f"c-run{i}",
-                                           args.cpu_workers)
+            big_s, big_report = run_engine(
+                work / "c" / big.name, work / f"c-run{i}", args.cpu_workers
+            )
             job = (big_report.get("jobs") or [{}])[0]
             best["single_s"] = min(best.get("single_s", single_s), single_s)
-            best["single_inside_s"] = min(best.get("single_inside_s", single_inside_s),
-                                          single_inside_s)
+            best["single_inside_s"] = min(
+                best.get("single_inside_s", single_inside_s), single_inside_s
+            )
             best["big_s"] = min(best.get("big_s", big_s), big_s)
-            if float(job.get("duration_s") or 1e9) <= float(best.get("job", {}).get(
-                    "duration_s") or 1e9):
+            if float(job.get("duration_s") or 1e9) <= float(
+                best.get("job", {}).get("duration_s") or 1e9
+            ):
                 best["job"] = job
         single_s, single_inside_s = best["single_s"], best["single_inside_s"]
         big_s, job = best["big_s"], best["job"]
         job_s = float(job.get("duration_s") or 0.0)
-        print(f"(c) {big_pages} pages: one process {single_s:.2f} s ({single_inside_s:.2f} s "
-              f"open+extract), jobtui run {big_s:.2f} s (job {job_s:.2f} s in "
-              f"{job.get('parts')} parts); ratio end to end {big_s / single_s:.3f}, "
-              f"job/extract {job_s / single_inside_s:.3f}", file=sys.stderr)
-        figures.update(big_pages=big_pages, big_single_s=round(single_s, 3),
-                       big_single_inside_s=round(single_inside_s, 3),
-                       big_engine_s=round(big_s, 3), big_job_s=job_s,
-                       big_parts=job.get("parts"), big_ratio=round(big_s / single_s, 3),
-                       big_job_ratio=round(job_s / single_inside_s, 3))
+        print(
+            f"(c) {big_pages} pages: one process {single_s:.2f} s ({single_inside_s:.2f} s "
+            f"open+extract), jobtui run {big_s:.2f} s (job {job_s:.2f} s in "
+            f"{job.get('parts')} parts); ratio end to end {big_s / single_s:.3f}, "
+            f"job/extract {job_s / single_inside_s:.3f}",
+            file=sys.stderr,
+        )
+        figures.update(
+            big_pages=big_pages,
+            big_single_s=round(single_s, 3),
+            big_single_inside_s=round(single_inside_s, 3),
+            big_engine_s=round(big_s, 3),
+            big_job_s=job_s,
+            big_parts=job.get("parts"),
+            big_ratio=round(big_s / single_s, 3),
+            big_job_ratio=round(job_s / single_inside_s, 3),
+        )
     print(json.dumps(figures))
     return 0
 

@@ -31,12 +31,24 @@ async def seed(store: SQLiteStore, n: int) -> None:
         await store.create_batch(batch)
         jobs = [Job(job_type="a", batch_id=batch.batch_id) for _ in range(min(step, n - start))]
         await store.insert_jobs(jobs)
-        claimed = await store.claim(worker_id="w", slots={"a": step}, limit=step,
-                                    lease_seconds=30, timeouts={}, now=T0)
-        await store.finish_many([(j.job_id, j.lease.token, Outcome(status=JobStatus.COMPLETED))
-                                 for j in claimed if j.lease], now=T0)
-        await store.append_logs([LogEntry(job_id=j.job_id, ts=T0, seq=i, message="x" * 60)
-                                 for j in jobs for i in range(2)])
+        claimed = await store.claim(
+            worker_id="w", slots={"a": step}, limit=step, lease_seconds=30, timeouts={}, now=T0
+        )
+        await store.finish_many(
+            [
+                (j.job_id, j.lease.token, Outcome(status=JobStatus.COMPLETED))
+                for j in claimed
+                if j.lease
+            ],
+            now=T0,
+        )
+        await store.append_logs(
+            [
+                LogEntry(job_id=j.job_id, ts=T0, seq=i, message="x" * 60)
+                for j in jobs
+                for i in range(2)
+            ]
+        )
     await store.insert_jobs([Job(job_type="b") for _ in range(n // 10)])
 
 
@@ -47,12 +59,15 @@ async def main(n: int) -> None:
         try:
             t = time.perf_counter()
             await seed(store, n)
-            print(f"seeded {n:,} finished jobs + {2 * n:,} log lines in "
-                  f"{time.perf_counter() - t:.1f}s")
+            print(
+                f"seeded {n:,} finished jobs + {2 * n:,} log lines in "
+                f"{time.perf_counter() - t:.1f}s"
+            )
             cutoff = T0 + timedelta(hours=1)
             t = time.perf_counter()
-            dry = await store.purge_jobs(older_than=cutoff, statuses=[JobStatus.COMPLETED],
-                                         dry_run=True)
+            dry = await store.purge_jobs(
+                older_than=cutoff, statuses=[JobStatus.COMPLETED], dry_run=True
+            )
             dry_s = time.perf_counter() - t
             commits: list[float] = []
             began = [0.0]
@@ -70,10 +85,14 @@ async def main(n: int) -> None:
             await store._t.read(lambda: store._t.db.set_trace_callback(None))
             assert (dry.jobs, dry.logs, dry.batches) == (real.jobs, real.logs, real.batches)
             left = await store.count_jobs()
-            print(f"dry run: {dry.jobs:,} jobs, {dry.logs:,} log lines, {dry.batches} batches "
-                  f"in {dry_s:.2f}s")
-            print(f"purge:   same counts in {real_s:.2f}s, {len(commits)} transactions, "
-                  f"longest {max(commits) * 1000:.0f} ms; left: {left}")
+            print(
+                f"dry run: {dry.jobs:,} jobs, {dry.logs:,} log lines, {dry.batches} batches "
+                f"in {dry_s:.2f}s"
+            )
+            print(
+                f"purge:   same counts in {real_s:.2f}s, {len(commits)} transactions, "
+                f"longest {max(commits) * 1000:.0f} ms; left: {left}"
+            )
         finally:
             await store.close()
 

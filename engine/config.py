@@ -87,7 +87,9 @@ def _from_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
-        raise ConfigError("CONFIG_UNREADABLE", f"cannot read config file {path}: {exc.strerror}") from exc
+        raise ConfigError(
+            "CONFIG_UNREADABLE", f"cannot read config file {path}: {exc.strerror}"
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError("CONFIG_INVALID", f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

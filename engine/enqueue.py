@@ -79,7 +79,8 @@ class PathEnqueueReport:
             parts[0] += f" in batch {self.batch_id[:12]}"
         for status, n in sorted(Counter(self.duplicates.values()).items()):
             word = {"pending": "already queued", "processing": "already running"}.get(
-                status, f"already {status}")
+                status, f"already {status}"
+            )
             parts.append(f"{n} {word}")
         total_skipped = sum(self.skipped.values())
         if total_skipped:
@@ -278,16 +279,23 @@ async def enqueue_paths(
                     key = f"{key}:force-{new_id()[:12]}"
             plist.append(p)
             keys.append(key)
-        res = await api.enqueue(job_type, plist, dedupe_keys=keys, make_batch=False,
-                                batch_id=batch_id)
+        res = await api.enqueue(
+            job_type, plist, dedupe_keys=keys, make_batch=False, batch_id=batch_id
+        )
         report.job_ids.extend(res.job_ids)
         report.duplicates.update(res.duplicates)
         path_of = dict(zip(keys, (c.path for c in chunk), strict=True))
         report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
     if report.job_ids:
         # Written last, so its total is exact (job states remain the source of truth).
-        await api.store.create_batch(Batch(batch_id=batch_id, name=batch_name or job_type,
-                                           total_jobs=len(report.job_ids), job_type=job_type))
+        await api.store.create_batch(
+            Batch(
+                batch_id=batch_id,
+                name=batch_name or job_type,
+                total_jobs=len(report.job_ids),
+                job_type=job_type,
+            )
+        )
         report.batch_id = batch_id
     report.skipped = dict(scan.skipped)
     report.skipped_examples = scan.examples

@@ -36,7 +36,7 @@ async def retrying(op: Callable[[], Awaitable[T]], within: float = STORE_RETRY_S
     while True:
         try:
             return await op()
-        except Exception as exc:  # noqa: BLE001 - transient outage: retry, then give up
+        except Exception as exc:
             if time.monotonic() > deadline:
                 raise
             log.warning("store write failed (%s); retrying in %.1fs", short(exc), delay)

@@ -47,8 +47,9 @@ def check_input_path(path: str, roots: Sequence[Path | str]) -> Path:
         real = _real(path)
         real_roots = [_real(r) for r in roots]
     except (ValueError, OSError) as exc:  # an embedded NUL byte, an unreadable cwd
-        raise JobFailed(ErrorCode.PATH_NOT_ALLOWED, f"unusable path {path!r}: {exc}",
-                        {"path": path}) from None
+        raise JobFailed(
+            ErrorCode.PATH_NOT_ALLOWED, f"unusable path {path!r}: {exc}", {"path": path}
+        ) from None
     if any(_inside(real, root) for root in real_roots):
         return Path(real)
     shown = ", ".join(real_roots)

@@ -133,7 +133,7 @@ class Registry:
             try:
                 ep.load()(self)
                 loaded.append(ep.name)
-            except Exception:  # noqa: BLE001 - a broken plug-in is reported, not fatal
+            except Exception:
                 log.exception("handler plug-in %s failed to load", ep.name)
         return loaded
 

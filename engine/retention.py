@@ -47,9 +47,7 @@ def policies(settings: Settings) -> list[tuple[list[JobStatus], timedelta]]:
     if settings.retention_completed_days > 0:
         out.append(([JobStatus.COMPLETED], settings.retention_completed_days * DAY))
     if settings.retention_failed_days > 0:
-        out.append(
-            ([JobStatus.FAILED, JobStatus.CANCELLED], settings.retention_failed_days * DAY)
-        )
+        out.append(([JobStatus.FAILED, JobStatus.CANCELLED], settings.retention_failed_days * DAY))
     return out
 
 
@@ -87,8 +85,12 @@ class RetentionSweep:
         self.sweeps += 1
         self.deleted = self.deleted + total
         if total.jobs or total.logs or total.batches:
-            log.info("retention: deleted %d jobs, %d log lines, %d batches",
-                     total.jobs, total.logs, total.batches)
+            log.info(
+                "retention: deleted %d jobs, %d log lines, %d batches",
+                total.jobs,
+                total.logs,
+                total.batches,
+            )
         return total
 
     def next_delay(self) -> float:

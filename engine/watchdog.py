@@ -41,7 +41,7 @@ class TerminalHooks:
         for hook in self._hooks:
             try:
                 hook(job, outcome)
-            except Exception:  # noqa: BLE001 - a hook must never break the engine
+            except Exception:
                 log.exception("terminal hook %r failed for job %s", hook, job.job_id)
 
 
@@ -106,7 +106,8 @@ class Watchdog:
             status=JobStatus.FAILED,
             error=JobError(
                 code=ErrorCode.LEASE_EXPIRED,
-                message=f"lease of worker {owner} expired on the last of {job.max_attempts} attempts",
+                message=f"lease of worker {owner} expired on the last of "
+                f"{job.max_attempts} attempts",
             ),
         )
 

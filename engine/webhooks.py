@@ -112,9 +112,14 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -
     host_header = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
     if ":" in u.hostname:  # IPv6 literal
         host_header = f"[{u.hostname}]" + (f":{u.port}" if u.port else "")
-    lines = [f"POST {(u.path or '/') + (f'?{u.query}' if u.query else '')} HTTP/1.1",
-             f"Host: {host_header}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", "Connection: close", "User-Agent: jobtui-webhooks"]
+    lines = [
+        f"POST {(u.path or '/') + (f'?{u.query}' if u.query else '')} HTTP/1.1",
+        f"Host: {host_header}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        "User-Agent: jobtui-webhooks",
+    ]
     if u.username is not None:
         import base64
 
@@ -124,8 +129,9 @@ async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -
     try:
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
     except UnicodeEncodeError:
-        raise WebhookError(f"webhook URL must be ASCII (percent-encoded): {url!r}",
-                           retry=False) from None
+        raise WebhookError(
+            f"webhook URL must be ASCII (percent-encoded): {url!r}", retry=False
+        ) from None
     ctx = ssl.create_default_context() if u.scheme == "https" else None
     writer: asyncio.StreamWriter | None = None
     try:
@@ -186,8 +192,12 @@ class Webhooks:
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> Webhooks:
-        return cls(store, secret=settings.webhook_secret, attempts=settings.webhook_attempts,
-                   timeout=settings.webhook_timeout)
+        return cls(
+            store,
+            secret=settings.webhook_secret,
+            attempts=settings.webhook_attempts,
+            timeout=settings.webhook_timeout,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -197,8 +207,10 @@ class Webhooks:
         self._events = asyncio.Queue(self.queue_size)
         self._out = asyncio.Queue(self.queue_size)
         self._tasks = [asyncio.create_task(self._dispatch(), name="jobtui-webhooks-dispatch")]
-        self._tasks += [asyncio.create_task(self._send_loop(), name=f"jobtui-webhooks-{i}")
-                        for i in range(self.senders)]
+        self._tasks += [
+            asyncio.create_task(self._send_loop(), name=f"jobtui-webhooks-{i}")
+            for i in range(self.senders)
+        ]
 
     @property
     def pending(self) -> int:
@@ -267,8 +279,9 @@ class Webhooks:
         body = json.dumps(payload, default=str, separators=(",", ":")).encode("utf-8")
         self._busy += 1  # before the put: the event is not done until this delivery is
         try:
-            await self._out.put(Delivery(url, body, payload["event"],
-                                         str(secret) if secret else None))
+            await self._out.put(
+                Delivery(url, body, payload["event"], str(secret) if secret else None)
+            )
         except BaseException:
             self._busy -= 1
             raise
@@ -303,17 +316,20 @@ class Webhooks:
         self._announced[key] = None
         while len(self._announced) > _CACHE:
             self._announced.popitem(last=False)
-        await self._queue(hook, {
-            "event": "batch.finished",
-            "batch_id": batch_id,
-            "name": summary.batch.name,
-            "status": summary.status,
-            "total": summary.total,
-            "counts": summary.counts,
-            "first_started_at": _iso(summary.first_started_at),
-            "last_completed_at": _iso(summary.last_completed_at),
-            "timestamp": utcnow().isoformat(),
-        })
+        await self._queue(
+            hook,
+            {
+                "event": "batch.finished",
+                "batch_id": batch_id,
+                "name": summary.batch.name,
+                "status": summary.status,
+                "total": summary.total,
+                "counts": summary.counts,
+                "first_started_at": _iso(summary.first_started_at),
+                "last_completed_at": _iso(summary.last_completed_at),
+                "timestamp": utcnow().isoformat(),
+            },
+        )
 
     # -- sending -------------------------------------------------------------------------
 
@@ -350,11 +366,22 @@ class Webhooks:
             if not retry or d.attempts >= self.attempts:
                 break
             delay = min(self.max_backoff, self.backoff * 2 ** (d.attempts - 1))
-            log.info("webhooks: %s to %s failed (%s); retry %d in %.1fs", d.event, d.url,
-                     d.last_error, d.attempts + 1, delay)
+            log.info(
+                "webhooks: %s to %s failed (%s); retry %d in %.1fs",
+                d.event,
+                d.url,
+                d.last_error,
+                d.attempts + 1,
+                delay,
+            )
             await asyncio.sleep(delay)
-        log.warning("webhooks: giving up on %s to %s after %d attempt(s): %s", d.event, d.url,
-                    d.attempts, d.last_error)
+        log.warning(
+            "webhooks: giving up on %s to %s after %d attempt(s): %s",
+            d.event,
+            d.url,
+            d.attempts,
+            d.last_error,
+        )
         self._remember(self.failed, d)
         return False
 

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 class _Running:
-    __slots__ = ("job", "jt", "token", "ctx", "task", "cancel_requested", "finishing")
+    __slots__ = ("cancel_requested", "ctx", "finishing", "job", "jt", "task", "token")
 
     def __init__(self, job: Job, jt: JobType, token: str, ctx: JobContext) -> None:
         self.job = job

@@ -12,8 +12,13 @@ OUT = Path(__file__).resolve().parents[1] / "examples" / "pdfs"
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     doc = pymupdf.open()
-    for n, text in enumerate(["jobtui example, page one.\nEvery page is transcribed in order.",
-                              "Page two.\nText PDFs need no OCR."], 1):
+    for n, text in enumerate(
+        [
+            "jobtui example, page one.\nEvery page is transcribed in order.",
+            "Page two.\nText PDFs need no OCR.",
+        ],
+        1,
+    ):
         page = doc.new_page()
         page.insert_text((72, 72), text, fontsize=12)
     doc.save(OUT / "text.pdf", garbage=4, deflate=True)

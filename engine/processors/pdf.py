@@ -104,8 +104,11 @@ def output_stem(path: str, sha256: str) -> str:
 def _cores(ctx: JobContext | None = None) -> int:
     """How many processes the engine's pool runs (its ``cpu_workers``, else the cores)."""
     settings = getattr(ctx, "settings", None)
-    workers = (settings.get("cpu_workers") if isinstance(settings, dict)
-               else getattr(settings, "cpu_workers", None))
+    workers = (
+        settings.get("cpu_workers")
+        if isinstance(settings, dict)
+        else getattr(settings, "cpu_workers", None)
+    )
     if isinstance(workers, int) and workers > 0:
         return workers
     try:
@@ -120,12 +123,17 @@ async def _probe(ctx: JobContext, p: PdfParams, sample: int = 0) -> tuple[str, d
     path = str(check_input_path(p.path, roots_of(ctx.settings)))
     info = await ctx.run_cpu(px.probe, path, p.password, sample)
     if p.sha256 and p.sha256 != info["sha256"]:
-        ctx.log(f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
-                f"{info['sha256'][:12]}); processing the current content", "warning")
+        ctx.log(
+            f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
+            f"{info['sha256'][:12]}); processing the current content",
+            "warning",
+        )
     ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
     if info.get("repaired"):
-        ctx.log(f"{path} is damaged; MuPDF repaired it on open, so some content may be "
-                "missing", "warning")
+        ctx.log(
+            f"{path} is damaged; MuPDF repaired it on open, so some content may be missing",
+            "warning",
+        )
     return path, info
 
 
@@ -145,8 +153,10 @@ async def _run_parts(
     """
     total = sum(b - a for a, b in ranges)
     if len(ranges) > 1:
-        ctx.log(f"{step}: {total} pages in {len(ranges)} parts of up to "
-                f"{max(b - a for a, b in ranges)} pages")
+        ctx.log(
+            f"{step}: {total} pages in {len(ranges)} parts of up to "
+            f"{max(b - a for a, b in ranges)} pages"
+        )
     tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
     index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
     cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
@@ -155,8 +165,9 @@ async def _run_parts(
     try:
         pending: set[asyncio.Future[Any]] = set(tasks)
         while pending:
-            done, pending = await asyncio.wait(pending | {cancel_wait},
-                                               return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(
+                pending | {cancel_wait}, return_when=asyncio.FIRST_COMPLETED
+            )
             if cancel_wait in done:
                 raise JobCancelled(ctx.job_id)
             pending.discard(cancel_wait)
@@ -200,9 +211,11 @@ async def _write_outputs(out_dir: Path, files: dict[Path, Callable[[], str]]) ->
     try:
         await asyncio.to_thread(_write_files, out_dir, files)
     except OSError as exc:
-        raise JobFailed(ErrorCode.OUTPUT_ERROR,
-                        f"cannot write output under {out_dir}: {exc.strerror or exc}",
-                        {"output_dir": str(out_dir)}) from None
+        raise JobFailed(
+            ErrorCode.OUTPUT_ERROR,
+            f"cannot write output under {out_dir}: {exc.strerror or exc}",
+            {"output_dir": str(out_dir)},
+        ) from None
 
 
 def _page_list(pages: Sequence[int], limit: int = 20) -> str:
@@ -225,15 +238,22 @@ def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
     if "pages_per_part" in p.model_fields_set or not p.ocr:
         return p.pages_per_part
     if p.force_ocr or info.get("scans"):
-        ctx.log(f"OCR expected ({info.get('scans', 0)} of {PROBE_SAMPLE} sampled pages are "
-                f"scans); parts of {OCR_PAGES_PER_PART} pages")
+        ctx.log(
+            f"OCR expected ({info.get('scans', 0)} of {PROBE_SAMPLE} sampled pages are "
+            f"scans); parts of {OCR_PAGES_PER_PART} pages"
+        )
         return min(p.pages_per_part, OCR_PAGES_PER_PART)
     return p.pages_per_part
 
 
 def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
-    return {"password": p.password, "ocr": p.ocr, "force_ocr": p.force_ocr,
-            "languages": p.languages, "dpi": p.dpi}
+    return {
+        "password": p.password,
+        "ocr": p.ocr,
+        "force_ocr": p.force_ocr,
+        "languages": p.languages,
+        "dpi": p.dpi,
+    }
 
 
 # -- handlers ------------------------------------------------------------------------
@@ -253,8 +273,9 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
     scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
-    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(ctx),
-                         min_part=1 if scanned else MIN_PAGES_PER_PART)
+    ranges = split_pages(
+        n, _ocr_part_size(ctx, p, info), _cores(ctx), min_part=1 if scanned else MIN_PAGES_PER_PART
+    )
     await ctx.progress(0.0, "transcribe", f"0/{n} pages")
     records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
     ocr_pages = [r["page"] for r in records if r["ocr"]]
@@ -262,23 +283,42 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
     no_text = [r["page"] for r in records if r.get("no_text_layer")]
     if no_text:
-        ctx.log(f"{len(no_text)} pages have images but no text layer and were not OCRed "
-                f"(ocr=false): {_page_list(no_text)}", "warning")
+        ctx.log(
+            f"{len(no_text)} pages have images but no text layer and were not OCRed "
+            f"(ocr=false): {_page_list(no_text)}",
+            "warning",
+        )
     failed = _log_page_errors(ctx, records)
     stem = output_stem(path, sha)
     out_dir = Path(ctx.output_dir).absolute()
     md_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
-    doc = {"source": path, "sha256": sha, "page_count": n, "languages": p.languages,
-           "pages": records}
-    await _write_outputs(out_dir, {
-        md_path: lambda: transcript_markdown(Path(path).name, records),
-        json_path: lambda: json.dumps(doc, ensure_ascii=False, indent=1),
-    })
+    doc = {
+        "source": path,
+        "sha256": sha,
+        "page_count": n,
+        "languages": p.languages,
+        "pages": records,
+    }
+    await _write_outputs(
+        out_dir,
+        {
+            md_path: lambda: transcript_markdown(Path(path).name, records),
+            json_path: lambda: json.dumps(doc, ensure_ascii=False, indent=1),
+        },
+    )
     chars = sum(r["chars"] for r in records)
     ctx.log(f"transcribed {n} pages, {chars} characters -> {md_path}")
-    return {"pages": n, "chars": chars, "ocr_pages": len(ocr_pages), "failed_pages": len(failed),
-            "parts": len(ranges), "markdown_path": str(md_path), "json_path": str(json_path),
-            "sha256": sha, "duration_s": round(time.monotonic() - t0, 3)}
+    return {
+        "pages": n,
+        "chars": chars,
+        "ocr_pages": len(ocr_pages),
+        "failed_pages": len(failed),
+        "parts": len(ranges),
+        "markdown_path": str(md_path),
+        "json_path": str(json_path),
+        "sha256": sha,
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
 
 
 async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
@@ -287,8 +327,9 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
     scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
-    ranges = split_pages(n, _ocr_part_size(ctx, p, info), _cores(ctx),
-                         min_part=1 if scanned else MIN_PAGES_PER_PART)
+    ranges = split_pages(
+        n, _ocr_part_size(ctx, p, info), _cores(ctx), min_part=1 if scanned else MIN_PAGES_PER_PART
+    )
     await ctx.progress(0.0, "markdown", f"0/{n} pages")
     pages = await _run_parts(ctx, px.markdown_range, path, ranges, _ocr_opts(p), "markdown")
     ocr_pages = sum(1 for r in pages if r["ocr"])
@@ -304,9 +345,15 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
         return text[0]
 
     await _write_outputs(out_dir, {md_path: build})
-    return {"pages": n, "chars": len(text[0]), "ocr_pages": ocr_pages,
-            "failed_pages": len(failed), "markdown_path": str(md_path), "sha256": sha,
-            "duration_s": round(time.monotonic() - t0, 3)}
+    return {
+        "pages": n,
+        "chars": len(text[0]),
+        "ocr_pages": ocr_pages,
+        "failed_pages": len(failed),
+        "markdown_path": str(md_path),
+        "sha256": sha,
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
 
 
 async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
@@ -317,29 +364,42 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
     first = p.first_page or 1
     last = min(p.last_page or n, n)
     if n and first > n:
-        raise JobFailed(ErrorCode.INVALID_PARAMETERS,
-                        f"first_page {first} is past the last page ({n})", {"pages": n})
+        raise JobFailed(
+            ErrorCode.INVALID_PARAMETERS,
+            f"first_page {first} is past the last page ({n})",
+            {"pages": n},
+        )
     if p.last_page and p.last_page > n:
         ctx.log(f"last_page {p.last_page} is past the end; rendering up to page {n}", "warning")
     out_dir = Path(ctx.output_dir).absolute() / output_stem(path, sha)
     try:
         await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     except OSError as exc:
-        raise JobFailed(ErrorCode.OUTPUT_ERROR, f"cannot create {out_dir}: {exc.strerror}",
-                        {"output_dir": str(out_dir)}) from None
+        raise JobFailed(
+            ErrorCode.OUTPUT_ERROR,
+            f"cannot create {out_dir}: {exc.strerror}",
+            {"output_dir": str(out_dir)},
+        ) from None
     count = max(0, last - first + 1) if n else 0
-    ranges = [(a + first - 1, b + first - 1)
-              for a, b in split_pages(count, p.pages_per_part, _cores(ctx))]
+    ranges = [
+        (a + first - 1, b + first - 1) for a, b in split_pages(count, p.pages_per_part, _cores(ctx))
+    ]
     opts = {"password": p.password, "dpi": p.dpi, "out_dir": str(out_dir)}
     await ctx.progress(0.0, "render", f"0/{count} pages")
     records = await _run_parts(ctx, px.render_range, path, ranges, opts, "render")
     failed = _log_page_errors(ctx, records)
     rendered = sum(1 for r in records if r.get("file"))
     ctx.log(f"rendered {rendered} pages at {p.dpi} dpi -> {out_dir}")
-    return {"pages": n, "pages_rendered": rendered, "failed_pages": len(failed),
-            "first_page": first if count else None, "last_page": last if count else None,
-            "output_dir": str(out_dir), "sha256": sha,
-            "duration_s": round(time.monotonic() - t0, 3)}
+    return {
+        "pages": n,
+        "pages_rendered": rendered,
+        "failed_pages": len(failed),
+        "first_page": first if count else None,
+        "last_page": last if count else None,
+        "output_dir": str(out_dir),
+        "sha256": sha,
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
 
 
 def register(registry: Registry) -> None:

@@ -27,7 +27,6 @@ MAX_OPEN_DOCS = 2
 MAX_PIXELS = 120_000_000  # one rendered page above this (~360 MB RGB) is refused
 
 
-
 class ErrorCode:
     """The codes of ``engine.models.ErrorCode`` this module raises, as plain strings:
     importing ``engine.models`` would pull pydantic (~0.5 s) into every fresh worker."""
@@ -70,7 +69,9 @@ def _stat(path: str) -> os.stat_result:
     except (FileNotFoundError, NotADirectoryError):
         raise _fail(ErrorCode.FILE_NOT_FOUND, f"no such file: {path}", path) from None
     except OSError as exc:
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+        raise _fail(
+            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
+        ) from None
     if stat.S_ISDIR(st.st_mode):
         raise _fail(ErrorCode.FILE_UNREADABLE, f"{path} is a directory, not a file", path)
     if not stat.S_ISREG(st.st_mode):
@@ -88,7 +89,9 @@ def _read_head_and_hash(path: str) -> tuple[bytes, str]:
                     head = chunk[:HEADER_WINDOW]
                 h.update(chunk)
     except OSError as exc:
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+        raise _fail(
+            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
+        ) from None
     return head, h.hexdigest()
 
 
@@ -97,7 +100,9 @@ def _read_head(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read(HEADER_WINDOW)
     except OSError as exc:
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+        raise _fail(
+            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
+        ) from None
 
 
 def open_document(path: str, password: str | None, head: bytes | None = None) -> Any:
@@ -122,11 +127,16 @@ def open_document(path: str, password: str | None, head: bytes | None = None) ->
         raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path) from None
     except (RuntimeError, ValueError) as exc:  # FileDataError is a RuntimeError
         if not has_header:
-            raise _fail(ErrorCode.NOT_A_PDF, f"{path} is not a PDF (no %PDF header)", path) from None
-        raise _fail(ErrorCode.PDF_CORRUPT, f"{path} is damaged and cannot be opened: {exc}",
-                    path) from None
+            raise _fail(
+                ErrorCode.NOT_A_PDF, f"{path} is not a PDF (no %PDF header)", path
+            ) from None
+        raise _fail(
+            ErrorCode.PDF_CORRUPT, f"{path} is damaged and cannot be opened: {exc}", path
+        ) from None
     except OSError as exc:
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path) from None
+        raise _fail(
+            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
+        ) from None
     if not doc.is_pdf:
         # A PNG named .pdf opens silently as a one-page image document.
         doc.close()
@@ -134,12 +144,18 @@ def open_document(path: str, password: str | None, head: bytes | None = None) ->
     if doc.needs_pass:
         if password is None:
             doc.close()
-            raise _fail(ErrorCode.PDF_ENCRYPTED,
-                        f"{path} is encrypted; give its password in the 'password' parameter", path)
+            raise _fail(
+                ErrorCode.PDF_ENCRYPTED,
+                f"{path} is encrypted; give its password in the 'password' parameter",
+                path,
+            )
         if not doc.authenticate(password):
             doc.close()
-            raise _fail(ErrorCode.PDF_ENCRYPTED,
-                        f"{path} is encrypted and the password given does not open it", path)
+            raise _fail(
+                ErrorCode.PDF_ENCRYPTED,
+                f"{path} is encrypted and the password given does not open it",
+                path,
+            )
     _DOCS[key] = doc
     while len(_DOCS) > MAX_OPEN_DOCS:
         _, old = _DOCS.popitem(last=False)
@@ -161,8 +177,11 @@ def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
         # MuPDF silently rebuilds a damaged file (a truncated one often opens with
         # blank pages). Accept what it recovers, unless it recovered nothing at all.
         if not _any_content(doc):
-            raise _fail(ErrorCode.PDF_CORRUPT,
-                        f"{path} is damaged; repairing it recovered no pages or content", path)
+            raise _fail(
+                ErrorCode.PDF_CORRUPT,
+                f"{path} is damaged; repairing it recovered no pages or content",
+                path,
+            )
         info["repaired"] = True
     info["scans"] = _sampled_scans(doc, sample)
     return info
@@ -274,8 +293,11 @@ def markdown_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> li
 
 def _dict_text(data: dict[str, Any]) -> str:
     return "".join(
-        s["text"] for b in data.get("blocks", []) if b.get("type") == 0
-        for ln in b["lines"] for s in ln["spans"]
+        s["text"]
+        for b in data.get("blocks", [])
+        if b.get("type") == 0
+        for ln in b["lines"]
+        for s in ln["spans"]
     )
 
 
@@ -324,7 +346,9 @@ def render_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list
                     os.replace(tmp, final)
                 except Exception as exc:  # noqa: BLE001 - OSError, or MuPDF's RuntimeError
                     _unlink_quietly(tmp)
-                    raise JobFailed(ErrorCode.OUTPUT_ERROR, f"cannot write {final}: {exc}") from None
+                    raise JobFailed(
+                        ErrorCode.OUTPUT_ERROR, f"cannot write {final}: {exc}"
+                    ) from None
                 rec["file"] = os.path.basename(final)
                 rec["width"], rec["height"] = pix.width, pix.height
         except JobFailed:

@@ -66,8 +66,9 @@ def _strip_bullet(line: str) -> str:
     return line.lstrip("".join(b.strip() for b in BULLETS)).strip()
 
 
-def _block_markdown(size: float, bold: bool, lines: list[str], body: float,
-                    levels: dict[float, int]) -> list[str]:
+def _block_markdown(
+    size: float, bold: bool, lines: list[str], body: float, levels: dict[float, int]
+) -> list[str]:
     text = _join_lines(lines)
     level = levels.get(size)
     if level is not None and len(text) <= HEADING_MAX_CHARS and len(lines) <= HEADING_MAX_LINES:

@@ -88,8 +88,9 @@ async def count(
     n_jobs = n_logs = 0
     purged_in: dict[str, int] = {}
     for status in statuses:
-        cursor = jobs.find(job_scope(status, older_than, batch_id), {"_id": 0, "job_id": 1,
-                                                                     "batch_id": 1})
+        cursor = jobs.find(
+            job_scope(status, older_than, batch_id), {"_id": 0, "job_id": 1, "batch_id": 1}
+        )
         async for part in _chunks(cursor):
             n_jobs += len(part)
             ids = [d["job_id"] for d in part]
@@ -126,8 +127,10 @@ async def delete(
                 break
             ids = [d["job_id"] for d in part]
             res = await jobs.delete_many({"status": status.value, "job_id": {"$in": ids}})
-            survivors = {d["job_id"] async for d in jobs.find({"job_id": {"$in": ids}},
-                                                              {"_id": 0, "job_id": 1})}
+            survivors = {
+                d["job_id"]
+                async for d in jobs.find({"job_id": {"$in": ids}}, {"_id": 0, "job_id": 1})
+            }
             gone = [i for i in ids if i not in survivors]
             if gone:
                 n_logs += (await logs.delete_many({"job_id": {"$in": gone}})).deleted_count

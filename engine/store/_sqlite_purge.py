@@ -40,8 +40,9 @@ def _scope(
     for a job without ``completed_at``.
     """
     a = f"{alias}." if alias else ""
-    sql = (f"{a}status IN ({marks(statuses)}) AND {a}completed_at IS NOT NULL"
-           f" AND {a}completed_at < ?")
+    sql = (
+        f"{a}status IN ({marks(statuses)}) AND {a}completed_at IS NOT NULL AND {a}completed_at < ?"
+    )
     params: list[Any] = [s.value for s in statuses] + [to_us(older_than)]
     if batch_id is not None:
         sql += f" AND {a}batch_id = ?"

@@ -43,7 +43,9 @@ JobCursor = tuple[datetime, str]
 class LeaseState(StrEnum):
     HELD = "held"  # renewed; keep working
     CANCEL = "cancel"  # renewed, but an operator asked to cancel: stop the work
-    LOST = "lost"  # the lease is no longer ours (expired and taken, or job reset): stop, write nothing
+    LOST = (
+        "lost"  # the lease is no longer ours (expired and taken, or job reset): stop, write nothing
+    )
 
 
 @dataclass
@@ -56,8 +58,12 @@ class PurgeResult:
     dry_run: bool = False
 
     def __add__(self, other: PurgeResult) -> PurgeResult:
-        return PurgeResult(self.jobs + other.jobs, self.logs + other.logs,
-                           self.batches + other.batches, self.dry_run and other.dry_run)
+        return PurgeResult(
+            self.jobs + other.jobs,
+            self.logs + other.logs,
+            self.batches + other.batches,
+            self.dry_run and other.dry_run,
+        )
 
 
 def purgeable(statuses: Sequence[JobStatus]) -> list[JobStatus]:
@@ -185,7 +191,9 @@ class Store(ABC):
         """``finish`` for several ``(job_id, token, outcome)`` at once, same fencing,
         one result per item. Stores that can do it in one round trip or transaction
         override this; the default finishes them one by one."""
-        return [await self.finish(job_id, token, outcome, now=now) for job_id, token, outcome in items]
+        return [
+            await self.finish(job_id, token, outcome, now=now) for job_id, token, outcome in items
+        ]
 
     @abstractmethod
     async def append_logs(self, entries: Sequence[LogEntry]) -> None: ...
@@ -309,4 +317,3 @@ class Store(ABC):
     async def missing_indexes(self) -> list[str]:
         """Indexes the engine expects that the store lacks (each named for a human)."""
         return []
-

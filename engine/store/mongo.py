@@ -460,8 +460,10 @@ class MongoStore(Store):
         where that fails (mongomock has no collMod), warn and keep the old period."""
         try:
             await collection.database.command(
-                {"collMod": collection.name,
-                 "index": {"keyPattern": dict(keys), "expireAfterSeconds": ttl}}
+                {
+                    "collMod": collection.name,
+                    "index": {"keyPattern": dict(keys), "expireAfterSeconds": ttl},
+                }
             )
         except (PyMongoError, TypeError, NotImplementedError) as exc:
             log.warning("TTL of index %s on %s not changed: %s", keys, collection.name, exc)

@@ -357,7 +357,8 @@ class SQLiteStore(Store):
         where, params = scope_where(job_id, batch_id)
         now_us = to_us(now)
         cancel_pending = (
-            f"UPDATE jobs SET status = 'cancelled', completed_at = ?, updated_at = ?, {CLEAR_LEASE},"
+            "UPDATE jobs SET status = 'cancelled', completed_at = ?, updated_at = ?,"
+            f" {CLEAR_LEASE},"
             f" doc = json_set(doc, '$.error', json(?)) WHERE {where} AND status = 'pending'"
         )
         flag_running = (
