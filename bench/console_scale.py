@@ -32,12 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.api import OperatorAPI  # noqa: E402
-from engine.config import Settings  # noqa: E402
-from engine.models import Batch, Job, JobStatus, utcnow  # noqa: E402
-from engine.registry import default_registry  # noqa: E402
-from engine.store.sqlite import SQLiteStore  # noqa: E402
-from engine.worker import Engine  # noqa: E402
+from engine.api import OperatorAPI
+from engine.config import Settings
+from engine.models import Batch, Job, JobStatus, utcnow
+from engine.registry import default_registry
+from engine.store.sqlite import SQLiteStore
+from engine.worker import Engine
 
 BATCH = 1000
 TICK = 0.005
@@ -79,10 +79,17 @@ async def fill(store: SQLiteStore, n: int) -> None:
         jobs = []
         for i in range(b, min(b + BATCH, n)):
             status = statuses[i % len(statuses)]
-            jobs.append(Job(job_type="noop-archived", status=status, batch_id=batch.batch_id,
-                            parameters={"path": f"/archive/{b // BATCH:04d}/doc-{i:06d}.pdf"},
-                            created_at=now, started_at=now if status.terminal else None,
-                            completed_at=now if status.terminal else None))
+            jobs.append(
+                Job(
+                    job_type="noop-archived",
+                    status=status,
+                    batch_id=batch.batch_id,
+                    parameters={"path": f"/archive/{b // BATCH:04d}/doc-{i:06d}.pdf"},
+                    created_at=now,
+                    started_at=now if status.terminal else None,
+                    completed_at=now if status.terminal else None,
+                )
+            )
         await store.insert_jobs(jobs)
         await store.create_batch(batch)
 
@@ -104,8 +111,9 @@ async def run(n_jobs: int, refreshes: int, folder: Path) -> dict[str, Any]:
     settings = Settings(concurrency=8, poll_interval=0.1, output_dir=folder / "out")
     engine = Engine(raw, default_registry(), settings)
     await engine.start()
-    running = await engine.api.enqueue("sleep", [{"seconds": 0.3} for _ in range(400)],
-                                       batch_name="running")
+    running = await engine.api.enqueue(
+        "sleep", [{"seconds": 0.3} for _ in range(400)], batch_name="running"
+    )
     # The console's own API over the counting store: the engine's commands are not counted.
     console_api = OperatorAPI(store, engine.registry, engine=engine)  # type: ignore[arg-type]
     app = JobtuiApp(api=console_api, engine=engine, settings=settings, refresh_interval=0.25)
@@ -203,12 +211,19 @@ async def run(n_jobs: int, refreshes: int, folder: Path) -> dict[str, Any]:
         "visible_rows": visible_rows,
         "page_rows_fetched": page_rows,
         "max_block_ms": round(max(per_refresh_block), 1),
-        "p95_block_ms": round(sorted(per_refresh_block)[int(0.95 * (len(per_refresh_block) - 1))], 1),
+        "p95_block_ms": round(
+            sorted(per_refresh_block)[int(0.95 * (len(per_refresh_block) - 1))], 1
+        ),
         "max_callback_cpu_ms": round(max(per_refresh_cpu), 1),
-        "p95_callback_cpu_ms": round(sorted(per_refresh_cpu)[int(0.95 * (len(per_refresh_cpu) - 1))], 1),
+        "p95_callback_cpu_ms": round(
+            sorted(per_refresh_cpu)[int(0.95 * (len(per_refresh_cpu) - 1))], 1
+        ),
+        "median_callback_cpu_ms": round(statistics.median(per_refresh_cpu), 1),
+        "median_block_ms": round(statistics.median(per_refresh_block), 1),
         "max_callback_ms": round(max(per_refresh_callback), 1),
         "p95_callback_ms": round(
-            sorted(per_refresh_callback)[int(0.95 * (len(per_refresh_callback) - 1))], 1),
+            sorted(per_refresh_callback)[int(0.95 * (len(per_refresh_callback) - 1))], 1
+        ),
         "max_render_ms": round(max(render_ms), 1),
         "median_render_ms": round(statistics.median(render_ms), 1),
         "max_paint_ms": round(max(paint_ms), 1),
@@ -224,8 +239,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--refreshes", type=int, default=40)
-    parser.add_argument("--compare", type=int, default=1_000,
-                        help="also run with this many jobs to show documents do not grow (0: skip)")
+    parser.add_argument(
+        "--compare",
+        type=int,
+        default=1_000,
+        help="also run with this many jobs to show documents do not grow (0: skip)",
+    )
     args = parser.parse_args()
     results = {}
     sizes = [args.jobs] + ([args.compare] if args.compare else [])
@@ -233,14 +252,18 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             r = asyncio.run(run(n, args.refreshes, Path(tmp)))
         results[n] = r
-        print(f"{r['jobs']:>7} jobs: {r['refreshes']} refreshes, longest single callback "
-              f"{r['max_callback_cpu_ms']} ms CPU (p95 {r['p95_callback_cpu_ms']} ms), "
-              f"{r['max_callback_ms']} ms wall (p95 {r['p95_callback_ms']} ms), longest ticker lag "
-              f"{r['max_block_ms']} ms (p95 {r['p95_block_ms']} ms), render max "
-              f"{r['max_render_ms']} ms, paint max {r['max_paint_ms']} ms (median "
-              f"{r['median_paint_ms']} ms), {r['store_commands_per_refresh_max']} store commands "
-              f"and at most {r['documents_per_refresh_max']} documents per refresh "
-              f"({r['visible_rows']} visible rows); fill {r['fill_s']} s", file=sys.stderr)
+        print(
+            f"{r['jobs']:>7} jobs: {r['refreshes']} refreshes, longest single callback "
+            f"{r['max_callback_cpu_ms']} ms CPU (p95 {r['p95_callback_cpu_ms']} ms, median "
+            f"{r['median_callback_cpu_ms']} ms), "
+            f"{r['max_callback_ms']} ms wall (p95 {r['p95_callback_ms']} ms), longest ticker lag "
+            f"{r['max_block_ms']} ms (p95 {r['p95_block_ms']} ms), render max "
+            f"{r['max_render_ms']} ms, paint max {r['max_paint_ms']} ms (median "
+            f"{r['median_paint_ms']} ms), {r['store_commands_per_refresh_max']} store commands "
+            f"and at most {r['documents_per_refresh_max']} documents per refresh "
+            f"({r['visible_rows']} visible rows); fill {r['fill_s']} s",
+            file=sys.stderr,
+        )
     big = results[args.jobs]
     summary = dict(big)
     summary["target_block_ms"] = 50

@@ -70,9 +70,13 @@ class KeyedTable(DataTable[Any]):
         self.updates = 0
         with self.app.batch_update():
             gone = set(self._order) - set(wanted)
-            for key in gone:
-                self.remove_row(key)
-                del self._cells[key]
+            if gone and len(gone) == len(self._order):
+                self.clear()  # a new page or scope: one reset, not a relayout per row
+                self._cells.clear()
+            else:
+                for key in gone:
+                    self.remove_row(key)
+                    del self._cells[key]
             kept = [k for k in self._order if k not in gone]
             new_keys = [k for k in wanted if k not in self._cells]
             # Rows only ever append in DataTable; when the order changed otherwise
