@@ -164,7 +164,12 @@ class JobtuiApp(App[int]):
         while True:
             self._wake.clear()
             covered = self._requested
-            request = self.main.view_request()
+            if self._shutting_down:
+                return
+            try:
+                request = self.main.view_request()
+            except NoMatches:
+                return  # the screen is being torn down (its tables are never removed otherwise)
             try:
                 snap = await asyncio.wait_for(self.fetch(request), FETCH_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - any store failure means "disconnected"
@@ -179,9 +184,9 @@ class JobtuiApp(App[int]):
                     try:
                         show(snap)
                     except NoMatches:
-                        if self._shutting_down:
+                        if screen is self.main:
                             return  # torn down while we fetched
-                        raise
+                        # a screen still composing: it shows the snapshot on mount
             self.refreshes += 1
             self._served = covered
             self._served_changed.set()
