@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    g = lambda name: getattr(args, name, None)  # noqa: E731
+    g = lambda name: getattr(args, name, None)
     overrides: dict[str, Any] = {
         "mongodb_uri": g("mongodb_uri"),
         "database": g("database"),

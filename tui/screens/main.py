@@ -8,6 +8,7 @@ current selection are greyed out in the footer (``check_action`` returns None).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -167,6 +168,7 @@ class MainScreen(Screen[None]):
         self.batches: dict[str, BatchSummary] = {}
         self.snapshot: ConsoleSnapshot | None = None
         self._key_state: tuple[bool | None, ...] = ()
+        self._finished_cells: dict[str, tuple[object, tuple[Any, ...]]] = {}
 
     @property
     def jobtui(self) -> JobtuiApp:
@@ -265,25 +267,7 @@ class MainScreen(Screen[None]):
         ]
         now = self.jobtui.now()
         for b in snap.batches:
-            c = b.counts
-            bar_var = (
-                "success" if b.status == "completed" else "warning" if b.finished else "primary"
-            )
-            rows.append(
-                (
-                    b.batch.batch_id,
-                    (
-                        b.batch.name or b.batch.batch_id[:8],
-                        str(b.total),
-                        str(c.get("completed", 0)),
-                        str(c.get("failed", 0)),
-                        str(c.get("processing", 0)),
-                        progress_bar(b.done / b.total if b.total else 0.0, v, variable=bar_var),
-                        batch_eta(b, now),
-                        status_text(b.status, v),
-                    ),
-                )
-            )
+            rows.append((b.batch.batch_id, self._batch_cells(b, now, v)))
         table = self.query_one("#batches", KeyedTable)
         table.sync(rows)
         if self.batch_id is not None and self.batch_id not in self.batches:
@@ -291,6 +275,32 @@ class MainScreen(Screen[None]):
             self.cursors = [None]
         if table.selected_key != (self.batch_id or ALL_BATCHES):
             table.select_key(self.batch_id or ALL_BATCHES)
+
+    def _batch_cells(self, b: BatchSummary, now: datetime, v: dict[str, str]) -> tuple[Any, ...]:
+        """The cells of one batch row; a finished batch's are built once and reused
+        (with 50 batches listed, most are history that never changes)."""
+        key = (b.batch.name, tuple(sorted(b.counts.items())))
+        cached = self._finished_cells.get(b.batch.batch_id)
+        if b.finished and cached is not None and cached[0] == key:
+            return cached[1]
+        c = b.counts
+        bar_var = "success" if b.status == "completed" else "warning" if b.finished else "primary"
+        cells: tuple[Any, ...] = (
+            b.batch.name or b.batch.batch_id[:8],
+            str(b.total),
+            str(c.get("completed", 0)),
+            str(c.get("failed", 0)),
+            str(c.get("processing", 0)),
+            progress_bar(b.done / b.total if b.total else 0.0, v, variable=bar_var),
+            batch_eta(b, now),
+            status_text(b.status, v),
+        )
+        cells = tuple(
+            Text(x) if isinstance(x, str) else x for x in cells
+        )  # as the table keeps them
+        if b.finished:
+            self._finished_cells[b.batch.batch_id] = (key, cells)
+        return cells
 
     def _show_jobs(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:
         assert snap.page is not None
@@ -333,6 +343,7 @@ class MainScreen(Screen[None]):
 
     def rerender(self) -> None:
         """Theme changed: every coloured cell is rebuilt from the last snapshot."""
+        self._finished_cells.clear()
         for table in self.query(KeyedTable):
             table.forget()
         if self.snapshot is not None:

@@ -20,6 +20,8 @@ Cells = tuple[Any, ...]
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
     if isinstance(a, Text) and isinstance(b, Text):
         return a.plain == b.plain and a.spans == b.spans and a.style == b.style
     return bool(a == b)
@@ -62,8 +64,9 @@ class KeyedTable(DataTable[Any]):
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
         # Plain strings become Text once here: DataTable would parse them as markup on
         # every paint.
-        rows = [(key, tuple(Text(c) if isinstance(c, str) else c for c in cells))
-                for key, cells in rows]
+        rows = [
+            (key, tuple(Text(c) if isinstance(c, str) else c for c in cells)) for key, cells in rows
+        ]
         wanted = [key for key, _ in rows]
         selected = self.selected_key
         column_keys = [key for _, key, _ in self._column_spec]
