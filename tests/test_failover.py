@@ -1,6 +1,6 @@
 """MongoDB going away mid-run: several worker processes and an operator's view over the
 nx-27017 wire server, which is stopped for 10 s and started again on the same port and
-data. Workers and the operator API reconnect by themselves, and every job ends exactly
+data. Workers, the operator API and a console reconnect by themselves, and every job ends exactly
 once (the handler records every execution)."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from engine.store.factory import open_store
 from tests.nxserver import free_port, nx_executable, start_nx, stop_nx
 from tests.test_multiprocess import Backend, Workers
 from tests.util import wait_for
+from tui.app import JobtuiApp
+from tui.widgets.status import StatusLine
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,8 @@ def nx_root(tmp_path: Path) -> Path:
 
 
 async def test_wire_server_down_for_10s_everything_reconnects_and_ends_once(
-        nx_root: Path, tmp_path: Path) -> None:
+        nx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(tmp_path / "config"))
     port = free_port()
     uri, server = start_nx(nx_root, port)
     backend = Backend("nx", Settings(mongodb_uri=uri, database="failover"),
@@ -47,17 +50,27 @@ async def test_wire_server_down_for_10s_everything_reconnects_and_ends_once(
         assert len({w.info.pid for w in live}) == 3
         await wait_for(lambda: _done_at_least(api, res.batch_id, 20), timeout=60)
 
-        stop_nx(server)
-        down_at = time.monotonic()
-        with pytest.raises(Exception):  # noqa: B017 - any driver error: the server is gone
-            await api.batch(res.batch_id)
-        # The outage itself lasts 10 s (a deliberate duration, not a wait for work).
-        await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
-        assert all(p.poll() is None for p in workers.procs), "a worker died with the server"
-        _, server = start_nx(nx_root, port)
+        # A console (watch-only, its own client) is open through the outage.
+        app = JobtuiApp(api=api, engine=None, settings=Settings(), refresh_interval=0.5)
+        async with app.run_test(size=(120, 40)):
+            await app.refresh_now()
+            assert "connected" in str(app.main.query_one(StatusLine).render())
+            stop_nx(server)
+            down_at = time.monotonic()
+            with pytest.raises(Exception):  # noqa: B017 - any driver error: the server is gone
+                await api.batch(res.batch_id)
+            await app.refresh_now(timeout=30)
+            assert "DISCONNECTED" in str(app.main.query_one(StatusLine).render())
+            # The outage lasts 10 s (a deliberate duration, not a wait for work).
+            await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
+            assert all(p.poll() is None for p in workers.procs), "a worker died with the server"
+            _, server = start_nx(nx_root, port)
 
-        await wait_for(lambda: _done_at_least(api, res.batch_id, n), timeout=120, interval=0.5,
-                       what="every job finished after the restart")
+            await wait_for(lambda: _done_at_least(api, res.batch_id, n), timeout=120,
+                           interval=0.5, what="every job finished after the restart")
+            await app.refresh_now(timeout=30)
+            status = str(app.main.query_one(StatusLine).render())
+            assert "DISCONNECTED" not in status and "connected" in status
         summary = await api.batch(res.batch_id)
         assert summary is not None and summary.counts == {"completed": n}
         executions = workers.executions()
