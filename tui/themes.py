@@ -36,7 +36,14 @@ def config_dir() -> Path:
 
 def bundled_themes_dir() -> Path:
     env = os.environ.get("JOBTUI_THEMES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "themes"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "themes"
+    if checkout.is_dir():  # running from the repository (or an editable install)
+        return checkout
+    import jobtui_themes  # an installed wheel: themes/ ships as this package
+
+    return Path(jobtui_themes.__file__).resolve().parent
 
 
 class ThemeFile(BaseModel):

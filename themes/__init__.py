@@ -1,0 +1,1 @@
+"""The console's bundled themes, as data files (installed as ``jobtui_themes``)."""
