@@ -148,6 +148,25 @@ class Job(BaseModel):
         return out
 
 
+def job_from_document(doc: dict[str, Any]) -> Job:
+    """A stored job, tolerating the seed's legacy ``event_jobs`` documents: no
+    ``job_type`` means ``session``, ``null`` means the field's default, a string error
+    or a bare number for progress are wrapped. Both stores read jobs through this."""
+    for name in _DEFAULTED_FIELDS:
+        if name in doc and doc[name] is None:
+            del doc[name]
+    if isinstance(doc.get("error"), str):
+        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
+    if isinstance(doc.get("progress"), (int, float)):
+        doc["progress"] = {"percent": float(doc["progress"])}
+    return Job.model_validate(doc)
+
+
+_DEFAULTED_FIELDS = [
+    name for name, f in Job.model_fields.items() if f.default is not None or f.default_factory
+]
+
+
 class Batch(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -263,6 +263,11 @@ class Engine:
         try:
             async for _ in stream:
                 self._wake.set()
+                # While every slot is busy, news of more work is of no use: stop reading
+                # the stream (no round trips) until a job ends; the next read catches up.
+                while len(self._jobs) >= self.settings.concurrency:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
         except Exception as exc:  # noqa: BLE001 - fall back to polling
             log.info(
                 "change stream ended (%s); polling every %.1fs", exc, self.settings.poll_interval

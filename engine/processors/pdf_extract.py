@@ -187,6 +187,19 @@ def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
     return info
 
 
+def probe_and_extract(
+    path: str, password: str | None, sample: int, opts: dict[str, Any], max_pages: int
+) -> dict[str, Any]:
+    """``probe``, and for a short document without scans its text too, in one round trip
+    to the worker process (the document stays open in between). ``records`` is set
+    when the text was extracted; otherwise the handler splits the work into parts."""
+    info = probe(path, password, sample)
+    scanned = opts.get("ocr") and (opts.get("force_ocr") or info.get("scans"))
+    if info["pages"] <= max_pages and not scanned:
+        info["records"] = extract_range(path, 0, info["pages"], opts)
+    return info
+
+
 def _sampled_scans(doc: Any, sample: int) -> int:
     n = doc.page_count
     if sample <= 0 or n == 0:

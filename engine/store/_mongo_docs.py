@@ -32,6 +32,7 @@ from engine.models import (
     JobStatus,
     Outcome,
     WorkerInfo,
+    job_from_document,
 )
 from engine.store import _mongo_compat as compat
 
@@ -214,11 +215,6 @@ def job_doc(job: Job) -> dict[str, Any]:
 
 
 # Fields whose model default is not None: a legacy ``null`` there means "default".
-_DEFAULTED = [
-    name for name, f in Job.model_fields.items() if f.default is not None or f.default_factory
-]
-
-
 def _datetime_fields(model: type[BaseModel]) -> list[str]:
     return [n for n, f in model.model_fields.items() if "datetime" in str(f.annotation)]
 
@@ -240,14 +236,7 @@ def to_job(raw: Mapping[str, Any]) -> Job:
     """Read a stored job, tolerating the seed's legacy ``event_jobs`` documents."""
     doc = plain(raw, _JOB_DATETIMES)
     compat.fix_legacy_logs(doc)
-    for name in _DEFAULTED:
-        if name in doc and doc[name] is None:
-            del doc[name]
-    if isinstance(doc.get("error"), str):
-        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
-    if isinstance(doc.get("progress"), (int, float)):
-        doc["progress"] = {"percent": float(doc["progress"])}
-    return Job.model_validate(doc)
+    return job_from_document(doc)
 
 
 def to_batch(raw: Mapping[str, Any]) -> Batch:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from engine.models import ErrorCode, Job, JobFilter, JobStatus, Outcome
+from engine.models import ErrorCode, Job, JobFilter, JobStatus, Outcome, job_from_document
 
 T = TypeVar("T")
 
@@ -40,7 +40,6 @@ _COLUMN_FIELDS = frozenset(COLUMNS) | {"lease"}
 # Known optional fields not worth storing when empty.
 _DROP_IF_NONE = frozenset({"results", "error", "progress", "webhook", "logs"})
 # Fields whose model default is not None: a legacy ``null`` there means "default".
-_DEFAULTED = [n for n, f in Job.model_fields.items() if f.default is not None or f.default_factory]
 _CHUNK = 500  # keeps IN (...) lists far below SQLite's variable limit
 
 
@@ -166,14 +165,7 @@ def legacy_job(raw: Mapping[str, Any]) -> Job:
     ``job_type`` means ``session``, ``null`` means the default, a string error or a
     bare number for progress are wrapped."""
     doc = {k: v for k, v in raw.items() if k != "_id"}
-    for name in _DEFAULTED:
-        if name in doc and doc[name] is None:
-            del doc[name]
-    if isinstance(doc.get("error"), str):
-        doc["error"] = {"code": ErrorCode.HANDLER_ERROR.value, "message": doc["error"]}
-    if isinstance(doc.get("progress"), (int, float)):
-        doc["progress"] = {"percent": float(doc["progress"])}
-    return Job.model_validate(doc)
+    return job_from_document(doc)
 
 
 def job_where(flt: JobFilter | None) -> tuple[str, list[Any]]:
