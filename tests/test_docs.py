@@ -33,6 +33,19 @@ def test_handler_guide_samples_run_and_print_what_they_say() -> None:
     assert out.stdout.strip().splitlines()[-1] == "{'words': 4}"
 
 
+def test_handler_guide_plugin_register_function_registers_the_type() -> None:
+    """The plug-in's ``register(registry)`` from the guide, with the guide's handler."""
+    from engine.registry import Registry
+
+    first, _, plugin = python_blocks("handlers.md")
+    ns: dict[str, object] = {"__name__": "mypackage_jobs"}
+    exec(compile(first + "\n" + plugin, "handlers.md", "exec"), ns)  # noqa: S102
+    reg = Registry()
+    ns["register"](reg)  # type: ignore[operator]
+    jt = reg.get("text.wordcount")
+    assert jt is not None and jt.params_model is ns["WordCountParams"]
+
+
 async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """docs/operations.md: the signature check and the receiver work against the engine's
     real webhook sender; every `jobtui` command line (sh blocks and the systemd unit)
