@@ -193,3 +193,12 @@ def test_module_entry_point_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "tui.cli", "--help"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and "worker" in out.stdout and "run" in out.stdout
+
+
+def test_console_on_a_corrupt_store_file_is_a_clear_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database at all")
+    code, _, err = jobtui(capsys, "--store", str(bad))
+    assert code == 2 and "jobtui: STORE_CORRUPT:" in err and str(bad) in err
+    assert bad.read_bytes() == b"not a database at all"

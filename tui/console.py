@@ -10,11 +10,9 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
-import sys
 
 from engine.config import Settings
 from engine.registry import default_registry
-from engine.store.base import StoreError
 from engine.store.factory import open_store
 from engine.worker import Engine
 
@@ -34,11 +32,9 @@ async def run_console(settings: Settings) -> int:
     """Run the console until the operator quits; returns the process exit code."""
     from tui.app import JobtuiApp  # textual loads only when the console runs
 
-    try:
-        store = await open_store(settings)
-    except StoreError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+    # A store that cannot be opened raises StoreError: the CLI prints
+    # "jobtui: CODE: message" and exits 2, like every other command.
+    store = await open_store(settings)
     start_process_helpers()
     engine = Engine(store, default_registry(), settings)
     app = JobtuiApp(api=engine.api, engine=engine, settings=settings)
