@@ -233,6 +233,15 @@ async def _hash_all(
     return kept, done
 
 
+def _default_batch_name(paths: Sequence[str], job_type: str) -> str:
+    """The folder's (or file's) name when one path was given, else the job type."""
+    if len(paths) == 1:
+        name = os.path.basename(os.path.expanduser(paths[0]).rstrip("/"))
+        if name:
+            return name
+    return job_type
+
+
 async def enqueue_paths(
     api: OperatorAPI,
     paths: Sequence[str],
@@ -291,7 +300,7 @@ async def enqueue_paths(
         await api.store.create_batch(
             Batch(
                 batch_id=batch_id,
-                name=batch_name or job_type,
+                name=batch_name or _default_batch_name(paths, job_type),
                 total_jobs=len(report.job_ids),
                 job_type=job_type,
             )
