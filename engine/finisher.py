@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from engine.models import Outcome, utcnow
@@ -57,6 +58,9 @@ class Finisher:
         self._wake.set()
         return await fut
 
+    async def _finish_batch(self, batch: list[tuple[str, str, Outcome]]) -> list[bool]:
+        return await self._store.finish_many(batch, now=utcnow())
+
     async def run(self) -> None:
         while True:
             await self._wake.wait()
@@ -64,12 +68,9 @@ class Finisher:
             items, self._queue = self._queue, []
             if not items:
                 continue
+            batch = [(j, t, o) for j, t, o, _ in items]
             try:
-                results = await retrying(
-                    lambda: self._store.finish_many(
-                        [(j, t, o) for j, t, o, _ in items], now=utcnow()
-                    )
-                )
+                results = await retrying(partial(self._finish_batch, batch))
             except Exception as exc:  # noqa: BLE001 - reported to each waiting job
                 for *_, fut in items:
                     if not fut.done():

@@ -27,7 +27,7 @@ import inspect
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pymongo.errors import OperationFailure
 
@@ -180,7 +180,7 @@ def fix_legacy_logs(doc: dict[str, Any]) -> None:
 def as_datetime(value: Any) -> datetime | None:
     """A datetime from whatever a backend returned for one (None stays None)."""
     if value is None or isinstance(value, datetime):
-        return fix_datetimes(value)
+        return cast("datetime | None", fix_datetimes(value))
     if isinstance(value, str):
         parsed = _parse_text_datetime(value)
         return parsed if isinstance(parsed, datetime) else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
@@ -229,7 +229,7 @@ def plain(raw: Mapping[str, Any], datetimes: Sequence[str] = ()) -> dict[str, An
     doc = compat.fix_datetimes(dict(raw))
     doc.pop("_id", None)
     compat.parse_text_datetimes(doc, datetimes)
-    return doc
+    return cast("dict[str, Any]", doc)
 
 
 def to_job(raw: Mapping[str, Any]) -> Job:

@@ -163,4 +163,4 @@ async def delete_logs(logs: Any, older_than: datetime) -> int:
         res = await logs.delete_many({"_id": {"$in": ids}})
         total += res.deleted_count
         if res.deleted_count == 0 or len(ids) < LOG_CHUNK:
-            return total
+            return int(total)

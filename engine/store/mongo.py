@@ -72,7 +72,7 @@ class MongoStore(Store):
         logs: str = "job_logs",
         workers: str = "workers",
         client: object | None = None,
-        event_listeners: list | None = None,
+        event_listeners: list[Any] | None = None,
         server_selection_timeout_ms: int = 5000,
         logs_ttl_seconds: float | None = None,
     ) -> None:
@@ -288,7 +288,7 @@ class MongoStore(Store):
             {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
             {"$set": {"progress": progress.model_dump(mode="json"), "updated_at": utcnow()}},
         )
-        return res.matched_count == 1
+        return bool(res.matched_count == 1)
 
     async def finish(
         self,
@@ -304,7 +304,7 @@ class MongoStore(Store):
             [docs.overdue(now)] if only_if_overdue else [],
         )
         res = await self._jobs.update_one(flt, docs.finish_update(outcome, now))
-        return res.matched_count == 1
+        return bool(res.matched_count == 1)
 
     async def finish_many(
         self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
@@ -400,7 +400,7 @@ class MongoStore(Store):
             {**scope, "status": JobStatus.PROCESSING.value},
             {"$set": {"cancel_requested": True, "updated_at": now}},
         )
-        return pending.matched_count + running.matched_count
+        return int(pending.matched_count + running.matched_count)
 
     async def retry_jobs(
         self,
@@ -416,7 +416,7 @@ class MongoStore(Store):
             docs.scope(job_id, batch_id), [docs.one_of("status", [s.value for s in statuses])]
         )
         res = await self._jobs.update_many(flt, {"$set": docs.retry_set(now)})
-        return res.matched_count
+        return int(res.matched_count)
 
     async def pending_job_types(self) -> dict[str, int]:
         rows = await compat.aggregate(
