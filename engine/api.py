@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.models import (
-    TERMINAL,
     Batch,
     BatchSummary,
     Job,
@@ -281,10 +280,6 @@ def legacy_log_entries(job: Job) -> list[LogEntry]:
         except ValueError:
             out.append(LogEntry(job_id=job.job_id, message=str(raw.get("message", "")), seq=i))
     return out
-
-
-def is_terminal(status: str) -> bool:
-    return status in {s.value for s in TERMINAL}
 
 
 def hostname() -> str:

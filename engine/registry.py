@@ -90,7 +90,7 @@ class Registry:
                     concurrency=concurrency,
                     backoff_base=backoff_base,
                     backoff_max=backoff_max,
-                    description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+                    description=((fn.__doc__ or "").strip().splitlines() or [""])[0],
                 )
             )
             return fn

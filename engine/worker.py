@@ -88,8 +88,8 @@ class Engine:
         self.worker_id = worker_id or f"{hostname()}:{os.getpid()}:{new_id()[:6]}"
         self.api = OperatorAPI(store, self.registry, engine=self)
         self.logs = LogSink(store)
-        self.running: dict[str, Job] = {}
         self._jobs: dict[str, _Running] = {}
+        self._start_mono = time.monotonic()  # reset by start(); throughput's time base
         self._wake = asyncio.Event()
         self._finisher = Finisher(store)
         self._poke = asyncio.Event()
@@ -115,6 +115,11 @@ class Engine:
     # -- public surface ----------------------------------------------------------
 
     @property
+    def running(self) -> dict[str, Job]:
+        """The jobs running in this process, by id."""
+        return {job_id: r.job for job_id, r in self._jobs.items()}
+
+    @property
     def paused(self) -> bool:
         return self._paused
 
@@ -138,12 +143,7 @@ class Engine:
         """Jobs finished per second by this engine over the last ``window`` seconds."""
         now = time.monotonic()
         n = sum(1 for t in self._finished_times if now - t <= window)
-        span = (
-            min(window, max(now - self._start_mono, 1e-3))
-            if hasattr(self, "_start_mono")
-            else window
-        )
-        return n / span
+        return n / min(window, max(now - self._start_mono, 1e-3))
 
     def pool(self) -> ProcessPool:
         """The warm process pool for CPU work, started on first use."""
@@ -291,7 +291,6 @@ class Engine:
         )
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r
-        self.running[job.job_id] = job
         self.claims += 1
         r.task = asyncio.create_task(self._run_job(r), name=f"job-{job.job_id}")
 
@@ -315,7 +314,6 @@ class Engine:
         finally:
             r.ctx.close()
             self._jobs.pop(job.job_id, None)
-            self.running.pop(job.job_id, None)
             self._finished_times.append(time.monotonic())
             self._slot_free.set()
             if not self._stopping:

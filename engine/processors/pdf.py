@@ -305,9 +305,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             min_part=1 if scanned else MIN_PAGES_PER_PART,
         )
         await ctx.progress(0.0, "transcribe", f"0/{n} pages")
-        records = await _run_parts(
-            ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe"
-        )
+        records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
     ocr_pages = [r["page"] for r in records if r["ocr"]]
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
