@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,7 +121,15 @@ class JobtuiApp(App[int]):
 
     def start_refreshing(self) -> None:
         """Called by the main screen once its tables exist."""
+        # What is alive now (modules, widgets, themes, the engine) lives as long as the
+        # console. Frozen, the cyclic collector's full passes walk only what refreshes
+        # allocate: unfrozen they walked ~100,000 objects and paused the loop 25-45 ms.
+        gc.collect()
+        gc.freeze()
         self.run_worker(self._refresh_loop(), name="refresh", group="refresh", exclusive=True)
+
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # an app run inside a longer process (tests) gives it back
 
     def _load_themes(self) -> None:
         loaded = theme_files.load_themes(self.theme_dirs)

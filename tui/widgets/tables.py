@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 Cells = tuple[Any, ...]
+CELL_CACHE_LIMIT = 64  # rendered variants kept per row (cursor, hover, width, style)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -36,6 +40,12 @@ class KeyedTable(DataTable[Any]):
         self._cells: dict[str, Cells] = {}
         self._order: list[str] = []
         self.updates = 0  # cells written by the last sync (tests and the benchmark read it)
+        # Rendered cells that outlive DataTable's own cache: DataTable keys its cache on
+        # a counter that every update_cell bumps, so one changed duration re-rendered
+        # every visible cell through Rich (most of a refresh's paint time). Here a cell
+        # is re-rendered only when its value object, place, width or style changed.
+        self._rendered: dict[Any, dict[tuple[Any, ...], tuple[Any, Any]]] = {}
+        self._lines: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...], Strip]] = {}
 
     def on_mount(self) -> None:
         for label, key, width in self._column_spec:
@@ -54,6 +64,152 @@ class KeyedTable(DataTable[Any]):
             return False
         self.move_cursor(row=index)
         return True
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> Any:
+        if row_index < 0 or column_index < 0:  # header and label cells: DataTable's way
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        value = self._data[row_key][column_key]
+        key = (
+            column_key,
+            row_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        row_cache = self._rendered.setdefault(row_key.value, {})
+        hit = row_cache.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        lines = self._render_text_cell(
+            value, row_index, column_index, base_style, width, cursor, hover
+        )
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        if len(row_cache) >= CELL_CACHE_LIMIT:
+            row_cache.clear()
+        row_cache[key] = (value, lines)
+        return lines
+
+    def _render_text_cell(
+        self,
+        value: Any,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> list[list[Segment]] | None:
+        """A one-line ``Text`` cell drawn straight to segments, the same ones DataTable
+        gets from ``Styled(Padding(text))`` through Rich's console (7x faster here); None
+        for anything else (multi-line, justified, tabs, rows taller than one line)."""
+        if (
+            not isinstance(value, Text)
+            or value.justify is not None
+            or value.overflow is not None
+            or "\n" in value.plain
+            or "\t" in value.plain
+            or self.rows[self._row_locations.get_key(row_index)].height != 1
+        ):
+            return None
+        pad = self.cell_padding
+        if width < 2 * pad:
+            return None
+        console = self.app.console
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            row_index < self.fixed_rows or column_index < self.fixed_columns,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index})
+        if value.spans or not value.style:
+            body = list(value.render(console, end=""))
+        else:  # Text.render leaves a span-less text's own style to its caller
+            body = [Segment(value.plain, console.get_style(value.style, default=Style.null()))]
+        line = [
+            Segment(" " * pad),
+            *Segment.adjust_line_length(body, width - 2 * pad),
+            Segment(" " * pad),
+        ]
+        return [list(Segment.apply_style(line, pre_style + component_style, post_style))]
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        """A line whose row's cell values (by identity), place, cursor and style are as
+        when it was last drawn is not drawn again; DataTable would, after any update."""
+        try:
+            row_key, line_in_row = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        if row_key is self._header_row_key:
+            values = tuple(column.label for column in self.ordered_columns)
+        elif row_key in self._data:
+            values = tuple(self._data[row_key].values())
+        else:
+            return super()._render_line(y, x1, x2, base_style)
+        key = (
+            y,
+            line_in_row,
+            x1,
+            x2,
+            self.size.width,
+            tuple(column.get_render_width(self) for column in self.ordered_columns),
+            self.cursor_coordinate,
+            self.hover_coordinate,
+            base_style,
+            self.cursor_type,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        hit = self._lines.get(row_key.value)
+        if (
+            hit is not None
+            and hit[0] == key
+            and len(hit[1]) == len(values)
+            and all(a is b for a, b in zip(hit[1], values, strict=True))
+        ):
+            return hit[2]
+        strip = super()._render_line(y, x1, x2, base_style)
+        self._lines[row_key.value] = (key, values, strip)
+        return strip
+
+    def _drop_dead_renders(self) -> None:
+        """DataTable's caches are keyed on its update counter, so after an update every
+        entry in them is dead until evicted (thousands of segment lists that only the
+        cyclic GC walks); drop them at once. Our per-row cache survives."""
+        self._cell_render_cache.clear()
+        self._row_render_cache.clear()
+        self._row_renderable_cache.clear()
+        self._line_cache.clear()
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._rendered.clear()
+        self._lines.clear()
+
+    def notify_style_update(self) -> None:
+        self._rendered.clear()
+        self._lines.clear()
+        super().notify_style_update()
 
     def forget(self) -> None:
         """Drop every row (used when a theme change must recolour every cell)."""
@@ -102,6 +258,12 @@ class KeyedTable(DataTable[Any]):
                             self.updates += 1
                 self._cells[key] = cells
             self._order = wanted
+            for key in set(self._rendered) - set(wanted):
+                del self._rendered[key]
+            for key in set(self._lines) - set(wanted) - {None}:
+                del self._lines[key]
+            if self.updates:
+                self._drop_dead_renders()
             if selected is not None and selected in self._cells:
                 index = wanted.index(selected)
                 if index != self.cursor_row:
