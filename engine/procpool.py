@@ -7,6 +7,15 @@ runs on one known process; cancelling the awaiting coroutine kills that process
 import and first-document page faults are paid once) and are recycled after
 ``max_tasks`` tasks so caches cannot grow without bound over a long batch.
 
+Each process holds up to ``depth`` tasks (default 2): the next one is already in its
+pipe when the current one ends, so it never waits for this process (busy with the
+event loop, the store, other threads) to hand it work. A queued task is taken back
+from its process when another one goes idle, or when it is cancelled. Whether a
+queued task has started is known without asking the process: each process writes the
+id of the task it starts to shared memory (ids only grow), and checks for "skip"
+messages after that write and before running the task. So the pool sends "skip",
+then reads the id: a smaller id means the task has not started and never will there.
+
 Processes start with ``forkserver``: forking a process that runs Textual's threads
 and an event loop could copy held locks. Only module-level functions run here
 (registered code; nothing named by the database).
@@ -15,12 +24,15 @@ and an event loop could copy held locks. Only module-level functions run here
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import multiprocessing as mp
 import os
+import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,38 +40,81 @@ log = logging.getLogger(__name__)
 
 
 class RemoteError(Exception):
-    """A task raised something that could not be pickled back; carries its traceback."""
+    """A task raised something that could not be pickled back (its traceback is the
+    message), or its process died under it."""
 
 
-def _serve(conn: Connection, initializer: Callable[[], None] | None) -> None:
+def _serve(conn: Connection, started: Any, initializer: Callable[[], None] | None) -> None:
+    """A worker process: run tasks in the order they arrive, skipping taken-back ones."""
     if initializer is not None:
         initializer()
+    queue: deque[tuple[int, Callable[..., Any], tuple[Any, ...]]] = deque()
+    skipped: set[int] = set()
+
+    def take(msg: Any) -> bool:
+        if msg is None:
+            return False
+        if msg[0] == "skip":
+            skipped.add(msg[1])
+        else:
+            queue.append(msg[1:])
+        return True
+
     while True:
         try:
-            msg = conn.recv()
+            if not queue:
+                if not take(conn.recv()):
+                    return
+                continue
+            task_id, fn, args = queue.popleft()
+            started.value = task_id  # first: the pool reads it after sending "skip"
+            while conn.poll():
+                if not take(conn.recv()):
+                    return
         except (EOFError, OSError):
             return
-        if msg is None:
-            return
-        fn, args = msg
+        if task_id in skipped:
+            skipped.discard(task_id)
+            continue
+        skipped = {i for i in skipped if i > task_id}  # skips of tasks already run
         try:
-            reply: tuple[str, Any] = ("ok", fn(*args))
+            reply: tuple[int, str, Any] = (task_id, "ok", fn(*args))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the caller
-            reply = ("err", exc)
+            reply = (task_id, "err", exc)
         try:
             conn.send(reply)
-        except Exception:  # noqa: BLE001 - unpicklable exception: send its text instead
-            conn.send(("err", RemoteError("".join(traceback.format_exception(reply[1])))))
+        except OSError:
+            return
+        except Exception:  # noqa: BLE001 - unpicklable result or exception: send its text
+            text = "".join(traceback.format_exception(reply[2])) if reply[1] == "err" else ""
+            conn.send((task_id, "err", RemoteError(text or "the task's result cannot be pickled")))
+
+
+class _Task:
+    __slots__ = ("args", "fn", "future", "id", "slot")
+
+    def __init__(self, task_id: int, fn: Callable[..., Any], args: tuple[Any, ...], fut: Any):
+        self.id = task_id
+        self.fn = fn
+        self.args = args
+        self.future: asyncio.Future[Any] = fut
+        self.slot: _Slot | None = None
 
 
 class _Slot:
+    """One worker process, its pipe, and the tasks sent to it (oldest first)."""
+
     def __init__(self, ctx: Any, initializer: Callable[[], None] | None) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
-        self.proc = ctx.Process(target=_serve, args=(child, initializer), daemon=True)
+        self.started = ctx.Value("q", 0, lock=False)  # id of the task it last started
+        self.proc = ctx.Process(target=_serve, args=(child, self.started, initializer), daemon=True)
         self.proc.start()
         child.close()
         self.tasks = 0
+        self.inflight: dict[int, _Task] = {}
+        self.retiring = False
+        self.gone = False  # killed or retired: its replies and its death are ignored
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -68,10 +123,8 @@ class _Slot:
         self.conn.close()
 
     def retire(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.conn.send(None)
-        except OSError:
-            pass
         self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.kill()
@@ -86,63 +139,247 @@ class ProcessPool:
         size: int | None = None,
         *,
         max_tasks: int = 500,
+        depth: int = 2,
         initializer: Callable[[], None] | None = None,
         start_method: str = "forkserver",
     ) -> None:
         self.size = max(1, size or os.cpu_count() or 1)
         self.max_tasks = max_tasks
+        self.depth = max(1, depth)
         self._initializer = initializer
         self._ctx = mp.get_context(start_method)
-        self._idle: list[_Slot] = []
-        self._started = 0
-        self._sem = asyncio.Semaphore(self.size)
-        # One waiting thread per busy process: recv() blocks, the event loop must not.
-        self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="jobtui-procpool")
+        self._slots: list[_Slot] = []
+        self._spawning = 0
+        self._pending: deque[_Task] = deque()  # not sent to any process yet
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @property
     def processes(self) -> list[int]:
-        return [s.proc.pid for s in self._idle if s.proc.pid is not None]
+        """Pids of the processes that are idle now (no task sent to them)."""
+        return [
+            s.proc.pid
+            for s in self._slots
+            if not s.inflight and not s.gone and s.proc.pid is not None
+        ]
+
+    @property
+    def running(self) -> list[int]:
+        """Pids of the processes running one of our tasks now (not merely holding one)."""
+        return [
+            s.proc.pid
+            for s in self._slots
+            if not s.gone and s.proc.pid is not None and s.started.value in s.inflight
+        ]
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
             raise RuntimeError("process pool is closed")
-        async with self._sem:
-            slot = self._idle.pop() if self._idle else await self._spawn()
-            try:
-                slot.conn.send((fn, args))
-                status, value = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, slot.conn.recv
-                )
-            except BaseException:
-                # Cancelled (or the process died): the process may still be busy
-                # with this task, so it is killed, never reused.
-                await asyncio.get_running_loop().run_in_executor(None, slot.kill)
-                raise
-            slot.tasks += 1
-            if slot.tasks >= self.max_tasks:
-                await asyncio.get_running_loop().run_in_executor(None, slot.retire)
-            else:
-                self._idle.append(slot)
-        if status == "err":
-            raise value
-        return value
-
-    async def _spawn(self) -> _Slot:
-        self._started += 1
-        return await asyncio.get_running_loop().run_in_executor(
-            None, _Slot, self._ctx, self._initializer
-        )
+        self._loop = asyncio.get_running_loop()
+        task = _Task(next(self._ids), fn, args, self._loop.create_future())
+        self._pending.append(task)
+        self._pump()
+        try:
+            return await task.future
+        except asyncio.CancelledError:
+            slot = self._withdraw(task)
+            if slot is not None:
+                # It runs now: its process is killed (and gone before we return).
+                await self._loop.run_in_executor(None, self._kill, slot)
+            raise
 
     async def warm(self, n: int | None = None) -> None:
         """Start processes ahead of the first task (so its timing is not a cold start)."""
-        need = min(self.size, n or self.size) - len(self._idle)
-        slots = await asyncio.gather(*(self._spawn() for _ in range(max(0, need))))
-        self._idle.extend(slots)
+        self._loop = asyncio.get_running_loop()
+        need = min(self.size, n or self.size) - len(self._slots) - self._spawning
+        await asyncio.gather(*(self._spawn() for _ in range(max(0, need))))
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
+        for task in self._pending:
+            task.future.cancel()
+        self._pending.clear()
+        slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.gone = True
+            for task in slot.inflight.values():
+                task.future.cancel()
+            slot.inflight.clear()
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, s.retire) for s in idle))
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*(loop.run_in_executor(None, s.retire) for s in slots))
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send pending tasks to the least busy processes; start processes as needed."""
+        while self._pending:
+            task = self._pending[0]
+            if task.future.done():  # cancelled while it waited
+                self._pending.popleft()
+                continue
+            open_slots = [s for s in self._slots if not s.retiring and len(s.inflight) < self.depth]
+            if not any(not s.inflight for s in open_slots):
+                if len(self._slots) + self._spawning < self.size and self._spawning < len(
+                    self._pending
+                ):
+                    # A new process beats queueing behind a busy one.
+                    self._spawning += 1
+                    assert self._loop is not None
+                    self._loop.create_task(self._spawn(counted=True))
+                    continue
+                if self._spawning:
+                    return  # the process starting takes the next task
+            if not open_slots:
+                return
+            slot = min(open_slots, key=lambda s: len(s.inflight))
+            self._pending.popleft()
+            try:
+                slot.conn.send(("task", task.id, task.fn, task.args))
+            except (OSError, ValueError):
+                self._pending.appendleft(task)  # the process is gone; its end is handled
+                slot.retiring = True
+                continue
+            except Exception as exc:  # noqa: BLE001 - unpicklable arguments
+                task.future.set_exception(exc)
+                continue
+            task.slot = slot
+            slot.inflight[task.id] = task
+
+    async def _spawn(self, counted: bool = False) -> None:
+        if not counted:
+            self._spawning += 1
+        loop = asyncio.get_running_loop()
+        try:
+            slot = await loop.run_in_executor(None, _Slot, self._ctx, self._initializer)
+        except Exception as exc:
+            log.exception("cannot start a worker process")
+            if not self._slots:  # nothing could ever run the waiting tasks
+                for task in self._pending:
+                    if not task.future.done():
+                        task.future.set_exception(exc)
+                self._pending.clear()
+            return
+        finally:
+            self._spawning -= 1
+        if self._closed:
+            await loop.run_in_executor(None, slot.retire)
+            return
+        self._slots.append(slot)
+        threading.Thread(
+            target=self._read, args=(slot, loop), name="jobtui-procpool", daemon=True
+        ).start()
+        self._pump()
+        if not slot.inflight:
+            self._steal(slot)
+            self._pump()
+
+    def _read(self, slot: _Slot, loop: asyncio.AbstractEventLoop) -> None:
+        """A thread per process: its replies, then its end, handed to the event loop."""
+        while True:
+            try:
+                msg = slot.conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # noqa: BLE001 - a reply that cannot be unpickled
+                msg = (slot.started.value, "err", exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(self._reply, slot, msg)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._ended, slot)
+
+    def _reply(self, slot: _Slot, msg: tuple[int, str, Any]) -> None:
+        task_id, status, value = msg
+        task = slot.inflight.pop(task_id, None)
+        slot.tasks += 1
+        if task is not None and not task.future.done():
+            if status == "ok":
+                task.future.set_result(value)
+            else:
+                task.future.set_exception(value)
+        if slot.tasks >= self.max_tasks and not slot.gone:
+            slot.retiring = True  # recycled: caches cannot grow without bound
+        if slot.gone:
+            return
+        if slot.retiring and not slot.inflight:
+            self._drop(slot)
+            assert self._loop is not None
+            self._loop.run_in_executor(None, slot.retire)
+        elif not slot.inflight and not slot.retiring:
+            self._steal(slot)
+        self._pump()
+
+    def _ended(self, slot: _Slot) -> None:
+        """The process's pipe closed. Unless we ended it, it died: the task it was
+        running fails, the ones queued behind go elsewhere."""
+        if slot.gone:
+            return
+        self._drop(slot)
+        code = slot.proc.exitcode
+        running = slot.started.value
+        for task in sorted(slot.inflight.values(), key=lambda t: t.id, reverse=True):
+            task.slot = None
+            if task.id == running and not task.future.done():
+                task.future.set_exception(
+                    RemoteError(f"the worker process died (exit code {code}) running this task")
+                )
+            else:
+                self._pending.appendleft(task)
+        slot.inflight.clear()
+        self._pump()
+
+    def _steal(self, idle: _Slot) -> None:
+        """An idle process takes a task queued behind a busy one, if it has not started."""
+        if self._pending:
+            return  # it gets a pending task instead
+        for slot in self._slots:
+            queued = sorted(slot.inflight)[1:] if slot is not idle else []
+            for task_id in reversed(queued):
+                task = slot.inflight[task_id]
+                if self._take_back(slot, task):
+                    self._pending.appendleft(task)
+                    return
+
+    def _take_back(self, slot: _Slot, task: _Task) -> bool:
+        """Withdraw a task from its process if it has not started there (and never will)."""
+        try:
+            slot.conn.send(("skip", task.id))
+        except (OSError, ValueError):
+            return False
+        if slot.started.value >= task.id:
+            return False  # started (or finished): its reply will come
+        del slot.inflight[task.id]
+        task.slot = None
+        return True
+
+    def _withdraw(self, task: _Task) -> _Slot | None:
+        """A cancelled task: drop it if queued; return its slot if it is running there."""
+        with contextlib.suppress(ValueError):
+            self._pending.remove(task)
+        slot = task.slot
+        if slot is None or task.id not in slot.inflight or slot.gone:
+            return None
+        if self._take_back(slot, task):
+            self._pump()
+            return None
+        if slot.started.value > task.id:
+            slot.inflight.pop(task.id, None)  # finished; its reply is on the way
+            return None
+        # Running: the process goes, the tasks behind it (not started) go elsewhere.
+        self._drop(slot)
+        for other in sorted(slot.inflight.values(), key=lambda t: t.id, reverse=True):
+            if other is not task and not other.future.done():
+                other.slot = None
+                self._pending.appendleft(other)
+        slot.inflight.clear()
+        self._pump()
+        return slot
+
+    def _drop(self, slot: _Slot) -> None:
+        slot.gone = True
+        with contextlib.suppress(ValueError):
+            self._slots.remove(slot)
+
+    @staticmethod
+    def _kill(slot: _Slot) -> None:
+        slot.kill()

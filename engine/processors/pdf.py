@@ -14,10 +14,8 @@ part, and the process pool kills the processes running them.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ from engine.errors import JobCancelled, JobFailed
 from engine.inputs import check_input_path, roots_of, safe_name
 from engine.models import ErrorCode
 from engine.processors import pdf_extract as px
+from engine.processors import pdf_output as po
 from engine.processors.pdf_markdown import structure_markdown
 from engine.registry import Registry
 
@@ -97,12 +96,17 @@ def split_pages(
     return [(s, min(s + size, pages)) for s in range(0, pages, size)]
 
 
-def output_stem(path: str, sha256: str) -> str:
-    """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
+def output_base(path: str) -> str:
+    """The readable part of an output name: the input's stem, safe and bounded."""
     stem = safe_name(Path(path).stem)  # a crafted name cannot leave the output dir
     while len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX_BYTES:
         stem = stem[:-1]
-    return f"{stem}-{sha256[:12]}"
+    return stem
+
+
+def output_stem(path: str, sha256: str) -> str:
+    """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
+    return f"{output_base(path)}-{sha256[:12]}"
 
 
 def _cores(ctx: JobContext | None = None) -> int:
@@ -122,11 +126,16 @@ def _cores(ctx: JobContext | None = None) -> int:
 
 
 async def _probe(
-    ctx: JobContext, p: PdfParams, sample: int = 0, extract: dict[str, Any] | None = None
+    ctx: JobContext,
+    p: PdfParams,
+    sample: int = 0,
+    extract: dict[str, Any] | None = None,
+    write_to: Path | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Absolute path and ``{pages, sha256, size, ...}``; bad input raises ``JobFailed``.
     With ``extract`` (options for ``extract_range``), a short text document comes back
-    with its ``records`` already extracted."""
+    with its ``records`` already extracted; with ``write_to`` as well, its transcript
+    is already written there (``written``: the two paths) and the records hold no text."""
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
     path = str(check_input_path(p.path, roots_of(ctx.settings)))
     if extract is None:
@@ -134,7 +143,17 @@ async def _probe(
     else:
         # A part size the job set itself is honoured: then every document is split.
         one_call = 0 if "pages_per_part" in p.model_fields_set else SINGLE_CALL_MAX_PAGES
-        info = await ctx.run_cpu(px.probe_and_extract, path, p.password, sample, extract, one_call)
+        output = None
+        if write_to is not None:
+            output = {
+                "out_dir": str(write_to),
+                "base": output_base(path),
+                "title": Path(path).name,
+                "languages": extract.get("languages", ""),
+            }
+        info = await ctx.run_cpu(
+            px.probe_and_extract, path, p.password, sample, extract, one_call, output
+        )
     if p.sha256 and p.sha256 != info["sha256"]:
         ctx.log(
             f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
@@ -199,24 +218,10 @@ async def _run_parts(
     return [rec for part in results for rec in (part or [])]
 
 
-def _atomic_write(path: Path, data: str) -> None:
-    # Readers never see half a file (rename). No fsync: it cost ~5 ms a file on small
-    # documents; a power cut may lose the newest outputs, as it may lose the embedded
-    # store's newest commits (WAL, synchronous=NORMAL). Crashes of the process lose nothing.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_files(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, make in files.items():
-        _atomic_write(path, make())
+        po.atomic_write(str(path), make())
 
 
 async def _write_outputs(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
@@ -272,29 +277,16 @@ def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
 # -- handlers ------------------------------------------------------------------------
 
 
-def transcript_markdown(title: str, records: list[dict[str, Any]]) -> str:
-    parts = [f"# {title}"]
-    for r in records:
-        text = r["text"].strip()
-        parts.append(f"## Page {r['page']}\n\n{text if text else '_(no text on this page)_'}")
-    return "\n\n".join(parts) + "\n"
-
-
-def transcript_json(doc: dict[str, Any]) -> str:
-    """The transcript as JSON, one page per line. ``indent=`` would be more uniform,
-    but it switches ``json`` to its pure-Python encoder: 7 ms of the console's CPU per
-    short document, stolen from the worker processes on a 2-core machine."""
-    head = json.dumps({k: v for k, v in doc.items() if k != "pages"}, ensure_ascii=False)
-    pages = ",\n".join(json.dumps(r, ensure_ascii=False) for r in doc["pages"])
-    return head[:-1] + (", " if len(head) > 2 else "") + f'"pages": [\n{pages}\n]}}\n'
-
-
 async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     """Text of every page in order; OCR where a page has no text layer."""
     t0 = time.monotonic()
-    path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0, extract=_ocr_opts(p))
+    out_dir = Path(ctx.output_dir).absolute()
+    path, info = await _probe(
+        ctx, p, PROBE_SAMPLE if p.ocr else 0, extract=_ocr_opts(p), write_to=out_dir
+    )
     sha, n = info["sha256"], info["pages"]
     records = info.pop("records", None)
+    written = info.pop("written", None)
     ranges: list[tuple[int, int]] = [(0, n)] if n else []
     if records is None:
         scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
@@ -317,23 +309,13 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             "warning",
         )
     failed = _log_page_errors(ctx, records)
-    stem = output_stem(path, sha)
-    out_dir = Path(ctx.output_dir).absolute()
-    md_path, json_path = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
-    doc = {
-        "source": path,
-        "sha256": sha,
-        "page_count": n,
-        "languages": p.languages,
-        "pages": records,
-    }
-    await _write_outputs(
-        out_dir,
-        {
-            md_path: lambda: transcript_markdown(Path(path).name, records),
-            json_path: lambda: transcript_json(doc),
-        },
-    )
+    if written is None:
+        # Assembled from parts here: a worker process encodes and writes it.
+        doc = po.transcript_doc(path, sha, n, p.languages, records)
+        written = await ctx.run_cpu(
+            po.write_transcript, str(out_dir), output_stem(path, sha), Path(path).name, doc
+        )
+    md_path, json_path = written
     chars = sum(r["chars"] for r in records)
     ctx.log(f"transcribed {n} pages, {chars} characters -> {md_path}")
     return {

@@ -188,15 +188,34 @@ def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
 
 
 def probe_and_extract(
-    path: str, password: str | None, sample: int, opts: dict[str, Any], max_pages: int
+    path: str,
+    password: str | None,
+    sample: int,
+    opts: dict[str, Any],
+    max_pages: int,
+    output: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``probe``, and for a short document without scans its text too, in one round trip
     to the worker process (the document stays open in between). ``records`` is set
-    when the text was extracted; otherwise the handler splits the work into parts."""
+    when the text was extracted; otherwise the handler splits the work into parts.
+
+    With ``output`` (``out_dir``, ``base``, ``title``, ``languages``) the transcript is
+    written here as well: ``written`` holds its paths and the records lose their text,
+    which then never crosses back to the handler's process."""
     info = probe(path, password, sample)
     scanned = opts.get("ocr") and (opts.get("force_ocr") or info.get("scans"))
     if info["pages"] <= max_pages and not scanned:
-        info["records"] = extract_range(path, 0, info["pages"], opts)
+        records = extract_range(path, 0, info["pages"], opts)
+        if output is not None:
+            from engine.processors.pdf_output import transcript_doc, write_transcript
+
+            sha = info["sha256"]
+            doc = transcript_doc(path, sha, info["pages"], output["languages"], records)
+            stem = f"{output['base']}-{sha[:12]}"
+            info["written"] = write_transcript(output["out_dir"], stem, output["title"], doc)
+            for rec in records:
+                del rec["text"]
+        info["records"] = records
     return info
 
 

@@ -1,0 +1,83 @@
+"""Writing a transcript: Markdown and JSON, atomically, from a worker process.
+
+Kept free of pydantic and the engine's models, like ``pdf_extract``: it runs in the
+worker processes, which then write a document's outputs right after extracting it.
+The text never travels back to the event loop's process, which on a busy machine
+competes with those workers for the same cores (measured: writing 300 transcripts
+from the console's process cost ~0.5 s of a 6 s folder run on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from typing import Any
+
+from engine.errors import JobFailed
+
+OUTPUT_ERROR = "OUTPUT_ERROR"
+
+
+def atomic_write(path: str, data: str) -> None:
+    """Readers never see half a file (rename). No fsync: it cost ~5 ms a file on small
+    documents; a power cut may lose the newest outputs, as it may lose the embedded
+    store's newest commits (WAL, synchronous=NORMAL). Crashes of a process lose nothing."""
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def transcript_markdown(title: str, records: list[dict[str, Any]]) -> str:
+    parts = [f"# {title}"]
+    for r in records:
+        text = r["text"].strip()
+        parts.append(f"## Page {r['page']}\n\n{text if text else '_(no text on this page)_'}")
+    return "\n\n".join(parts) + "\n"
+
+
+def transcript_json(doc: dict[str, Any]) -> str:
+    """The transcript as JSON, one page per line. ``indent=`` would be more uniform,
+    but it switches ``json`` to its pure-Python encoder (7 ms per short document)."""
+    head = json.dumps({k: v for k, v in doc.items() if k != "pages"}, ensure_ascii=False)
+    pages = ",\n".join(json.dumps(r, ensure_ascii=False) for r in doc["pages"])
+    return head[:-1] + (", " if len(head) > 2 else "") + f'"pages": [\n{pages}\n]}}\n'
+
+
+def transcript_doc(
+    source: str, sha256: str, pages: int, languages: str, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the JSON file holds."""
+    return {
+        "source": source,
+        "sha256": sha256,
+        "page_count": pages,
+        "languages": languages,
+        "pages": records,
+    }
+
+
+def write_transcript(out_dir: str, stem: str, title: str, doc: dict[str, Any]) -> tuple[str, str]:
+    """``<out_dir>/<stem>.md`` and ``.json``; their paths, or ``JobFailed(OUTPUT_ERROR)``."""
+    md_path = os.path.join(out_dir, f"{stem}.md")
+    json_path = os.path.join(out_dir, f"{stem}.json")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        atomic_write(md_path, transcript_markdown(title, doc["pages"]))
+        atomic_write(json_path, transcript_json(doc))
+    except OSError as exc:
+        raise JobFailed(
+            OUTPUT_ERROR,
+            f"cannot write output under {out_dir}: {exc.strerror or exc}",
+            {"output_dir": out_dir},
+        ) from None
+    return md_path, json_path

@@ -1,0 +1,133 @@
+"""The process pool: tasks queued two deep per process, taken back when another
+process goes idle or when cancelled, never run twice, and a dead process fails only
+the task it was running."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.procpool import ProcessPool, RemoteError
+from tests.util import wait_for
+
+
+def mark(folder: str, name: str, seconds: float = 0.0) -> int:
+    """Record that the task ran (one file per run), optionally after ``seconds``."""
+    if seconds:
+        time.sleep(seconds)
+    with open(os.path.join(folder, f"{name}.{time.monotonic_ns()}"), "w") as f:
+        f.write(str(os.getpid()))
+    return os.getpid()
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> int:
+    """Block until ``path`` exists (the test creates it); returns this process's pid."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def runs(folder: Path, name: str) -> int:
+    return sum(1 for p in folder.iterdir() if p.name.startswith(f"{name}."))
+
+
+@pytest.fixture
+async def pool():
+    p = ProcessPool(2, start_method="forkserver")
+    await p.warm()
+    yield p
+    await p.close()
+
+
+async def test_many_tasks_each_run_once_with_the_right_result(pool: ProcessPool, tmp_path: Path):
+    results = await asyncio.gather(*(pool.run(mark, str(tmp_path), f"t{i}") for i in range(40)))
+    assert len(set(results)) == 2  # both processes worked
+    assert all(runs(tmp_path, f"t{i}") == 1 for i in range(40))
+
+
+async def test_a_task_queued_behind_a_long_one_moves_to_the_idle_process(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    gate = str(tmp_path / "gate")
+    long_a = asyncio.create_task(pool.run(wait_for_file, gate))
+    short_b = asyncio.create_task(pool.run(mark, str(tmp_path), "b", 0.2))
+
+    async def both_busy() -> bool:
+        return not pool.processes
+
+    await wait_for(both_busy, what="both processes busy")
+    # Now both are busy: this one is queued behind one of them.
+    queued = asyncio.create_task(pool.run(mark, str(tmp_path), "q"))
+    # b ends after 0.2 s; q must not wait for the long task (which waits for the gate).
+    pid_q = await asyncio.wait_for(queued, 10)
+    pid_b = await short_b
+    assert runs(tmp_path, "q") == 1
+    Path(gate).touch()
+    pid_a = await long_a
+    assert pid_q != pid_a and pid_q == pid_b
+
+
+async def test_cancelling_a_queued_task_never_runs_it_and_keeps_the_process(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    gate = str(tmp_path / "gate")
+    blockers = [asyncio.create_task(pool.run(wait_for_file, gate)) for _ in range(2)]
+
+    async def both_busy() -> bool:
+        return not pool.processes
+
+    await wait_for(both_busy, what="both processes busy")
+    queued = [asyncio.create_task(pool.run(mark, str(tmp_path), f"q{i}")) for i in range(2)]
+    await asyncio.sleep(0)  # let them be sent to the busy processes
+    for task in queued:
+        task.cancel()
+    for task in queued:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    Path(gate).touch()
+    pids = await asyncio.gather(*blockers)
+    # The processes lived on (nobody killed them) and the cancelled tasks never ran.
+    after = await asyncio.gather(*(pool.run(mark, str(tmp_path), f"n{i}") for i in range(4)))
+    assert set(after) <= set(pids)  # no process was replaced
+    assert runs(tmp_path, "q0") == 0 and runs(tmp_path, "q1") == 0
+
+
+async def test_cancelling_a_running_task_kills_its_process_and_the_queue_behind_moves(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    gate = str(tmp_path / "gate")
+    running = [asyncio.create_task(pool.run(wait_for_file, gate)) for _ in range(2)]
+
+    async def both_busy() -> bool:
+        return not pool.processes
+
+    await wait_for(both_busy, what="both processes busy")
+    queued = [asyncio.create_task(pool.run(mark, str(tmp_path), f"q{i}")) for i in range(2)]
+    await asyncio.sleep(0)
+    running[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running[0]
+    # Its process is gone; the tasks queued behind it run elsewhere, exactly once.
+    Path(gate).touch()
+    await asyncio.wait_for(asyncio.gather(*queued), 20)
+    await running[1]
+    assert runs(tmp_path, "q0") == 1 and runs(tmp_path, "q1") == 1
+
+
+async def test_a_process_that_dies_fails_its_task_only(pool: ProcessPool, tmp_path: Path):
+    others = [asyncio.create_task(pool.run(mark, str(tmp_path), f"o{i}", 0.05)) for i in range(6)]
+    with pytest.raises(RemoteError, match="died"):
+        await pool.run(die)
+    await asyncio.gather(*others)
+    assert all(runs(tmp_path, f"o{i}") == 1 for i in range(6))
+    assert await pool.run(mark, str(tmp_path), "after")  # a new process took its place
