@@ -141,7 +141,7 @@ def run_engine(target: Path, work: Path, workers: int | None) -> tuple[float, di
     cmd = [
         sys.executable,
         "-m",
-        "tui.cli",
+        "tui",  # what the jobtui command runs
         "--store",
         str(store),
         "run",

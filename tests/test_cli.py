@@ -190,9 +190,18 @@ async def _swept(wd: object) -> bool:
 
 
 def test_module_entry_point_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "tui.cli", "--help"], capture_output=True,
-                         text=True, cwd=ROOT, timeout=60)
-    assert out.returncode == 0 and "worker" in out.stdout and "run" in out.stdout
+    for module in ("tui.cli", "tui"):  # python -m tui is what the jobtui command runs
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                             text=True, cwd=ROOT, timeout=60)
+        assert out.returncode == 0 and "worker" in out.stdout and "run" in out.stdout
+
+
+def test_launcher_starts_the_worker_server_only_for_commands_that_process() -> None:
+    from tui.launch import needs_workers
+
+    assert needs_workers(["run", "docs/"]) and needs_workers(["--store", "x.db", "worker"])
+    assert not needs_workers([]) and not needs_workers(["jobs"])
+    assert not needs_workers(["run", "--help"])
 
 
 def test_console_on_a_corrupt_store_file_is_a_clear_error(

@@ -234,6 +234,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
     if args.type not in registry:
         raise ConfigError("UNKNOWN_JOB_TYPE",
                           f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}")
+    if args.type.startswith("pdf."):
+        from engine.procpool import start_forkserver
+
+        start_forkserver()  # loads PyMuPDF in the background while the folder is scanned
 
     if getattr(args, "concurrency", None) is None and "concurrency" not in settings.model_fields_set:
         # A batch run wants every core busy: while one job waits on the store or
