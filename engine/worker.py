@@ -109,6 +109,7 @@ class Engine:
         #: expires old finished jobs and log lines (engine/retention.py); with the watchdog
         self.retention = RetentionSweep(store, self.settings) if run_watchdog else None
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
+        self._job_ended = asyncio.Event()  # a job of ours ended (its outcome is written)
         self.started_at = utcnow()
         self.claims = 0
 
@@ -208,11 +209,18 @@ class Engine:
         """Return once every job of the batch is terminal (wherever it ran).
 
         Asks for one unfinished job (an indexed ``find`` with limit 1) rather than
-        counting the batch, so a waiting ``jobtui run`` costs the store next to nothing.
+        counting the batch, so a waiting ``jobtui run`` costs the store next to nothing;
+        asks again every ``poll`` seconds, and at once when a job of this engine ends
+        and none of the batch's jobs runs here any more.
         """
         unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
-        while await self.store.list_jobs(unfinished, limit=1):
-            await asyncio.sleep(poll)
+        while True:
+            self._job_ended.clear()  # before asking: an end during the query wakes us
+            running_here = any(r.job.batch_id == batch_id for r in self._jobs.values())
+            if not running_here and not await self.store.list_jobs(unfinished, limit=1):
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._job_ended.wait(), poll)
 
     # -- claiming ----------------------------------------------------------------
 
@@ -315,6 +323,7 @@ class Engine:
             r.ctx.close()
             self._jobs.pop(job.job_id, None)
             self._finished_times.append(time.monotonic())
+            self._job_ended.set()
             self._slot_free.set()
             if not self._stopping:
                 self._wake.set()
