@@ -40,6 +40,7 @@ from engine.models import (
     new_id,
     utcnow,
 )
+from engine.processors import pdf_extract
 from engine.procpool import ProcessPool
 from engine.registry import JobType, Registry
 from engine.retention import RetentionSweep
@@ -150,7 +151,7 @@ class Engine:
         """The warm process pool for CPU work, started on first use."""
         if self._pool is None:
             self._pool = ProcessPool(
-                self.settings.cpu_workers or os.cpu_count() or 1, initializer=_warm_worker_process
+                self.settings.cpu_workers or os.cpu_count() or 1, initializer=pdf_extract.warm
             )
         return self._pool
 
@@ -463,9 +464,3 @@ class Engine:
                 paused=self._paused,
             )
         )
-
-
-def _warm_worker_process() -> None:
-    """Initializer of the CPU worker processes: pay PyMuPDF's import once per process."""
-    with contextlib.suppress(ImportError):
-        import pymupdf  # noqa: F401
