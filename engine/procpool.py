@@ -29,6 +29,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import threading
 import traceback
 from collections import deque
@@ -259,7 +260,9 @@ class ProcessPool:
             slot = min(open_slots, key=lambda s: len(s.inflight))
             self._pending.popleft()
             try:
-                slot.conn.send(("task", task.id, task.fn, task.args))
+                # Plain pickle: Connection.send's ForkingPickler copies its reducer
+                # table on every call, a cost paid on the event loop for each task.
+                slot.conn.send_bytes(pickle.dumps(("task", task.id, task.fn, task.args), -1))
             except (OSError, ValueError):
                 self._pending.appendleft(task)  # the process is gone; its end is handled
                 slot.retiring = True
