@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, ValidationError
 
@@ -84,6 +83,8 @@ _ENV_FIELDS = {
 
 
 def _from_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # only with a config file: ~25 ms of every command's start otherwise
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
