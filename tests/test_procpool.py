@@ -41,6 +41,13 @@ def runs(folder: Path, name: str) -> int:
     return sum(1 for p in folder.iterdir() if p.name.startswith(f"{name}."))
 
 
+async def _both_busy(pool: ProcessPool) -> None:
+    async def busy() -> bool:
+        return not pool.processes  # no idle process: each holds a task
+
+    await wait_for(busy, what="both processes busy")
+
+
 @pytest.fixture
 async def pool():
     p = ProcessPool(2, start_method="forkserver")
@@ -62,10 +69,7 @@ async def test_a_task_queued_behind_a_long_one_moves_to_the_idle_process(
     long_a = asyncio.create_task(pool.run(wait_for_file, gate))
     short_b = asyncio.create_task(pool.run(mark, str(tmp_path), "b", 0.2))
 
-    async def both_busy() -> bool:
-        return not pool.processes
-
-    await wait_for(both_busy, what="both processes busy")
+    await _both_busy(pool)
     # Now both are busy: this one is queued behind one of them.
     queued = asyncio.create_task(pool.run(mark, str(tmp_path), "q"))
     # b ends after 0.2 s; q must not wait for the long task (which waits for the gate).
@@ -83,10 +87,7 @@ async def test_cancelling_a_queued_task_never_runs_it_and_keeps_the_process(
     gate = str(tmp_path / "gate")
     blockers = [asyncio.create_task(pool.run(wait_for_file, gate)) for _ in range(2)]
 
-    async def both_busy() -> bool:
-        return not pool.processes
-
-    await wait_for(both_busy, what="both processes busy")
+    await _both_busy(pool)
     queued = [asyncio.create_task(pool.run(mark, str(tmp_path), f"q{i}")) for i in range(2)]
     await asyncio.sleep(0)  # let them be sent to the busy processes
     for task in queued:
@@ -108,10 +109,7 @@ async def test_cancelling_a_running_task_kills_its_process_and_the_queue_behind_
     gate = str(tmp_path / "gate")
     running = [asyncio.create_task(pool.run(wait_for_file, gate)) for _ in range(2)]
 
-    async def both_busy() -> bool:
-        return not pool.processes
-
-    await wait_for(both_busy, what="both processes busy")
+    await _both_busy(pool)
     queued = [asyncio.create_task(pool.run(mark, str(tmp_path), f"q{i}")) for i in range(2)]
     await asyncio.sleep(0)
     running[0].cancel()
