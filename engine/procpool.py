@@ -346,6 +346,10 @@ class ProcessPool:
         self._drop(slot)
         code = slot.proc.exitcode
         running = slot.started.value
+        if running not in slot.inflight and slot.tasks == 0 and slot.inflight:
+            # It died before running anything (its start-up failed): the oldest task
+            # fails, so a process that can never start cannot loop forever.
+            running = min(slot.inflight)
         for task in sorted(slot.inflight.values(), key=lambda t: t.id, reverse=True):
             task.slot = None
             if task.id == running and not task.future.done():

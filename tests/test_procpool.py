@@ -129,3 +129,17 @@ async def test_a_process_that_dies_fails_its_task_only(pool: ProcessPool, tmp_pa
     await asyncio.gather(*others)
     assert all(runs(tmp_path, f"o{i}") == 1 for i in range(6))
     assert await pool.run(mark, str(tmp_path), "after")  # a new process took its place
+
+
+def broken_start() -> None:
+    raise SystemExit(3)
+
+
+async def test_a_process_that_cannot_start_fails_tasks_instead_of_looping(tmp_path: Path):
+    pool = ProcessPool(1, initializer=broken_start)
+    try:
+        with pytest.raises(RemoteError, match="died"):
+            await asyncio.wait_for(pool.run(mark, str(tmp_path), "x"), 30)
+    finally:
+        await pool.close()
+    assert runs(tmp_path, "x") == 0
