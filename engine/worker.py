@@ -110,7 +110,9 @@ class Engine:
         #: expires old finished jobs and log lines (engine/retention.py); with the watchdog
         self.retention = RetentionSweep(store, self.settings) if run_watchdog else None
         self._finished_times: collections.deque[float] = collections.deque(maxlen=10_000)
-        self._job_ended = asyncio.Event()  # a job of ours ended (its outcome is written)
+        # Running here per batch; the event is set when a batch's last one here ends.
+        self._running_by_batch: collections.Counter[str | None] = collections.Counter()
+        self._batch_idle = asyncio.Event()
         self.started_at = utcnow()
         self.claims = 0
 
@@ -216,12 +218,12 @@ class Engine:
         """
         unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
         while True:
-            self._job_ended.clear()  # before asking: an end during the query wakes us
-            running_here = any(r.job.batch_id == batch_id for r in self._jobs.values())
+            self._batch_idle.clear()  # before asking: an end during the query wakes us
+            running_here = self._running_by_batch[batch_id] > 0
             if not running_here and not await self.store.list_jobs(unfinished, limit=1):
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._job_ended.wait(), poll)
+                await asyncio.wait_for(self._batch_idle.wait(), poll)
 
     # -- claiming ----------------------------------------------------------------
 
@@ -300,6 +302,7 @@ class Engine:
         )
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r
+        self._running_by_batch[job.batch_id] += 1
         self.claims += 1
         r.task = asyncio.create_task(self._run_job(r), name=f"job-{job.job_id}")
 
@@ -324,7 +327,10 @@ class Engine:
             r.ctx.close()
             self._jobs.pop(job.job_id, None)
             self._finished_times.append(time.monotonic())
-            self._job_ended.set()
+            self._running_by_batch[job.batch_id] -= 1
+            if self._running_by_batch[job.batch_id] <= 0:
+                del self._running_by_batch[job.batch_id]
+                self._batch_idle.set()
             self._slot_free.set()
             if not self._stopping:
                 self._wake.set()
