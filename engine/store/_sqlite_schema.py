@@ -186,10 +186,15 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _header(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    return app_id, version, tables
+    # One statement, so one snapshot: read as three, another process's first
+    # migration could commit in between (no application_id yet, but tables), and a
+    # fresh file would look like another application's.
+    app_id, version, tables = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version),"
+        " (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
+    return int(app_id), int(version), int(tables)
 
 
 def _check(conn: sqlite3.Connection, path: Path) -> None:
