@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from rich.text import Text
+from textual.color import Color, ColorParseError
 
 from engine.models import BatchSummary, Job, JobStatus
 
@@ -37,7 +38,16 @@ STATUS_ICON = {
 
 
 def colour(variables: Mapping[str, str], name: str) -> str:
-    return variables.get(name) or variables.get("foreground", "")
+    """A theme variable as a colour Rich can draw. Textual writes translucent ones
+    (``$foreground-muted`` is ``#RRGGBBAA``) that Rich cannot parse, so the cell would
+    lose its colour: they are laid over ``$background`` here, as Textual would."""
+    value = variables.get(name) or variables.get("foreground", "")
+    if (value.startswith("#") and len(value) == 9) or value.endswith("%"):
+        try:
+            return (Color.parse(variables.get("background", "#000000")) + Color.parse(value)).hex
+        except ColorParseError:
+            return variables.get("foreground", "")
+    return value
 
 
 def status_text(status: str, variables: Mapping[str, str]) -> Text:
