@@ -15,19 +15,22 @@ console's drop/paste use (through ``OperatorAPI.enqueue_paths``):
   duplicate with its status and not enqueued again, unless ``force`` (then the key
   gets a unique suffix). The store's unique dedupe key makes two enqueuers running
   at once safe: for each key exactly one insert wins.
-* Jobs are written in chunks of ``CHUNK`` with one bulk insert each, all in one
-  batch; the batch record is written last, with the number of jobs created.
+* Files are hashed largest first and their jobs written as they are hashed, in
+  chunks that grow from ``FIRST_CHUNK`` to ``CHUNK`` with one bulk insert each, all
+  in one batch: a running engine starts on the first ones while the rest are hashed.
+  The batch record is written last, with the number of jobs created.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import stat
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from engine.api import OperatorAPI
 
 CHUNK = 1000  # jobs per bulk insert
+FIRST_CHUNK = 16  # the first insert: small, so work can start while the rest is hashed
 HASH_THREADS = 4  # hashlib releases the GIL on large updates; I/O overlaps too
 HASH_BLOCK = 1 << 20
 EXAMPLES_PER_REASON = 3
@@ -197,40 +201,47 @@ def hash_file(path: str) -> str:
     return h.hexdigest()
 
 
-async def _hash_all(
-    scan: _Scan, on_progress: Callable[[int, int], None] | None
-) -> tuple[list[_Candidate], int]:
-    """Hash every candidate in threads; drop the unreadable (unless named explicitly)."""
+async def _hashed_in_order(
+    files: Sequence[_Candidate], scan: _Scan, on_progress: Callable[[int, int], None] | None
+) -> AsyncGenerator[_Candidate, None]:
+    """The candidates, hashed in threads (a bounded number at once), in their order;
+    the unreadable are dropped (unless named explicitly) and counted in ``scan``."""
     loop = asyncio.get_running_loop()
-    total = len(scan.files)
+    total = len(files)
     done = 0
     if on_progress:
         on_progress(0, total)
-    kept: list[_Candidate] = []
-    sem = asyncio.Semaphore(HASH_THREADS * 4)  # bounded in flight, not 10,000 futures
-
-    async def one(c: _Candidate, pool: ThreadPoolExecutor) -> None:
-        nonlocal done
-        async with sem:
-            try:
-                c.sha256 = await loop.run_in_executor(pool, hash_file, c.path)
-                kept.append(c)
-            except FileNotFoundError:
-                scan.skip("missing", c.path)  # deleted since the scan
-            except OSError:
-                if c.explicit:
-                    kept.append(c)  # its job will fail FILE_UNREADABLE, visibly
-                else:
-                    scan.skip("unreadable", c.path)
-            done += 1
-            if on_progress:
-                on_progress(done, total)
-
     with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="jobtui-hash") as pool:
-        await asyncio.gather(*(one(c, pool) for c in scan.files))
-    order = {id(c): i for i, c in enumerate(scan.files)}
-    kept.sort(key=lambda c: order[id(c)])  # back to walk order: the first copy wins
-    return kept, done
+        ahead: deque[tuple[_Candidate, asyncio.Future[str]]] = deque()
+        todo = iter(files)
+        try:
+            while True:
+                while len(ahead) < HASH_THREADS * 4:  # bounded: not 10,000 futures
+                    c = next(todo, None)
+                    if c is None:
+                        break
+                    ahead.append((c, loop.run_in_executor(pool, hash_file, c.path)))
+                if not ahead:
+                    return
+                c, fut = ahead.popleft()
+                try:
+                    c.sha256 = await fut
+                    keep = True
+                except FileNotFoundError:
+                    scan.skip("missing", c.path)  # deleted since the scan
+                    keep = False
+                except OSError:
+                    keep = c.explicit  # its job will fail FILE_UNREADABLE, visibly
+                    if not keep:
+                        scan.skip("unreadable", c.path)
+                done += 1
+                if on_progress:
+                    on_progress(done, total)
+                if keep:
+                    yield c
+        finally:
+            for _, fut in ahead:
+                fut.cancel()
 
 
 def _default_batch_name(paths: Sequence[str], job_type: str) -> str:
@@ -259,24 +270,17 @@ async def enqueue_paths(
     t0 = time.monotonic()
     params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
     scan = await asyncio.to_thread(scan_paths, list(paths), job_type, recursive)
-    files, hashed = await _hash_all(scan, on_progress)
-
-    unique: list[_Candidate] = []
-    by_hash: set[str] = set()
-    for c in files:
-        if c.sha256 is not None:
-            if c.sha256 in by_hash:
-                scan.skip("same_content", c.path)
-                continue
-            by_hash.add(c.sha256)
-        unique.append(c)
-    # Largest first: the batch ends sooner when the long documents start early.
-    unique.sort(key=lambda c: -c.size)
+    # Largest first: the batch ends sooner when the long documents start early. Hashed
+    # in that order and written in chunks that start small, so with an engine running
+    # (jobtui run, the console) the first documents start while the rest are hashed.
+    # The sort is stable: among copies of one content (one size) walk order is kept,
+    # and the first copy met wins.
+    files = sorted(scan.files, key=lambda c: -c.size)
 
     batch_id = new_id()
-    report = PathEnqueueReport(batch_id=None, found=scan.found, hashed=hashed)
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
+    report = PathEnqueueReport(batch_id=None, found=scan.found)
+
+    async def write(chunk: list[_Candidate]) -> None:
         plist, keys = [], []
         for c in chunk:
             p = {**params, "path": c.path}
@@ -295,6 +299,24 @@ async def enqueue_paths(
         report.duplicates.update(res.duplicates)
         path_of = dict(zip(keys, (c.path for c in chunk), strict=True))
         report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
+
+    by_hash: set[str] = set()
+    chunk: list[_Candidate] = []
+    size = min(FIRST_CHUNK, CHUNK)
+    async with contextlib.aclosing(_hashed_in_order(files, scan, on_progress)) as hashed:
+        async for c in hashed:
+            if c.sha256 is not None:
+                if c.sha256 in by_hash:
+                    scan.skip("same_content", c.path)
+                    continue
+                by_hash.add(c.sha256)
+            chunk.append(c)
+            if len(chunk) >= size:
+                await write(chunk)
+                chunk, size = [], min(size * 4, CHUNK)
+    if chunk:
+        await write(chunk)
+    report.hashed = len(files)
     if report.job_ids:
         # Written last, so its total is exact (job states remain the source of truth).
         await api.store.create_batch(

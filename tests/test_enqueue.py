@@ -179,6 +179,29 @@ async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tr
             await s.close()
 
 
+async def test_jobs_are_written_largest_first_in_growing_chunks(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "twelve"
+    folder.mkdir()
+    for i in range(12):  # f0 is the smallest, f11 the largest
+        (folder / f"f{i:02d}.pdf").write_bytes(b"%PDF-" + b"x" * (100 * i))
+    monkeypatch.setattr(enq, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(enq, "CHUNK", 100)
+    api = api_for(store)
+    calls: list[list[str]] = []
+    real = api.enqueue
+
+    async def spy(job_type: str, parameters: Any, **kw: Any) -> Any:
+        calls.append([Path(p["path"]).name for p in parameters])
+        return await real(job_type, parameters, **kw)
+
+    monkeypatch.setattr(api, "enqueue", spy)
+    rep = await api.enqueue_paths([str(folder)])
+    assert [len(c) for c in calls] == [2, 8, 2]  # a small first chunk, then 4x
+    assert [n for c in calls for n in c] == [f"f{i:02d}.pdf" for i in range(11, -1, -1)]
+    assert len(rep.job_ids) == 12 and rep.hashed == 12
+
+
 async def test_chunks_land_in_one_batch(store: Store, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "eight"

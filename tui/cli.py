@@ -247,14 +247,16 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
         start = time.monotonic()
-        # Start the CPU worker processes (PyMuPDF's import) while the folder is hashed.
+        # Start the CPU worker processes while the folder is scanned, and the engine
+        # before enqueueing: jobs are written as files are hashed, largest first, so
+        # the first documents run while the rest of the folder is still hashed.
         warming = (asyncio.create_task(engine.pool().warm())
                    if args.type.startswith("pdf.") else None)
-        report = await _enqueue(engine.api, args)
-        if warming is not None:
-            await warming
         await engine.start()
         try:
+            report = await _enqueue(engine.api, args)
+            if warming is not None:
+                await warming
             if report.batch_id:
                 await engine.wait_batch(report.batch_id)
         finally:
