@@ -143,3 +143,39 @@ async def test_a_process_that_cannot_start_fails_tasks_instead_of_looping(tmp_pa
     finally:
         await pool.close()
     assert runs(tmp_path, "x") == 0
+
+
+async def test_processes_are_recycled_after_max_tasks(tmp_path: Path) -> None:
+    pool = ProcessPool(1, max_tasks=3)
+    try:
+        pids = [await pool.run(mark, str(tmp_path), f"r{i}") for i in range(7)]
+    finally:
+        await pool.close()
+    assert len(set(pids)) == 3  # 3 + 3 + 1 tasks, a fresh process each time
+    assert all(runs(tmp_path, f"r{i}") == 1 for i in range(7))
+
+
+async def test_random_cancels_never_run_a_task_twice_and_lose_none(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    import random
+
+    rnd = random.Random(7)
+    tasks = {
+        f"t{i}": asyncio.create_task(pool.run(mark, str(tmp_path), f"t{i}", rnd.choice([0, 0.01])))
+        for i in range(60)
+    }
+    cancelled = set()
+    for name, task in tasks.items():
+        if rnd.random() < 0.3:
+            await asyncio.sleep(rnd.choice([0, 0.005]))
+            task.cancel()
+            cancelled.add(name)
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    for name, task in tasks.items():
+        n = runs(tmp_path, name)
+        if task.cancelled():
+            assert n <= 1, name  # taken back (0) or killed while running (0 or 1)
+        else:
+            assert n == 1 and task.result() > 0, name  # ran exactly once
+    assert sum(1 for t in tasks.values() if not t.cancelled()) >= 60 - len(cancelled)
