@@ -353,8 +353,9 @@ class ProcessPool:
         for task in sorted(slot.inflight.values(), key=lambda t: t.id, reverse=True):
             task.slot = None
             if task.id == running and not task.future.done():
+                how = f" (exit code {code})" if code is not None else ""
                 task.future.set_exception(
-                    RemoteError(f"the worker process died (exit code {code}) running this task")
+                    RemoteError(f"the worker process died{how} running this task")
                 )
             else:
                 self._pending.appendleft(task)
