@@ -14,7 +14,11 @@ The console is driven through "all jobs", the running batch, and pages 2 and 3.
 Target: no block over 50 ms; documents per refresh bounded by the visible rows plus
 a constant, whatever the number of jobs. The last line printed is one JSON object.
 
-    python bench/console_scale.py [--jobs 100000] [--refreshes 40]
+    python bench/console_scale.py [--jobs 100000] [--refreshes 40] [--pdf DIR]
+
+With ``--pdf DIR`` the running batch transcribes real PDFs, so the CPU worker
+processes compete with the console for the cores (their niceness is what keeps the
+console responsive then).
 """
 
 from __future__ import annotations
@@ -94,7 +98,9 @@ async def fill(store: SQLiteStore, n: int) -> None:
         await store.create_batch(batch)
 
 
-async def run(n_jobs: int, refreshes: int, folder: Path) -> dict[str, Any]:
+async def run(
+    n_jobs: int, refreshes: int, folder: Path, pdf_dir: Path | None = None
+) -> dict[str, Any]:
     from tui.app import JobtuiApp
     from tui.console import start_process_helpers
     from tui.widgets.tables import KeyedTable
@@ -111,9 +117,15 @@ async def run(n_jobs: int, refreshes: int, folder: Path) -> dict[str, Any]:
     settings = Settings(concurrency=8, poll_interval=0.1, output_dir=folder / "out")
     engine = Engine(raw, default_registry(), settings)
     await engine.start()
-    running = await engine.api.enqueue(
-        "sleep", [{"seconds": 0.3} for _ in range(400)], batch_name="running"
-    )
+    if pdf_dir is None:
+        running = await engine.api.enqueue(
+            "sleep", [{"seconds": 0.3} for _ in range(400)], batch_name="running"
+        )
+    else:  # real CPU work: the worker processes compete with the console for the cores
+        pdfs = sorted(str(p) for p in pdf_dir.rglob("*.pdf"))
+        running = await engine.api.enqueue(
+            "pdf.transcribe", [{"path": p} for p in pdfs], batch_name="running"
+        )
     # The console's own API over the counting store: the engine's commands are not counted.
     console_api = OperatorAPI(store, engine.registry, engine=engine)  # type: ignore[arg-type]
     app = JobtuiApp(api=console_api, engine=engine, settings=settings, refresh_interval=0.25)
@@ -205,7 +217,8 @@ async def run(n_jobs: int, refreshes: int, folder: Path) -> dict[str, Any]:
     docs = [w[3] for w in windows]
     commands = [w[2] for w in windows]
     return {
-        "jobs": n_jobs + 400,
+        "jobs": n_jobs + len(running.job_ids),
+        "workload": "pdf.transcribe" if pdf_dir else "sleep",
         "fill_s": round(fill_s, 1),
         "refreshes": len(windows),
         "visible_rows": visible_rows,
@@ -240,6 +253,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--refreshes", type=int, default=40)
     parser.add_argument(
+        "--pdf",
+        type=Path,
+        metavar="DIR",
+        help="the running batch transcribes the PDFs in DIR (default: 400 sleep jobs)",
+    )
+    parser.add_argument(
         "--compare",
         type=int,
         default=1_000,
@@ -250,7 +269,7 @@ def main() -> int:
     sizes = [args.jobs] + ([args.compare] if args.compare else [])
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            r = asyncio.run(run(n, args.refreshes, Path(tmp)))
+            r = asyncio.run(run(n, args.refreshes, Path(tmp), args.pdf))
         results[n] = r
         print(
             f"{r['jobs']:>7} jobs: {r['refreshes']} refreshes, longest single callback "

@@ -47,6 +47,9 @@ class Settings(BaseModel):
     shutdown_grace: float = Field(30.0, ge=0)
     output_dir: Path = Path("jobtui-output")
     cpu_workers: int | None = Field(None, ge=1)
+    # Added to the CPU worker processes' nice value: the engine's own process (its
+    # event loop, the console) keeps the CPU it needs while they use the rest.
+    cpu_niceness: int = Field(10, ge=0, le=19)
     types: list[str] | None = None  # job-type globs this engine serves (None: all)
     input_roots: list[Path] = Field(default_factory=list)  # empty: workers may read any path
     webhook_secret: str | None = None  # HMAC key for webhooks that carry no secret of their own
@@ -75,6 +78,7 @@ _ENV_FIELDS = {
     "lease_seconds": "LEASE_SECONDS",
     "output_dir": "OUTPUT_DIR",
     "cpu_workers": "CPU_WORKERS",
+    "cpu_niceness": "CPU_NICENESS",
     "webhook_secret": "WEBHOOK_SECRET",
     "retention_completed_days": "RETENTION_COMPLETED_DAYS",
     "retention_failed_days": "RETENTION_FAILED_DAYS",

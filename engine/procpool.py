@@ -66,8 +66,16 @@ class RemoteError(Exception):
     message), or its process died under it."""
 
 
-def _serve(conn: Connection, started: Any, initializer: Callable[[], None] | None) -> None:
+def _serve(
+    conn: Connection,
+    started: Any,
+    initializer: Callable[[], None] | None,
+    niceness: int = 0,
+) -> None:
     """A worker process: run tasks in the order they arrive, skipping taken-back ones."""
+    if niceness > 0:
+        with contextlib.suppress(OSError, AttributeError):  # AttributeError: not on Unix
+            os.nice(niceness)
     if initializer is not None:
         initializer()
     queue: deque[tuple[int, Callable[..., Any], tuple[Any, ...]]] = deque()
@@ -126,11 +134,13 @@ class _Task:
 class _Slot:
     """One worker process, its pipe, and the tasks sent to it (oldest first)."""
 
-    def __init__(self, ctx: Any, initializer: Callable[[], None] | None) -> None:
+    def __init__(self, ctx: Any, initializer: Callable[[], None] | None, niceness: int = 0) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.started = ctx.Value("q", 0, lock=False)  # id of the task it last started
-        self.proc = ctx.Process(target=_serve, args=(child, self.started, initializer), daemon=True)
+        self.proc = ctx.Process(
+            target=_serve, args=(child, self.started, initializer, niceness), daemon=True
+        )
         self.proc.start()
         child.close()
         self.tasks = 0
@@ -165,6 +175,7 @@ class ProcessPool:
         initializer: Callable[[], None] | None = None,
         start_method: str = "forkserver",
         preload: Sequence[str] = DEFAULT_PRELOAD,
+        niceness: int = 0,
     ) -> None:
         self.size = max(1, size or os.cpu_count() or 1)
         self.max_tasks = max_tasks
@@ -172,6 +183,7 @@ class ProcessPool:
         self._initializer = initializer
         self._start_method = start_method
         self._preload = tuple(preload)
+        self.niceness = niceness  # added to the workers' nice value (lower priority)
         self._ctx = mp.get_context(start_method)
         self._slots: list[_Slot] = []
         self._spawning = 0
@@ -280,7 +292,8 @@ class ProcessPool:
         try:
             if self._start_method == "forkserver":
                 await loop.run_in_executor(None, start_forkserver, self._preload)
-            slot = await loop.run_in_executor(None, _Slot, self._ctx, self._initializer)
+            ctx, init, nice = self._ctx, self._initializer, self.niceness
+            slot = await loop.run_in_executor(None, lambda: _Slot(ctx, init, nice))
         except Exception as exc:
             log.exception("cannot start a worker process")
             if not self._slots:  # nothing could ever run the waiting tasks

@@ -153,7 +153,9 @@ class Engine:
         """The warm process pool for CPU work, started on first use."""
         if self._pool is None:
             self._pool = ProcessPool(
-                self.settings.cpu_workers or os.cpu_count() or 1, initializer=pdf_extract.warm
+                self.settings.cpu_workers or os.cpu_count() or 1,
+                initializer=pdf_extract.warm,
+                niceness=self.settings.cpu_niceness,
             )
         return self._pool
 

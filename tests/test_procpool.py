@@ -179,3 +179,15 @@ async def test_random_cancels_never_run_a_task_twice_and_lose_none(
         else:
             assert n == 1 and task.result() > 0, name  # ran exactly once
     assert sum(1 for t in tasks.values() if not t.cancelled()) >= 60 - len(cancelled)
+
+
+def my_niceness() -> int:
+    return os.nice(0)
+
+
+async def test_workers_run_at_the_niceness_asked_for() -> None:
+    pool = ProcessPool(1, niceness=7)
+    try:
+        assert await pool.run(my_niceness) == os.nice(0) + 7
+    finally:
+        await pool.close()
