@@ -15,6 +15,8 @@ queued task has started is known without asking the process: each process writes
 id of the task it starts to shared memory (ids only grow), and checks for "skip"
 messages after that write and before running the task. So the pool sends "skip",
 then reads the id: a smaller id means the task has not started and never will there.
+An equal id is ambiguous (marked, but the "skip" may still be seen): the pool then
+waits, and the process answers either with the result or with "skipped".
 
 Processes start with ``forkserver``: forking a process that runs Textual's threads
 and an event loop could copy held locks. Only module-level functions run here
@@ -105,6 +107,12 @@ def _serve(
             return
         if task_id in skipped:
             skipped.discard(task_id)
+            # Said, because the pool may have read our mark for this task before we
+            # saw its "skip": then it still counts the task as running here.
+            try:
+                conn.send((task_id, "skipped", None))
+            except OSError:
+                return
             continue
         skipped = {i for i in skipped if i > task_id}  # skips of tasks already run
         try:
@@ -333,9 +341,15 @@ class ProcessPool:
     def _reply(self, slot: _Slot, msg: tuple[int, str, Any]) -> None:
         task_id, status, value = msg
         task = slot.inflight.pop(task_id, None)
-        slot.tasks += 1
+        if status != "skipped":
+            slot.tasks += 1
         if task is not None and not task.future.done():
-            if status == "ok":
+            if status == "skipped":
+                # Taken back, but the pool read the process's mark for it as "started"
+                # and kept waiting: it never ran, so it goes to another process now.
+                task.slot = None
+                self._pending.appendleft(task)
+            elif status == "ok":
                 task.future.set_result(value)
             else:
                 task.future.set_exception(value)
