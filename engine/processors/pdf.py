@@ -218,24 +218,6 @@ async def _run_parts(
     return [rec for part in results for rec in (part or [])]
 
 
-def _write_files(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path, make in files.items():
-        po.atomic_write(str(path), make())
-
-
-async def _write_outputs(out_dir: Path, files: dict[Path, Callable[[], str]]) -> None:
-    """Build and write the output files in a thread (big transcripts take a moment)."""
-    try:
-        await asyncio.to_thread(_write_files, out_dir, files)
-    except OSError as exc:
-        raise JobFailed(
-            ErrorCode.OUTPUT_ERROR,
-            f"cannot write output under {out_dir}: {exc.strerror or exc}",
-            {"output_dir": str(out_dir)},
-        ) from None
-
-
 def _page_list(pages: Sequence[int], limit: int = 20) -> str:
     shown = ", ".join(str(p) for p in pages[:limit])
     return shown + (f" and {len(pages) - limit} more" if len(pages) > limit else "")
@@ -354,7 +336,8 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
         text.append(structure_markdown(pages, Path(path).stem))
         return text[0]
 
-    await _write_outputs(out_dir, {md_path: build})
+    # Built and written in a thread (a big document's Markdown takes a moment).
+    await asyncio.to_thread(po.write_files, str(out_dir), {str(md_path): build})
     return {
         "pages": n,
         "chars": len(text[0]),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import JobFailed
-
-OUTPUT_ERROR = "OUTPUT_ERROR"
+from engine.processors.pdf_extract import ErrorCode
 
 
 def atomic_write(path: str, data: str) -> None:
@@ -66,18 +66,30 @@ def transcript_doc(
     }
 
 
+def write_files(out_dir: str, files: dict[str, Callable[[], str]]) -> None:
+    """Build each file's text and write it atomically under ``out_dir``; a folder or
+    file that cannot be written is ``JobFailed(OUTPUT_ERROR)`` (never retried)."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        for path, make in files.items():
+            atomic_write(path, make())
+    except OSError as exc:
+        raise JobFailed(
+            ErrorCode.OUTPUT_ERROR,
+            f"cannot write output under {out_dir}: {exc.strerror or exc}",
+            {"output_dir": out_dir},
+        ) from None
+
+
 def write_transcript(out_dir: str, stem: str, title: str, doc: dict[str, Any]) -> tuple[str, str]:
     """``<out_dir>/<stem>.md`` and ``.json``; their paths, or ``JobFailed(OUTPUT_ERROR)``."""
     md_path = os.path.join(out_dir, f"{stem}.md")
     json_path = os.path.join(out_dir, f"{stem}.json")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        atomic_write(md_path, transcript_markdown(title, doc["pages"]))
-        atomic_write(json_path, transcript_json(doc))
-    except OSError as exc:
-        raise JobFailed(
-            OUTPUT_ERROR,
-            f"cannot write output under {out_dir}: {exc.strerror or exc}",
-            {"output_dir": out_dir},
-        ) from None
+    write_files(
+        out_dir,
+        {
+            md_path: lambda: transcript_markdown(title, doc["pages"]),
+            json_path: lambda: transcript_json(doc),
+        },
+    )
     return md_path, json_path
