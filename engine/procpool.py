@@ -231,7 +231,7 @@ class ProcessPool:
             slot = self._withdraw(task)
             if slot is not None:
                 # It runs now: its process is killed (and gone before we return).
-                await self._loop.run_in_executor(None, self._kill, slot)
+                await self._loop.run_in_executor(None, slot.kill)
             raise
 
     async def warm(self, n: int | None = None) -> None:
@@ -440,7 +440,3 @@ class ProcessPool:
         slot.gone = True
         with contextlib.suppress(ValueError):
             self._slots.remove(slot)
-
-    @staticmethod
-    def _kill(slot: _Slot) -> None:
-        slot.kill()
