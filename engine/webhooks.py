@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.models import Job, JobFilter, JobStatus, Outcome, utcnow
+from engine.models import Job, Outcome, utcnow
 from engine.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -301,9 +301,7 @@ class Webhooks:
         hook = await self._batch_hook(batch_id)
         if not hook:
             return
-        # One indexed lookup (as Engine.wait_batch): is any job still to do?
-        unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
-        if await self.store.list_jobs(unfinished, limit=1):
+        if await self.store.batch_unfinished(batch_id):
             return
         summary = await self.store.get_batch(batch_id)
         if summary is None or not summary.finished:

@@ -32,7 +32,6 @@ from engine.models import (
     ErrorCode,
     Job,
     JobError,
-    JobFilter,
     JobStatus,
     LogEntry,
     Outcome,
@@ -218,11 +217,10 @@ class Engine:
         asks again every ``poll`` seconds, and at once when a job of this engine ends
         and none of the batch's jobs runs here any more.
         """
-        unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
         while True:
             self._batch_idle.clear()  # before asking: an end during the query wakes us
             running_here = self._running_by_batch[batch_id] > 0
-            if not running_here and not await self.store.list_jobs(unfinished, limit=1):
+            if not running_here and not await self.store.batch_unfinished(batch_id):
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._batch_idle.wait(), poll)

@@ -221,6 +221,12 @@ class Store(ABC):
         """One page of jobs ordered by ``(created_at, job_id)`` (descending when
         ``newest_first``), strictly after the keyset cursor ``after``."""
 
+    async def batch_unfinished(self, batch_id: str) -> bool:
+        """Whether any job of the batch is still pending or processing: one indexed
+        lookup of at most one job, not a count of the batch."""
+        unfinished = JobFilter(batch_id=batch_id, status=[JobStatus.PENDING, JobStatus.PROCESSING])
+        return bool(await self.list_jobs(unfinished, limit=1))
+
     @abstractmethod
     async def count_jobs(self, flt: JobFilter | None = None) -> dict[str, int]:
         """Counts by status of the jobs that match (missing statuses are absent)."""
