@@ -94,7 +94,7 @@ class KeyedTable(DataTable[Any]):
         if hit is not None and hit[0] is value:
             return hit[1]
         lines = self._render_text_cell(
-            value, row_index, column_index, base_style, width, cursor, hover
+            value, row_key, row_index, column_index, base_style, width, cursor, hover
         )
         if lines is None:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
@@ -106,6 +106,7 @@ class KeyedTable(DataTable[Any]):
     def _render_text_cell(
         self,
         value: Any,
+        row_key: Any,
         row_index: int,
         column_index: int,
         base_style: Style,
@@ -122,7 +123,7 @@ class KeyedTable(DataTable[Any]):
             or value.overflow is not None
             or "\n" in value.plain
             or "\t" in value.plain
-            or self.rows[self._row_locations.get_key(row_index)].height != 1
+            or self.rows[row_key].height != 1
         ):
             return None
         pad = self.cell_padding
