@@ -36,12 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.models import Batch, Job, JobStatus, utcnow
-from engine.registry import default_registry
-from engine.store.sqlite import SQLiteStore
-from engine.worker import Engine
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import Batch, Job, JobStatus, utcnow
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
 
 BATCH = 1000
 TICK = 0.005
@@ -101,9 +101,9 @@ async def fill(store: SQLiteStore, n: int) -> None:
 async def run(
     n_jobs: int, refreshes: int, folder: Path, pdf_dir: Path | None = None
 ) -> dict[str, Any]:
-    from tui.app import JobtuiApp
-    from tui.console import start_process_helpers
-    from tui.widgets.tables import KeyedTable
+    from jobtui.tui.app import JobtuiApp
+    from jobtui.tui.console import start_process_helpers
+    from jobtui.tui.widgets.tables import KeyedTable
 
     os.environ["JOBTUI_CONFIG_DIR"] = str(folder / "config")
     raw = SQLiteStore(folder / "jobs.db")

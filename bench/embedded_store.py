@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import Settings
-from engine.models import JobFilter
-from engine.registry import default_registry
-from engine.store.sqlite import SQLiteStore
-from engine.worker import Engine
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobFilter
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
 
 
 async def refresh_once(engine: Engine, batch_id: str) -> float:

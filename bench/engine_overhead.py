@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 
-from engine.config import Settings
-from engine.context import JobContext
-from engine.models import utcnow
-from engine.registry import default_registry
-from engine.store.mongo import MongoStore
-from engine.worker import Engine
+from jobtui.engine.config import Settings
+from jobtui.engine.context import JobContext
+from jobtui.engine.models import utcnow
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.worker import Engine
 from tests.nxserver import nx_server
 
 

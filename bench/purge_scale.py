@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.models import Batch, Job, JobStatus, LogEntry, Outcome
-from engine.store.sqlite import SQLiteStore
+from jobtui.engine.models import Batch, Job, JobStatus, LogEntry, Outcome
+from jobtui.engine.store.sqlite import SQLiteStore
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     BatchSummary,
     Job,
@@ -24,11 +24,11 @@ from engine.models import (
     WorkerInfo,
     utcnow,
 )
-from engine.registry import Registry
-from engine.store.base import JobCursor, Store
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.base import JobCursor, Store
 
 if TYPE_CHECKING:
-    from engine.worker import Engine
+    from jobtui.engine.worker import Engine
 
 WORKER_ALIVE_S = 30.0  # a worker whose heartbeat is older than this is shown as gone
 
@@ -140,9 +140,9 @@ class OperatorAPI:
     ) -> Any:
         """Scan files and folders, dedupe by content hash, enqueue one batch.
 
-        Returns an ``engine.enqueue.PathEnqueueReport``.
+        Returns an ``jobtui.engine.enqueue.PathEnqueueReport``.
         """
-        from engine.enqueue import enqueue_paths
+        from jobtui.engine.enqueue import enqueue_paths
 
         return await enqueue_paths(
             self,

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.context import JobContext
-from engine.registry import Registry
+from jobtui.engine.context import JobContext
+from jobtui.engine.registry import Registry
 
 
 class SleepParams(BaseModel):

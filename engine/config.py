@@ -15,8 +15,8 @@ from typing import Any
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, ValidationError
 
-from engine.errors import ConfigError
-from engine.uri import redact_uri
+from jobtui.engine.errors import ConfigError
+from jobtui.engine.uri import redact_uri
 
 ENV_PREFIX = "JOBTUI_"
 

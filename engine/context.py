@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import JobCancelled
-from engine.models import Job, LogEntry, Progress
+from jobtui.engine.errors import JobCancelled
+from jobtui.engine.models import Job, LogEntry, Progress
 
 if TYPE_CHECKING:
-    from engine.logsink import LogSink
-    from engine.procpool import ProcessPool
-    from engine.store.base import Store
+    from jobtui.engine.logsink import LogSink
+    from jobtui.engine.procpool import ProcessPool
+    from jobtui.engine.store.base import Store
 
 PROGRESS_MIN_INTERVAL = 1.0  # seconds between progress writes of one job
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config import Settings
-from engine.registry import Registry
-from engine.store.base import Store, StoreError
+from jobtui.engine.config import Settings
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.base import Store, StoreError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SKEW_WARN_S = 2.0  # more than this is worth fixing (NTP); more than lease/3 breaks leases
@@ -51,7 +51,7 @@ class Check:
 def default_languages() -> str:
     """The OCR languages PDF jobs use unless told otherwise (``pdf.transcribe``'s default)."""
     try:
-        from engine.processors.pdf import TranscribeParams
+        from jobtui.engine.processors.pdf import TranscribeParams
     except ImportError:  # PyMuPDF not installed: nothing will OCR
         return "deu+eng"
     return str(TranscribeParams.model_fields["languages"].default)
@@ -97,7 +97,7 @@ def clock_check(
 
 async def store_checks(store: Store, settings: Settings, registry: Registry) -> list[Check]:
     """Checks that need an opened store (after ``open`` succeeded)."""
-    from engine.api import OperatorAPI
+    from jobtui.engine.api import OperatorAPI
 
     info = await store.server_info()
     out: list[Check] = []
@@ -193,7 +193,7 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
 
 async def open_store_check(settings: Settings) -> tuple[Store | None, Check | None]:
     """Open the configured store; on failure a ``fail`` check saying why (no password)."""
-    from engine.store.factory import make_store
+    from jobtui.engine.store.factory import make_store
 
     try:
         store = make_store(settings)

@@ -10,7 +10,7 @@ console's drop/paste use (through ``OperatorAPI.enqueue_paths``):
 * Files are hashed (SHA-256, streamed) in a thread pool, never on the event loop;
   ``on_progress(done, total)`` follows the hashing. One content is one job: a
   symlink or a copy reached twice is skipped (``same_file`` / ``same_content``).
-* The job's dedupe key is ``engine.api.dedupe_key(job_type, sha256, parameters)``;
+* The job's dedupe key is ``jobtui.engine.api.dedupe_key(job_type, sha256, parameters)``;
   a key already in the store (queued, running or finished) is reported as a
   duplicate with its status and not enqueued again, unless ``force`` (then the key
   gets a unique suffix). The store's unique dedupe key makes two enqueuers running
@@ -35,10 +35,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.models import Batch, new_id
+from jobtui.engine.models import Batch, new_id
 
 if TYPE_CHECKING:
-    from engine.api import OperatorAPI
+    from jobtui.engine.api import OperatorAPI
 
 CHUNK = 1000  # jobs per bulk insert
 FIRST_CHUNK = 16  # the first insert: small, so work can start while the rest is hashed
@@ -265,7 +265,7 @@ async def enqueue_paths(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PathEnqueueReport:
     """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch."""
-    from engine.api import dedupe_key
+    from jobtui.engine.api import dedupe_key
 
     t0 = time.monotonic()
     params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}

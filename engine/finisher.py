@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
-from engine.models import Outcome, utcnow
-from engine.store.base import Store
+from jobtui.engine.models import Outcome, utcnow
+from jobtui.engine.store.base import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import JobFailed
-from engine.models import ErrorCode
+from jobtui.engine.errors import JobFailed
+from jobtui.engine.models import ErrorCode
 
 
 def _real(path: str | os.PathLike[str]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from engine.models import LogEntry
-from engine.store.base import Store
+from jobtui.engine.models import LogEntry
+from jobtui.engine.store.base import Store
 
 log = logging.getLogger(__name__)
 

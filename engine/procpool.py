@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 # them loaded: this module (the worker loop), the PDF workload's worker-side modules,
 # and PyMuPDF (~0.3 s to import). A worker then starts in milliseconds.
 DEFAULT_PRELOAD = (
-    "engine.procpool",
-    "engine.processors.pdf_extract",
-    "engine.processors.pdf_output",
+    "jobtui.engine.procpool",
+    "jobtui.engine.processors.pdf_extract",
+    "jobtui.engine.processors.pdf_output",
     "pymupdf",
 )
 

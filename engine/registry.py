@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from engine.context import JobContext
+    from jobtui.engine.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class Registry:
 def default_registry() -> Registry:
     """A registry with the built-in types and every installed plug-in."""
     reg = Registry()
-    from engine import builtin
+    from jobtui.engine import builtin
 
     builtin.register(reg)
-    from engine.processors import pdf  # also when the package is not pip-installed
+    from jobtui.engine.processors import pdf  # also when the package is not pip-installed
 
     pdf.register(reg)
     reg.load_entry_points()

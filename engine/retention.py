@@ -31,9 +31,9 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from engine.config import Settings
-from engine.models import JobStatus, utcnow
-from engine.store.base import PurgeResult, Store
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobStatus, utcnow
+from jobtui.engine.store.base import PurgeResult, Store
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from engine.logsink import LogSink
-from engine.models import ErrorCode, Job, JobError, JobStatus, LogEntry, Outcome, utcnow
-from engine.registry import Registry
-from engine.store.base import Store
+from jobtui.engine.logsink import LogSink
+from jobtui.engine.models import ErrorCode, Job, JobError, JobStatus, LogEntry, Outcome, utcnow
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.base import Store
 
 log = logging.getLogger(__name__)
 

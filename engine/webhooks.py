@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.models import Job, Outcome, utcnow
-from engine.store.base import Store
+from jobtui.engine.models import Job, Outcome, utcnow
+from jobtui.engine.store.base import Store
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.api import OperatorAPI, hostname
-from engine.config import Settings
-from engine.context import JobContext
-from engine.errors import JobCancelled, JobFailed
-from engine.finisher import Finisher, short
-from engine.logsink import LogSink
-from engine.models import (
+from jobtui.engine.api import OperatorAPI, hostname
+from jobtui.engine.config import Settings
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobCancelled, JobFailed
+from jobtui.engine.finisher import Finisher, short
+from jobtui.engine.logsink import LogSink
+from jobtui.engine.models import (
     ErrorCode,
     Job,
     JobError,
@@ -39,13 +39,13 @@ from engine.models import (
     new_id,
     utcnow,
 )
-from engine.processors import pdf_extract
-from engine.procpool import ProcessPool
-from engine.registry import JobType, Registry
-from engine.retention import RetentionSweep
-from engine.store.base import LeaseState, Store
-from engine.watchdog import TerminalHooks, Watchdog
-from engine.webhooks import Webhooks
+from jobtui.engine.processors import pdf_extract
+from jobtui.engine.procpool import ProcessPool
+from jobtui.engine.registry import JobType, Registry
+from jobtui.engine.retention import RetentionSweep
+from jobtui.engine.store.base import LeaseState, Store
+from jobtui.engine.watchdog import TerminalHooks, Watchdog
+from jobtui.engine.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ PY
 if command -v jobtui >/dev/null; then
   cmd=(jobtui)
 else
-  cmd=(python3 -c 'import sys; from tui.cli import main; sys.exit(main())')
+  cmd=(python3 -c 'import sys; from jobtui.tui.cli import main; sys.exit(main())')
 fi
 printf -v cmdline '%q ' "${cmd[@]}"
 env_vars=(

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.store.base import Store
-from engine.store.mongo import MongoStore
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.mongo import MongoStore
 from tests.nxserver import nx_executable, nx_server
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
@@ -51,7 +51,7 @@ async def _mongodb(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    from engine.store.sqlite import SQLiteStore
+    from jobtui.engine.store.sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "store" / "jobtui.db")  # a fresh file per test
     await store.open()

@@ -48,8 +48,17 @@ def start_nx(root: Path, port: int | None = None) -> tuple[str, subprocess.Popen
         raise RuntimeError("nx-27017 is not installed (pip install nx-27017)")
     port = port or free_port()
     (root / "data").mkdir(parents=True, exist_ok=True)
-    cmd = [exe, "--data-dir", str(root / "data"), "--port", str(port),
-           "--log-file", str(root / "log"), "--pid-file", str(root / "pid")]
+    cmd = [
+        exe,
+        "--data-dir",
+        str(root / "data"),
+        "--port",
+        str(port),
+        "--log-file",
+        str(root / "log"),
+        "--pid-file",
+        str(root / "pid"),
+    ]
     with open(root / "stdout", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     uri = f"mongodb://127.0.0.1:{port}"

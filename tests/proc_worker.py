@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pydantic import BaseModel  # noqa: E402
+from pydantic import BaseModel
 
-from engine.config import Settings  # noqa: E402
-from engine.registry import Registry  # noqa: E402
-from engine.store.factory import open_store  # noqa: E402
-from engine.worker import Engine  # noqa: E402
+from jobtui.engine.config import Settings
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.factory import open_store
+from jobtui.engine.worker import Engine
 
 
 class BlockParams(BaseModel):
@@ -64,10 +64,17 @@ async def main() -> None:
     p.add_argument("--lease", type=float, default=30.0)
     p.add_argument("--poll", type=float, default=0.2)
     args = p.parse_args()
-    settings = Settings(mongodb_uri=args.mongodb_uri, database=args.database, store=args.store,
-                        concurrency=args.concurrency, lease_seconds=args.lease,
-                        poll_interval=args.poll, heartbeat_interval=min(1.0, args.lease / 4),
-                        watchdog_interval=0.5, shutdown_grace=5)
+    settings = Settings(
+        mongodb_uri=args.mongodb_uri,
+        database=args.database,
+        store=args.store,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease,
+        poll_interval=args.poll,
+        heartbeat_interval=min(1.0, args.lease / 4),
+        watchdog_interval=0.5,
+        shutdown_grace=5,
+    )
     store = await open_store(settings)
     engine = Engine(store, make_registry(Path(args.record)), settings)
     stop = asyncio.Event()

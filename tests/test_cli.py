@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.models import JobStatus
-from engine.store.factory import open_store
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobStatus
+from jobtui.engine.store.factory import open_store
+from jobtui.tui.cli import main
 from tests.util import wait_for
-from tui.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FIELDS = {"job_id", "job_type", "status", "error_code", "attempts"}
@@ -39,8 +39,9 @@ def files(tmp_path: Path) -> Path:
     return d
 
 
-def test_run_json_summary_and_exit_0(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                     files: Path) -> None:
+def test_run_json_summary_and_exit_0(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
     db = str(tmp_path / "q.db")
     code, out, err = jobtui(capsys, "run", str(files), "--type", "noop", "--store", db, "--json")
     assert code == 0, err
@@ -58,7 +59,8 @@ def test_run_json_summary_and_exit_0(capsys: pytest.CaptureFixture[str], tmp_pat
     assert code == 0 and set(listed) == {j["job_id"] for j in summary["jobs"]}
     for j in summary["jobs"]:
         assert {k: listed[j["job_id"]][k] for k in RUN_FIELDS | {"path"}} == {
-            k: j[k] for k in RUN_FIELDS | {"path"}}
+            k: j[k] for k in RUN_FIELDS | {"path"}
+        }
 
 
 def test_run_exit_1_when_a_job_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -66,8 +68,16 @@ def test_run_exit_1_when_a_job_fails(capsys: pytest.CaptureFixture[str], tmp_pat
     d.mkdir()
     (d / "empty.pdf").write_bytes(b"")
     (d / "fake.pdf").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
-    code, out, err = jobtui(capsys, "run", str(d), "--store", str(tmp_path / "q.db"),
-                            "--output", str(tmp_path / "out"), "--json")
+    code, out, err = jobtui(
+        capsys,
+        "run",
+        str(d),
+        "--store",
+        str(tmp_path / "q.db"),
+        "--output",
+        str(tmp_path / "out"),
+        "--json",
+    )
     assert code == 1, err
     summary = json.loads(out)
     codes = {Path(j["path"]).name: j["error_code"] for j in summary["jobs"]}
@@ -76,35 +86,44 @@ def test_run_exit_1_when_a_job_fails(capsys: pytest.CaptureFixture[str], tmp_pat
     assert all(j["attempts"] == 1 for j in summary["jobs"])  # bad input is not retried
 
 
-def test_rerun_of_finished_folder_does_nothing(capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path, files: Path) -> None:
+def test_rerun_of_finished_folder_does_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
     db = str(tmp_path / "q.db")
     assert jobtui(capsys, "run", str(files), "--type", "noop", "--store", db)[0] == 0
     code, out, err = jobtui(capsys, "run", str(files), "--type", "noop", "--store", db)
     assert code == 0
     assert "6 already completed" in err and "nothing new to do" in out
-    code, out, _ = jobtui(capsys, "run", str(files), "--type", "noop", "--store", db,
-                          "--force", "--json")
+    code, out, _ = jobtui(
+        capsys, "run", str(files), "--type", "noop", "--store", db, "--force", "--json"
+    )
     assert code == 0 and json.loads(out)["total"] == 6
 
 
-@pytest.mark.parametrize("argv,code_text", [
-    (["run", "/no/such/folder", "--type", "noop"], "PATH_NOT_FOUND"),
-    (["run", ".", "--type", "no.such.type"], "UNKNOWN_JOB_TYPE"),
-    (["run", ".", "--type", "noop", "--param", "novalue"], "USAGE"),
-    (["retry"], "USAGE"),
-])
-def test_usage_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[str],
-                                               tmp_path: Path, argv: list[str],
-                                               code_text: str) -> None:
-    code, out, err = jobtui(capsys, *argv, "--store", str(tmp_path / "q.db"))
+@pytest.mark.parametrize(
+    "argv,code_text",
+    [
+        (["run", "/no/such/folder", "--type", "noop"], "PATH_NOT_FOUND"),
+        (["run", ".", "--type", "no.such.type"], "UNKNOWN_JOB_TYPE"),
+        (["run", ".", "--type", "noop", "--param", "novalue"], "USAGE"),
+        (["retry"], "USAGE"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], code_text: str
+) -> None:
+    code, _out, err = jobtui(capsys, *argv, "--store", str(tmp_path / "q.db"))
     assert code == 2
     assert f"jobtui: {code_text}:" in err and "Traceback" not in err
 
 
 def test_unreachable_mongodb_exit_2_and_password_hidden(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = jobtui(capsys, "jobs", "--mongodb-uri",
-                            "mongodb://alice:hunter2@127.0.0.1:9/x?serverSelectionTimeoutMS=300")
+    code, out, err = jobtui(
+        capsys,
+        "jobs",
+        "--mongodb-uri",
+        "mongodb://alice:hunter2@127.0.0.1:9/x?serverSelectionTimeoutMS=300",
+    )
     assert code == 2 and "STORE_UNREACHABLE" in err
     assert "hunter2" not in err + out and "alice:***@" in err
 
@@ -116,8 +135,9 @@ def test_bad_config_file_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 2 and "CONFIG_INVALID" in err and "concurrency" in err
 
 
-def test_enqueue_then_cancel_and_retry(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                       files: Path) -> None:
+def test_enqueue_then_cancel_and_retry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
+) -> None:
     db = str(tmp_path / "q.db")
     code, out, _ = jobtui(capsys, "enqueue", str(files), "--type", "noop", "--store", db)
     batch_id = out.strip()
@@ -152,8 +172,22 @@ async def test_sigkilled_worker_on_embedded_store_loses_nothing(tmp_path: Path) 
     held = await api.enqueue("sleep", [{"seconds": 600}, {"seconds": 600}], batch_name="held")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "worker", "--store", str(db), "--lease-seconds", "2",
-         "--concurrency", "4"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "jobtui.tui.cli",
+            "worker",
+            "--store",
+            str(db),
+            "--lease-seconds",
+            "2",
+            "--concurrency",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     try:
         await wait_for(lambda: _counts_are(api, held.batch_id, {"processing": 2}), timeout=30)
         await wait_for(lambda: _counts_are(api, done.batch_id, {"completed": 20}), timeout=30)
@@ -169,8 +203,8 @@ async def test_sigkilled_worker_on_embedded_store_loses_nothing(tmp_path: Path) 
     batches = {b.batch.name: b.counts for b in await api.batches()}
     assert batches == {"done-first": {"completed": 20}, "held": {"processing": 2}}
     # With no owner renewing them, the leases expire and the jobs come back.
-    from engine.registry import default_registry
-    from engine.watchdog import Watchdog
+    from jobtui.engine.registry import default_registry
+    from jobtui.engine.watchdog import Watchdog
 
     wd = Watchdog(store, default_registry())
     await wait_for(lambda: _swept(wd), timeout=15, interval=0.2)
@@ -190,14 +224,19 @@ async def _swept(wd: object) -> bool:
 
 
 def test_module_entry_point_runs() -> None:
-    for module in ("tui.cli", "tui"):  # python -m tui is what the jobtui command runs
-        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
-                             text=True, cwd=ROOT, timeout=60)
+    for module in ("jobtui.tui.cli", "jobtui.tui"):  # python -m jobtui.tui: the jobtui command
+        out = subprocess.run(
+            [sys.executable, "-m", module, "--help"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert out.returncode == 0 and "worker" in out.stdout and "run" in out.stdout
 
 
 def test_launcher_starts_the_worker_server_only_for_commands_that_process() -> None:
-    from tui.launch import needs_workers
+    from jobtui.tui.launch import needs_workers
 
     assert needs_workers(["run", "docs/"]) and needs_workers(["--store", "x.db", "worker"])
     assert not needs_workers([]) and not needs_workers(["jobs"])
@@ -205,7 +244,8 @@ def test_launcher_starts_the_worker_server_only_for_commands_that_process() -> N
 
 
 def test_console_on_a_corrupt_store_file_is_a_clear_error(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"not a database at all")
     code, _, err = jobtui(capsys, "--store", str(bad))

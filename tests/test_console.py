@@ -20,14 +20,23 @@ from textual import events
 from textual.css.query import NoMatches
 from textual.widgets import Button, Input, Label, Log, Select, Static
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.context import JobContext
-from engine.errors import JobFailed
-from engine.models import Batch, Job, JobError, JobFilter, JobStatus, WorkerInfo
-from engine.registry import Registry, default_registry
-from engine.store.sqlite import SQLiteStore
-from engine.worker import Engine
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobFailed
+from jobtui.engine.models import Batch, Job, JobError, JobFilter, JobStatus, WorkerInfo
+from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
+from jobtui.tui.app import JobtuiApp
+from jobtui.tui.console import start_process_helpers
+from jobtui.tui.screens.detail import DetailScreen
+from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, QuitScreen
+from jobtui.tui.screens.enqueue import EnqueueScreen
+from jobtui.tui.screens.main import MainScreen
+from jobtui.tui.screens.workers import WorkersScreen
+from jobtui.tui.widgets.status import StatusLine
+from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_console_data import (
     FAILED_JOB,
     NOW,
@@ -37,15 +46,6 @@ from tests.test_console_data import (
     make_pdfs,
     until,
 )
-from tui.app import JobtuiApp
-from tui.console import start_process_helpers
-from tui.screens.detail import DetailScreen
-from tui.screens.dialogs import ConfirmScreen, FilterScreen, QuitScreen
-from tui.screens.enqueue import EnqueueScreen
-from tui.screens.main import MainScreen
-from tui.screens.workers import WorkersScreen
-from tui.widgets.status import StatusLine
-from tui.widgets.tables import KeyedTable
 
 SIZE = (120, 40)
 FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.2}

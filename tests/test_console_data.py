@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     Job,
     JobError,
@@ -23,8 +23,8 @@ from engine.models import (
     Progress,
     WorkerInfo,
 )
-from engine.store.base import Store
-from engine.store.sqlite import SQLiteStore
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.sqlite import SQLiteStore
 
 __test__ = False
 

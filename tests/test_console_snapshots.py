@@ -18,8 +18,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from engine.api import OperatorAPI
-from engine.registry import default_registry
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.registry import default_registry
+from jobtui.tui.app import JobtuiApp
+from jobtui.tui.screens.detail import DetailScreen
+from jobtui.tui.screens.enqueue import EnqueueScreen
+from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_console_data import (
     FAILED_JOB,
     RUNNING_JOB,
@@ -29,10 +33,6 @@ from tests.test_console_data import (
     make_pdfs,
     until,
 )
-from tui.app import JobtuiApp
-from tui.screens.detail import DetailScreen
-from tui.screens.enqueue import EnqueueScreen
-from tui.widgets.tables import KeyedTable
 
 SIZE = (120, 40)
 THEMES = ["jobtui-dark", "jobtui-light"]

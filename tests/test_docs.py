@@ -13,29 +13,30 @@ from typing import Any
 
 import pytest
 
-from engine.store.sqlite import SQLiteStore
+from jobtui.engine.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def python_blocks(page: str) -> list[str]:
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_handler_guide_samples_run_and_print_what_they_say() -> None:
     blocks = python_blocks("handlers.md")
     # the first two blocks form a program; the plug-in snippet needs its own package
     program = blocks[0] + "\n" + blocks[1]
-    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "{'words': 4}"
 
 
 def test_handler_guide_plugin_register_function_registers_the_type() -> None:
     """The plug-in's ``register(registry)`` from the guide, with the guide's handler."""
-    from engine.registry import Registry
+    from jobtui.engine.registry import Registry
 
     first, _, plugin = python_blocks("handlers.md")
     ns: dict[str, object] = {"__name__": "mypackage_jobs"}
@@ -53,9 +54,9 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
     import asyncio
     import shlex
 
-    from engine.webhooks import Delivery, Webhooks
-    from engine.webhooks import sign as engine_sign
-    from tui.cli import build_parser
+    from jobtui.engine.webhooks import Delivery, Webhooks
+    from jobtui.engine.webhooks import sign as engine_sign
+    from jobtui.tui.cli import build_parser
 
     text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     verify_src, receiver_src = python_blocks("operations.md")
@@ -84,9 +85,12 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
     assert "job.finished j1 completed" in capsys.readouterr().out
 
     # Every jobtui command in the page parses with the real CLI.
-    commands = [ln for block in re.findall(r"```(?:sh|ini)\n(.*?)```", text, flags=re.DOTALL)
-                for ln in block.splitlines()
-                if ln.startswith(("jobtui ", "ExecStart="))]
+    commands = [
+        ln
+        for block in re.findall(r"```(?:sh|ini)\n(.*?)```", text, flags=re.DOTALL)
+        for ln in block.splitlines()
+        if ln.startswith(("jobtui ", "ExecStart="))
+    ]
     assert len(commands) >= 4
     parser = build_parser()
     for line in commands:
@@ -97,8 +101,14 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
     doctor = next(c for c in commands if c.startswith("jobtui doctor"))
     argv = shlex.split(doctor.replace("/tmp", str(tmp_path)))[1:]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", *argv, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "jobtui.tui.cli",
+        *argv,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stdout.decode() + stderr.decode()
     got = [ln[:17] for ln in stdout.decode().splitlines()]
@@ -109,7 +119,7 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_every_error_code_is_explained_in_troubleshooting() -> None:
     """A new code in the engine without its line in the docs fails here."""
-    from engine.models import ErrorCode
+    from jobtui.engine.models import ErrorCode
 
     page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "engine").rglob("*.py"))
@@ -123,18 +133,18 @@ def test_every_error_code_is_explained_in_troubleshooting() -> None:
 
 def _shell_lines(text: str) -> list[str]:
     lines = []
-    for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, flags=re.DOTALL):
         for raw in block.splitlines():
             line = raw.split(" #")[0].strip().removesuffix("&").strip()
             if "jobtui " in line or line == "jobtui":
-                lines.append(line[line.index("jobtui"):].split(" && ")[0])
+                lines.append(line[line.index("jobtui") :].split(" && ")[0])
     return lines
 
 
 def test_every_jobtui_command_in_the_docs_and_readme_parses() -> None:
     import shlex
 
-    from tui.cli import build_parser
+    from jobtui.tui.cli import build_parser
 
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     seen = 0
@@ -155,10 +165,20 @@ def test_readme_main_command_runs(tmp_path: Path) -> None:
     line = next(ln for ln in _shell_lines(readme) if ln.startswith("jobtui run"))
     import shlex
 
-    argv = shlex.split(line)[1:] + ["--store", str(tmp_path / "q.db"),
-                                    "--output", str(tmp_path / "out"), "--json"]
-    out = subprocess.run([sys.executable, "-m", "tui.cli", *argv], capture_output=True,
-                         text=True, cwd=ROOT, timeout=300)
+    argv = shlex.split(line)[1:] + [
+        "--store",
+        str(tmp_path / "q.db"),
+        "--output",
+        str(tmp_path / "out"),
+        "--json",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "jobtui.tui.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["counts"] == {"completed": 2}

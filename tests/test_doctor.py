@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings
-from engine.doctor import FAIL, OK, WARN, Check, clock_check, output_check, store_checks
-from engine.models import Job, utcnow
-from engine.registry import default_registry
-from engine.store.mongo import MongoStore
-from engine.store.sqlite import SQLiteStore
-from tui.cli import main
+from jobtui.engine.config import Settings
+from jobtui.engine.doctor import FAIL, OK, WARN, Check, clock_check, output_check, store_checks
+from jobtui.engine.models import Job, utcnow
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.tui.cli import main
 
 
 def _lines(out: str) -> dict[str, str]:
@@ -34,8 +34,9 @@ def _fake_tesseract(tmp_path: Path, langs: list[str]) -> None:
     script.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = "--version" ]; then echo "tesseract 5.0.0-fake"; exit 0; fi\n'
-        f'printf \'List of available languages in "/fake/" ({len(langs)}):\\n{listing}\\n\'\n',
-        encoding="utf-8")
+        f"printf 'List of available languages in \"/fake/\" ({len(langs)}):\\n{listing}\\n'\n",
+        encoding="utf-8",
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
@@ -53,27 +54,47 @@ def test_healthy_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert code == 0, out
     lines = _lines(out)
-    assert set(lines) >= {"store", "changes", "indexes", "job types", "unserved", "tesseract",
-                          "output", "input roots"}
+    assert set(lines) >= {
+        "store",
+        "changes",
+        "indexes",
+        "job types",
+        "unserved",
+        "tesseract",
+        "output",
+        "input roots",
+    }
     assert all(line.startswith(("ok ", "warn ")) for line in lines.values()), out
     assert lines["store"].startswith("ok   store        sqlite:") and "(schema 2" in lines["store"]
     assert "pdf.transcribe" in lines["job types"]
     assert lines["input roots"].startswith("warn") and "--input-root" in lines["input roots"]
 
 
-def test_input_roots_set_is_ok_and_json_output(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_input_roots_set_is_ok_and_json_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fake_tesseract(tmp_path, ["deu", "eng"])
-    code = main(["doctor", "--json", "--store", str(tmp_path / "q.db"),
-                 "--output", str(tmp_path / "out"), "--input-root", str(tmp_path)])
+    code = main(
+        [
+            "doctor",
+            "--json",
+            "--store",
+            str(tmp_path / "q.db"),
+            "--output",
+            str(tmp_path / "out"),
+            "--input-root",
+            str(tmp_path),
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["verdict"] == OK
     roots = next(c for c in data["checks"] if c["name"] == "input roots")
     assert roots["verdict"] == OK and str(tmp_path) in roots["detail"]
 
 
-def test_unreachable_uri_fails_without_the_password(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_uri_fails_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fake_tesseract(tmp_path, ["deu", "eng"])
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -128,8 +149,9 @@ async def test_pending_type_nobody_serves_is_named(tmp_path: Path) -> None:
         await store.close()
 
 
-def test_missing_tesseract_language_fails_naming_it(tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_tesseract_language_fails_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fake_tesseract(tmp_path, ["eng"])
     code = main(["doctor", "--store", str(tmp_path / "q.db"), "--output", str(tmp_path / "o")])
     out = capsys.readouterr().out
@@ -138,8 +160,17 @@ def test_missing_tesseract_language_fails_naming_it(tmp_path: Path,
     assert line.startswith("FAIL tesseract    language 'deu' missing")
     assert "apt-get install tesseract-ocr-deu" in line
     # Other languages can be asked for explicitly.
-    code = main(["doctor", "--languages", "eng", "--store", str(tmp_path / "q.db"),
-                 "--output", str(tmp_path / "o")])
+    code = main(
+        [
+            "doctor",
+            "--languages",
+            "eng",
+            "--store",
+            str(tmp_path / "q.db"),
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 0 and _lines(capsys.readouterr().out)["tesseract"].startswith("ok")
 
 
@@ -164,7 +195,10 @@ def test_output_dir_checks(tmp_path: Path) -> None:
 
 
 def test_line_format() -> None:
-    assert Check("store", OK, "sqlite:/x (schema 1)").line() == "ok   store        sqlite:/x (schema 1)"
+    assert (
+        Check("store", OK, "sqlite:/x (schema 1)").line()
+        == "ok   store        sqlite:/x (schema 1)"
+    )
     line = Check("tesseract", FAIL, "language 'deu' missing", "apt-get install x").line()
     assert line == "FAIL tesseract    language 'deu' missing — apt-get install x"
 
@@ -172,10 +206,14 @@ def test_line_format() -> None:
 async def test_doctor_on_a_wire_server(nx_uri: str, tmp_path: Path) -> None:
     """The MongoDB path over a real connection (nx-27017): version, change streams,
     indexes, and a measured clock skew (same machine: well under 2 s)."""
-    from engine.doctor import run_checks
+    from jobtui.engine.doctor import run_checks
 
-    settings = Settings(mongodb_uri=nx_uri, database=f"doctor_{os.getpid()}",
-                        output_dir=tmp_path, input_roots=[tmp_path])
+    settings = Settings(
+        mongodb_uri=nx_uri,
+        database=f"doctor_{os.getpid()}",
+        output_dir=tmp_path,
+        input_roots=[tmp_path],
+    )
     checks = {c.name: c for c in await run_checks(settings, default_registry())}
     assert checks["store"].verdict == OK and "MongoDB" in checks["store"].detail
     assert checks["indexes"].verdict == OK, checks["indexes"].detail

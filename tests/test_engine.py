@@ -18,27 +18,32 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.context import JobContext
-from engine.errors import JobFailed
-from engine.models import ErrorCode, Job, JobStatus, utcnow
-from engine.registry import Registry, default_registry
-from engine.store.base import Store
-from engine.worker import Engine
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobFailed
+from jobtui.engine.models import ErrorCode, Job, JobStatus, utcnow
+from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.store.base import Store
+from jobtui.engine.worker import Engine
 from tests.util import wait_for
 
-FAST = dict(poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.1, lease_seconds=30)
+FAST = {
+    "poll_interval": 0.05,
+    "heartbeat_interval": 0.1,
+    "watchdog_interval": 0.1,
+    "lease_seconds": 30,
+}
 
 
 async def _sqlite(tmp_path: Path) -> Store:
-    from engine.store.sqlite import SQLiteStore
+    from jobtui.engine.store.sqlite import SQLiteStore
 
     return SQLiteStore(tmp_path / "jobs.db")
 
 
 async def _mongomock(tmp_path: Path) -> Store:
-    from engine.store.mongo import MongoStore
+    from jobtui.engine.store.mongo import MongoStore
 
     return MongoStore.in_memory()
 
@@ -46,7 +51,7 @@ async def _mongomock(tmp_path: Path) -> Store:
 @pytest.fixture(params=["sqlite", "mongomock"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "mongomock":
-        pytest.importorskip("engine.store.mongo")
+        pytest.importorskip("jobtui.engine.store.mongo")
     s = await {"sqlite": _sqlite, "mongomock": _mongomock}[request.param](tmp_path)
     await s.open()
     yield s
@@ -144,8 +149,9 @@ async def test_noop_batch_completes_with_exact_counts(engine: Engine, store: Sto
     assert all(j.attempts == 1 for j in await engine.api.all_jobs())
 
 
-async def test_claims_only_free_slots_globally_and_per_type(engine: Engine, store: Store,
-                                                            gate: Gate) -> None:
+async def test_claims_only_free_slots_globally_and_per_type(
+    engine: Engine, store: Store, gate: Gate
+) -> None:
     """Invariant 1: concurrency 4 -> never more than 4 in processing; 'limited' -> 1."""
     await engine.api.enqueue("hold", [{} for _ in range(10)])
     await wait_for(lambda: _inside(gate, 4), what="4 running")
@@ -174,7 +180,9 @@ async def _count_is(store: Store, status: str, n: int) -> bool:
     return (await store.count_jobs()).get(status, 0) == n
 
 
-async def test_unknown_job_types_stay_pending_and_are_reported(engine: Engine, store: Store) -> None:
+async def test_unknown_job_types_stay_pending_and_are_reported(
+    engine: Engine, store: Store
+) -> None:
     """Invariants 8 and 9: nothing unregistered runs; the console can say which types."""
     res = await engine.api.enqueue("os.system", [{"cmd": "rm -rf /"}])
     done = await engine.api.enqueue("noop", [{}])
@@ -193,8 +201,9 @@ async def test_invalid_parameters_fail_once(engine: Engine, store: Store) -> Non
     assert j.error.details and j.error.details["errors"][0]["loc"] == "seconds"
 
 
-async def test_handler_exception_retries_with_backoff_then_fails(engine: Engine, store: Store,
-                                                                 gate: Gate) -> None:
+async def test_handler_exception_retries_with_backoff_then_fails(
+    engine: Engine, store: Store, gate: Gate
+) -> None:
     res = await engine.api.enqueue("flaky", [{}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
@@ -241,7 +250,10 @@ async def test_bad_input_is_not_retried(engine: Engine, store: Store, gate: Gate
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert (j.status, j.attempts, j.error.code if j.error else None) == (
-        JobStatus.FAILED, 1, "PDF_CORRUPT")
+        JobStatus.FAILED,
+        1,
+        "PDF_CORRUPT",
+    )
     assert len(gate.calls) == 1
 
 
@@ -272,8 +284,9 @@ async def test_cancel_running_and_pending_jobs(engine: Engine, store: Store, gat
     assert (await store.count_jobs()) == {"cancelled": 6}
 
 
-async def test_cancel_from_another_store_instance_within_2s(engine: Engine, store: Store,
-                                                            gate: Gate, tmp_path: Path) -> None:
+async def test_cancel_from_another_store_instance_within_2s(
+    engine: Engine, store: Store, gate: Gate, tmp_path: Path
+) -> None:
     """A cancel written by someone else reaches the worker through its heartbeat."""
     res = await engine.api.enqueue("hold", [{}])
     await wait_for(lambda: _inside(gate, 1))
@@ -284,11 +297,17 @@ async def test_cancel_from_another_store_instance_within_2s(engine: Engine, stor
     assert time.monotonic() - t0 < 2.0
 
 
-async def test_old_worker_cannot_complete_after_takeover(store: Store, gate: Gate,
-                                                         tmp_path: Path) -> None:
+async def test_old_worker_cannot_complete_after_takeover(
+    store: Store, gate: Gate, tmp_path: Path
+) -> None:
     """Invariant 2: a lease taken over fences out the old worker's writes."""
-    slow_hb = Settings(concurrency=1, poll_interval=0.05, heartbeat_interval=3600,
-                       watchdog_interval=3600, lease_seconds=1.5)
+    slow_hb = Settings(
+        concurrency=1,
+        poll_interval=0.05,
+        heartbeat_interval=3600,
+        watchdog_interval=3600,
+        lease_seconds=1.5,
+    )
     old = Engine(store, test_registry(gate), slow_hb, run_watchdog=False)
     await old.start()
     res = await old.api.enqueue("hold", [{"n": 1}])
@@ -298,7 +317,9 @@ async def test_old_worker_cannot_complete_after_takeover(store: Store, gate: Gat
     # second engine requeues it and a new worker takes it.
     gate2 = Gate()
     gate2.release.set()
-    new = Engine(store, test_registry(gate2), Settings(concurrency=1, **{**FAST, "lease_seconds": 30}))
+    new = Engine(
+        store, test_registry(gate2), Settings(concurrency=1, **{**FAST, "lease_seconds": 30})
+    )
     await new.start()
     try:
         await asyncio.wait_for(new.wait_batch(res.batch_id), 15)
@@ -323,9 +344,17 @@ async def _async_true(value: bool) -> bool:
 
 async def test_heartbeat_keeps_a_long_job_its_lease(store: Store, gate: Gate) -> None:
     """Invariant 3: a job longer than its lease keeps it while the heartbeat runs."""
-    eng = Engine(store, test_registry(gate),
-                 Settings(concurrency=1, poll_interval=0.05, heartbeat_interval=0.1,
-                          watchdog_interval=0.05, lease_seconds=0.6))
+    eng = Engine(
+        store,
+        test_registry(gate),
+        Settings(
+            concurrency=1,
+            poll_interval=0.05,
+            heartbeat_interval=0.1,
+            watchdog_interval=0.05,
+            lease_seconds=0.6,
+        ),
+    )
     await eng.start()
     try:
         res = await eng.api.enqueue("hold", [{}])
@@ -352,16 +381,18 @@ async def _lease_renewed_past(store: Store, job_id: str, first: Job, seconds: fl
 
 
 async def test_expired_lease_goes_back_to_pending_then_fails_when_attempts_run_out(
-        store: Store) -> None:
+    store: Store,
+) -> None:
     """Invariant 4: the watchdog requeues with backoff while attempts remain."""
-    from engine.watchdog import Watchdog
+    from jobtui.engine.watchdog import Watchdog
 
     reg = default_registry()
     api = OperatorAPI(store, reg)
     res = await api.enqueue("noop", [{}, {}])
     now = utcnow()
-    claimed = await store.claim(worker_id="dead", slots={"noop": 2}, limit=2, lease_seconds=0.01,
-                                timeouts={}, now=now)
+    claimed = await store.claim(
+        worker_id="dead", slots={"noop": 2}, limit=2, lease_seconds=0.01, timeouts={}, now=now
+    )
     assert len(claimed) == 2
     await store.retry_jobs(job_id=claimed[1].job_id, statuses=(), now=now)  # no-op
     wd = Watchdog(store, reg)
@@ -373,8 +404,9 @@ async def test_expired_lease_goes_back_to_pending_then_fails_when_attempts_run_o
         assert j.error.code == ErrorCode.LEASE_EXPIRED
     # a type with attempts left goes back to pending, with backoff
     res2 = await api.enqueue("sleep", [{"seconds": 0}])
-    await store.claim(worker_id="dead", slots={"sleep": 1}, limit=1, lease_seconds=0.01,
-                      timeouts={}, now=utcnow())
+    await store.claim(
+        worker_id="dead", slots={"sleep": 1}, limit=1, lease_seconds=0.01, timeouts={}, now=utcnow()
+    )
     await wait_for(lambda: _swept(wd, 1))
     j = await job(store, res2.job_ids[0])
     assert j.status is JobStatus.PENDING and j.attempts == 1 and j.run_after is not None
@@ -386,7 +418,9 @@ async def _swept(wd: Any, n: int) -> bool:
     return await wd.sweep() == n
 
 
-async def test_batch_counts_exact_through_retries_and_failures(engine: Engine, store: Store) -> None:
+async def test_batch_counts_exact_through_retries_and_failures(
+    engine: Engine, store: Store
+) -> None:
     """Invariant 7: counts come from job states; a batch with failures is finished."""
     ok = await engine.api.enqueue("noop", [{} for _ in range(5)], batch_name="mixed")
     # Put failing jobs into the same batch.
@@ -407,7 +441,8 @@ async def test_batch_counts_exact_through_retries_and_failures(engine: Engine, s
 
 
 async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
-        store: Store, gate: Gate) -> None:
+    store: Store, gate: Gate
+) -> None:
     """Invariant 10."""
     eng = Engine(store, test_registry(gate), Settings(concurrency=3, **FAST))
     await eng.start()
@@ -426,7 +461,8 @@ async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
     try:
         await asyncio.wait_for(eng2.wait_batch(res.batch_id), 10)
         assert {(j.status, j.attempts) for j in await eng2.api.all_jobs()} == {
-            (JobStatus.COMPLETED, 1)}
+            (JobStatus.COMPLETED, 1)
+        }
     finally:
         await eng2.stop()
 
@@ -479,19 +515,35 @@ async def test_workers_collection_lists_this_engine(engine: Engine) -> None:
 async def test_legacy_seed_documents_list_retry_cancel(store: Store) -> None:
     api = OperatorAPI(store, default_registry())
     legacy = {
-        "job_id": "legacy-1", "status": "failed",
-        "parameters": {"event": "FOSDEM", "session": "Keynote", "url": "https://x/y",
-                       "source_language": "en", "target_language": "de"},
+        "job_id": "legacy-1",
+        "status": "failed",
+        "parameters": {
+            "event": "FOSDEM",
+            "session": "Keynote",
+            "url": "https://x/y",
+            "source_language": "en",
+            "target_language": "de",
+        },
         "error": {"code": "PROCESSING_ERROR", "message": "timeout", "details": {"x": 1}},
         "progress": {"step": "download", "percent": 40, "message": "…"},
-        "logs": [{"timestamp": "2025-08-15T08:00:00", "level": "info", "message": "Job erstellt"},
-                 {"timestamp": "2025-08-15T08:00:05", "level": "error", "message": "Fehler"}],
-        "created_at": "2025-08-15T08:00:00", "batch_id": "legacy-batch",
-        "webhook": {"url": "https://hook"}, "user_id": "u1",
+        "logs": [
+            {"timestamp": "2025-08-15T08:00:00", "level": "info", "message": "Job erstellt"},
+            {"timestamp": "2025-08-15T08:00:05", "level": "error", "message": "Fehler"},
+        ],
+        "created_at": "2025-08-15T08:00:00",
+        "batch_id": "legacy-batch",
+        "webhook": {"url": "https://hook"},
+        "user_id": "u1",
     }
     await store._insert_raw_job(legacy)  # type: ignore[attr-defined]
-    await store._insert_raw_job({**legacy, "job_id": "legacy-2", "status": "pending",  # type: ignore[attr-defined]
-                                 "logs": []})
+    await store._insert_raw_job(
+        {
+            **legacy,
+            "job_id": "legacy-2",
+            "status": "pending",  # type: ignore[attr-defined]
+            "logs": [],
+        }
+    )
     jobs = {j.job_id: j for j in await api.all_jobs()}
     assert set(jobs) == {"legacy-1", "legacy-2"}
     assert jobs["legacy-1"].job_type == "session"
@@ -507,11 +559,17 @@ async def test_legacy_seed_documents_list_retry_cancel(store: Store) -> None:
 
 def test_engine_never_imports_textual() -> None:
     """Every module under engine/ imports without textual or rich (headless workers)."""
-    code = ("import sys, pkgutil, importlib, engine\n"
-            "for m in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "bad=[m for m in sys.modules if m.split('.')[0] in ('textual','rich')]\n"
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, pkgutil, importlib, jobtui.engine as engine\n"
+        "for m in pkgutil.walk_packages(engine.__path__, 'jobtui.engine.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('textual','rich')]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stdout + out.stderr

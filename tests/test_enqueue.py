@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from engine import enqueue as enq
-from engine.api import OperatorAPI, dedupe_key
-from engine.models import JobStatus, Outcome, utcnow
-from engine.store.base import Store
-from engine.store.sqlite import SQLiteStore
+from jobtui.engine import enqueue as enq
+from jobtui.engine.api import OperatorAPI, dedupe_key
+from jobtui.engine.models import JobStatus, Outcome, utcnow
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.sqlite import SQLiteStore
 
 CONTENTS = {
     "a.pdf": b"%PDF-1.4 a",
@@ -54,8 +54,9 @@ async def all_jobs(store: Store) -> list[Any]:
 
 async def test_folder_scan_dedupes_and_reports(store: Store, tree: Path) -> None:
     progress: list[tuple[int, int]] = []
-    rep = await api_for(store).enqueue_paths([str(tree)], batch_name="scan",
-                                             on_progress=lambda d, t: progress.append((d, t)))
+    rep = await api_for(store).enqueue_paths(
+        [str(tree)], batch_name="scan", on_progress=lambda d, t: progress.append((d, t))
+    )
     jobs = await all_jobs(store)
     assert len(jobs) == len(rep.job_ids) == 4
     by_name = {Path(j.parameters["path"]).name: j for j in jobs}
@@ -98,16 +99,22 @@ async def test_rerun_of_finished_folder_redoes_nothing(store: Store, tree: Path)
     assert sorted(again.duplicates.values()) == ["pending"] * 4
     assert "4 already queued" in again.summary_line()
     # Finish them all, then re-run: reported as already completed.
-    claimed = await store.claim(worker_id="w", slots={"pdf.transcribe": 10}, limit=10,
-                                lease_seconds=30, timeouts={}, now=utcnow())
+    claimed = await store.claim(
+        worker_id="w",
+        slots={"pdf.transcribe": 10},
+        limit=10,
+        lease_seconds=30,
+        timeouts={},
+        now=utcnow(),
+    )
     assert len(claimed) == 4
     for j in claimed:
-        assert await store.finish(j.job_id, j.lease.token, Outcome(status=JobStatus.COMPLETED),
-                                  now=utcnow())
+        assert await store.finish(
+            j.job_id, j.lease.token, Outcome(status=JobStatus.COMPLETED), now=utcnow()
+        )
     third = await api.enqueue_paths([str(tree)])
     assert third.job_ids == [] and sorted(third.duplicates.values()) == ["completed"] * 4
-    assert set(third.duplicate_paths.values()) == {
-        str((tree / rel).resolve()) for rel in CONTENTS}
+    assert set(third.duplicate_paths.values()) == {str((tree / rel).resolve()) for rel in CONTENTS}
     assert "4 already completed" in third.summary_line()
     assert len(await all_jobs(store)) == 4 and first.batch_id is not None
 
@@ -180,7 +187,8 @@ async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tr
 
 
 async def test_jobs_are_written_largest_first_in_growing_chunks(
-        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "twelve"
     folder.mkdir()
     for i in range(12):  # f0 is the smallest, f11 the largest
@@ -202,8 +210,9 @@ async def test_jobs_are_written_largest_first_in_growing_chunks(
     assert len(rep.job_ids) == 12 and rep.hashed == 12
 
 
-async def test_chunks_land_in_one_batch(store: Store, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_chunks_land_in_one_batch(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "eight"
     folder.mkdir()
     for i in range(8):
@@ -262,8 +271,9 @@ async def test_two_thousand_files_in_bulk(tmp_path: Path) -> None:
     await store.open()
     try:
         seen: list[int] = []
-        rep = await OperatorAPI(store).enqueue_paths([str(root)],
-                                                     on_progress=lambda d, t: seen.append(d))
+        rep = await OperatorAPI(store).enqueue_paths(
+            [str(root)], on_progress=lambda d, t: seen.append(d)
+        )
         assert len(rep.job_ids) == 2000 and seen[-1] == 2000
         assert (await store.get_batch(rep.batch_id)).total == 2000  # type: ignore[arg-type,union-attr]
     finally:

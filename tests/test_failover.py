@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.store.factory import open_store
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.store.factory import open_store
+from jobtui.tui.app import JobtuiApp
+from jobtui.tui.widgets.status import StatusLine
 from tests.nxserver import free_port, nx_executable, start_nx, stop_nx
 from tests.test_multiprocess import Backend, Workers
 from tests.util import wait_for
-from tui.app import JobtuiApp
-from tui.widgets.status import StatusLine
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,16 @@ def nx_root(tmp_path: Path) -> Path:
 
 
 async def test_wire_server_down_for_10s_everything_reconnects_and_ends_once(
-        nx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(tmp_path / "config"))
     port = free_port()
     uri, server = start_nx(nx_root, port)
-    backend = Backend("nx", Settings(mongodb_uri=uri, database="failover"),
-                      ["--mongodb-uri", uri, "--database", "failover"])
+    backend = Backend(
+        "nx",
+        Settings(mongodb_uri=uri, database="failover"),
+        ["--mongodb-uri", uri, "--database", "failover"],
+    )
     workers = Workers(backend, tmp_path / "executions.log")
     store = await open_store(backend.settings)
     api = OperatorAPI(store)
@@ -66,8 +70,12 @@ async def test_wire_server_down_for_10s_everything_reconnects_and_ends_once(
             assert all(p.poll() is None for p in workers.procs), "a worker died with the server"
             _, server = start_nx(nx_root, port)
 
-            await wait_for(lambda: _done_at_least(api, res.batch_id, n), timeout=120,
-                           interval=0.5, what="every job finished after the restart")
+            await wait_for(
+                lambda: _done_at_least(api, res.batch_id, n),
+                timeout=120,
+                interval=0.5,
+                what="every job finished after the restart",
+            )
             await app.refresh_now(timeout=30)
             status = str(app.main.query_one(StatusLine).render())
             assert "DISCONNECTED" not in status and "connected" in status

@@ -9,18 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings, load_settings
-from engine.errors import JobFailed
-from engine.inputs import check_input_path, safe_name
-from engine.models import Job, JobStatus
-from engine.processors.pdf import output_stem
-from engine.registry import default_registry
-from engine.store.sqlite import SQLiteStore
-from engine.worker import Engine
-from tui.cli import build_parser, settings_from_args
+from jobtui.engine.config import Settings, load_settings
+from jobtui.engine.errors import JobFailed
+from jobtui.engine.inputs import check_input_path, safe_name
+from jobtui.engine.models import Job, JobStatus
+from jobtui.engine.processors.pdf import output_stem
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
+from jobtui.tui.cli import build_parser, settings_from_args
 
-FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.1,
-        "cpu_workers": 1}
+FAST = {
+    "poll_interval": 0.05,
+    "heartbeat_interval": 0.1,
+    "watchdog_interval": 0.1,
+    "cpu_workers": 1,
+}
 
 
 def _pdf(path: Path, text: str = "Hello roots") -> Path:
@@ -146,8 +150,9 @@ async def _run(eng: Engine, path: str) -> Job:
     return job
 
 
-async def test_engine_allows_inside_refuses_outside(engine: Engine, tree: dict[str, Path],
-                                                   tmp_path: Path) -> None:
+async def test_engine_allows_inside_refuses_outside(
+    engine: Engine, tree: dict[str, Path], tmp_path: Path
+) -> None:
     ok = await _run(engine, str(tree["good"]))
     assert ok.status is JobStatus.COMPLETED, ok.error
     assert Path(ok.results["markdown_path"]).parent == (tmp_path / "out").absolute()  # type: ignore[index]

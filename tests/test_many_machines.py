@@ -9,25 +9,28 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.models import JobFilter, JobStatus
-from engine.registry import default_registry
-from engine.store.base import Store
-from engine.store.factory import open_store
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobFilter, JobStatus
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.factory import open_store
+from jobtui.tui.app import JobtuiApp
+from jobtui.tui.screens.workers import WorkersScreen
+from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_multiprocess import Backend, Workers
 from tests.util import wait_for
-from tui.app import JobtuiApp
-from tui.screens.workers import WorkersScreen
-from tui.widgets.tables import KeyedTable
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def backend(nx_uri: str) -> Backend:
-    return Backend("nx", Settings(mongodb_uri=nx_uri, database="fleet"),
-                   ["--mongodb-uri", nx_uri, "--database", "fleet"])
+    return Backend(
+        "nx",
+        Settings(mongodb_uri=nx_uri, database="fleet"),
+        ["--mongodb-uri", nx_uri, "--database", "fleet"],
+    )
 
 
 @pytest.fixture
@@ -46,7 +49,8 @@ def workers(backend: Backend, tmp_path: Path) -> Iterator[Workers]:
 
 
 async def test_console_lists_every_worker_and_their_jobs(
-        store: Store, workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, workers: Workers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(tmp_path / "config"))
     api = OperatorAPI(store, default_registry())
     res = await api.enqueue("block", [{"seconds": 120} for _ in range(6)], batch_name="fleet")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import OperatorAPI
-from engine.config import Settings
-from engine.models import JobStatus
-from engine.store.base import Store
-from engine.store.factory import open_store
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobStatus
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.factory import open_store
 from tests.util import wait_for
 
 pytestmark = pytest.mark.slow
@@ -45,8 +45,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return Backend("sqlite", Settings(store=path), ["--store", str(path)])
     uri = request.getfixturevalue("nx_uri")
     db = "mp_" + uuid.uuid4().hex[:8]
-    return Backend("nx", Settings(mongodb_uri=uri, database=db),
-                   ["--mongodb-uri", uri, "--database", db])
+    return Backend(
+        "nx", Settings(mongodb_uri=uri, database=db), ["--mongodb-uri", uri, "--database", db]
+    )
 
 
 @pytest.fixture
@@ -62,14 +63,27 @@ class Workers:
         self.record = record
         self.procs: list[subprocess.Popen[str]] = []
 
-    def start(self, n: int, *, lease: float = 30.0, concurrency: int = 4) -> list[subprocess.Popen[str]]:
+    def start(
+        self, n: int, *, lease: float = 30.0, concurrency: int = 4
+    ) -> list[subprocess.Popen[str]]:
         new = []
         for _ in range(n):
             p = subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "proc_worker.py"), *self.backend.args,
-                 "--record", str(self.record), "--lease", str(lease),
-                 "--concurrency", str(concurrency)],
-                stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "proc_worker.py"),
+                    *self.backend.args,
+                    "--record",
+                    str(self.record),
+                    "--lease",
+                    str(lease),
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
             new.append(p)
         for p in new:  # READY comes after the engine started
             assert p.stdout is not None
@@ -97,8 +111,11 @@ class Workers:
     def starts(self) -> list[list[str]]:
         if not self.record.exists():
             return []
-        return [line.split() for line in self.record.read_text().splitlines()
-                if line.startswith("start ")]
+        return [
+            line.split()
+            for line in self.record.read_text().splitlines()
+            if line.startswith("start ")
+        ]
 
 
 @pytest.fixture
@@ -113,14 +130,19 @@ async def _all_terminal(api: OperatorAPI, batch_id: str) -> bool:
     return bool(s and s.finished)
 
 
-async def test_three_processes_drain_every_job_exactly_once(backend: Backend, store: Store,
-                                                            workers: Workers) -> None:
+async def test_three_processes_drain_every_job_exactly_once(
+    backend: Backend, store: Store, workers: Workers
+) -> None:
     n = 500 if backend.name == "nx" else 2000
     api = OperatorAPI(store)
     res = await api.enqueue("record", [{"i": i} for i in range(n)])
     procs = workers.start(3)
-    await wait_for(lambda: _all_terminal(api, res.batch_id), timeout=240, interval=0.5,
-                   what=f"{n} jobs drained")
+    await wait_for(
+        lambda: _all_terminal(api, res.batch_id),
+        timeout=240,
+        interval=0.5,
+        what=f"{n} jobs drained",
+    )
     summary = await api.batch(res.batch_id)
     assert summary is not None and summary.counts == {"completed": n}
     executions = workers.executions()
@@ -133,7 +155,8 @@ async def test_three_processes_drain_every_job_exactly_once(backend: Backend, st
 
 
 async def test_sigkilled_worker_job_is_completed_by_another_after_lease_expiry(
-        backend: Backend, store: Store, workers: Workers) -> None:
+    backend: Backend, store: Store, workers: Workers
+) -> None:
     """The killed process's jobs come back after their leases expire; counts stay exact."""
     n = 100 if backend.name == "nx" else 2000
     api = OperatorAPI(store)
@@ -171,7 +194,8 @@ async def _status(store: Store, job_id: str, status: JobStatus) -> bool:
 
 
 async def test_cancel_from_another_process_stops_running_job_within_2s(
-        backend: Backend, store: Store, workers: Workers) -> None:
+    backend: Backend, store: Store, workers: Workers
+) -> None:
     api = OperatorAPI(store)
     res = await api.enqueue("block", [{"seconds": 120}])
     workers.start(1)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from engine.paths import parse_dropped_paths
+from jobtui.engine.paths import parse_dropped_paths
 
 HOME = os.path.expanduser("~")
 
@@ -119,7 +119,9 @@ def test_lone_trailing_backslash_is_kept() -> None:
 
 
 def test_file_url_decoding() -> None:
-    assert parse_dropped_paths("file:///tmp/%C3%9Cbung%20sch%C3%B6n.pdf") == ["/tmp/Übung schön.pdf"]
+    assert parse_dropped_paths("file:///tmp/%C3%9Cbung%20sch%C3%B6n.pdf") == [
+        "/tmp/Übung schön.pdf"
+    ]
     assert parse_dropped_paths("file:///a%23b.pdf") == ["/a#b.pdf"]
     assert parse_dropped_paths("'file:///a%20b'") == ["/a b"]
     # Another host cannot be a local file; it stays visible as //host/path.

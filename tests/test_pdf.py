@@ -20,15 +20,15 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel, ValidationError
 
-from engine.context import JobContext
-from engine.errors import JobCancelled, JobFailed
-from engine.logsink import LogSink
-from engine.models import Job, JobStatus, utcnow
-from engine.processors import pdf
-from engine.processors import pdf_extract as px
-from engine.processors.pdf_markdown import structure_markdown
-from engine.procpool import ProcessPool
-from engine.store.sqlite import SQLiteStore
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobCancelled, JobFailed
+from jobtui.engine.logsink import LogSink
+from jobtui.engine.models import Job, JobStatus, utcnow
+from jobtui.engine.processors import pdf
+from jobtui.engine.processors import pdf_extract as px
+from jobtui.engine.processors.pdf_markdown import structure_markdown
+from jobtui.engine.procpool import ProcessPool
+from jobtui.engine.store.sqlite import SQLiteStore
 from tests.util import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -121,8 +121,13 @@ def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     doc = pymupdf.open()
     for t in TEXT_PAGES:
         _text_page(doc, t)
-    out["encrypted"] = _save(doc, d / "enc.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256,
-                             user_pw="geheim", owner_pw="owner")
+    out["encrypted"] = _save(
+        doc,
+        d / "enc.pdf",
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,
+        user_pw="geheim",
+        owner_pw="owner",
+    )
     good = out["text"].read_bytes()
     (d / "empty.pdf").write_bytes(b"")
     out["empty"] = d / "empty.pdf"
@@ -163,21 +168,36 @@ class Harness:
     def __init__(self, store: SQLiteStore, logs: LogSink, pool: ProcessPool, out: Path) -> None:
         self.store, self.logs, self.pool, self.out = store, logs, pool, out
 
-    async def context(self, job_type: str, params: dict[str, Any],
-                      pool: ProcessPool | None = None) -> JobContext:
+    async def context(
+        self, job_type: str, params: dict[str, Any], pool: ProcessPool | None = None
+    ) -> JobContext:
         job = Job(job_type=job_type, parameters=params)
         await self.store.insert_jobs([job])
-        claimed = await self.store.claim(worker_id="test", slots={job_type: 1}, limit=1,
-                                         lease_seconds=60, timeouts={}, now=utcnow())
+        claimed = await self.store.claim(
+            worker_id="test",
+            slots={job_type: 1},
+            limit=1,
+            lease_seconds=60,
+            timeouts={},
+            now=utcnow(),
+        )
         assert [j.job_id for j in claimed] == [job.job_id]
         use = pool or self.pool
-        return JobContext(claimed[0], store=self.store, token=claimed[0].lease.token,  # type: ignore[union-attr]
-                          logs=self.logs, pool=lambda: use, output_dir=self.out)
+        return JobContext(
+            claimed[0],
+            store=self.store,
+            token=claimed[0].lease.token,  # type: ignore[union-attr]
+            logs=self.logs,
+            pool=lambda: use,
+            output_dir=self.out,
+        )
 
     async def run(self, job_type: str, **params: Any) -> dict[str, Any]:
-        jt = {"pdf.transcribe": (pdf.transcribe, pdf.TranscribeParams),
-              "pdf.markdown": (pdf.markdown, pdf.MarkdownParams),
-              "pdf.render": (pdf.render, pdf.RenderParams)}[job_type]
+        jt = {
+            "pdf.transcribe": (pdf.transcribe, pdf.TranscribeParams),
+            "pdf.markdown": (pdf.markdown, pdf.MarkdownParams),
+            "pdf.render": (pdf.render, pdf.RenderParams),
+        }[job_type]
         params = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
         model: BaseModel = jt[1].model_validate(params)
         ctx = await self.context(job_type, params)
@@ -281,8 +301,7 @@ async def test_parts_are_assembled_in_page_order(h: Harness, pdfs: dict[str, Pat
     res = await h.run("pdf.transcribe", path=pdfs["many"], pages_per_part=4)
     assert res["parts"] == 12 and res["pages"] == 45
     data = json.loads(Path(res["json_path"]).read_text(encoding="utf-8"))
-    assert [p["text"].strip() for p in data["pages"]] == [f"Seite {i} von 45" for i in
-                                                          range(1, 46)]
+    assert [p["text"].strip() for p in data["pages"]] == [f"Seite {i} von 45" for i in range(1, 46)]
 
 
 async def test_progress_is_written(h: Harness, pdfs: dict[str, Path]) -> None:
@@ -314,8 +333,9 @@ async def test_encrypted_with_correct_password(h: Harness, pdfs: dict[str, Path]
 
 
 @pytest.mark.parametrize("job_type", ["pdf.transcribe", "pdf.markdown", "pdf.render"])
-async def test_bad_inputs_fail_with_stable_codes(h: Harness, pdfs: dict[str, Path],
-                                                 job_type: str) -> None:
+async def test_bad_inputs_fail_with_stable_codes(
+    h: Harness, pdfs: dict[str, Path], job_type: str
+) -> None:
     await _fails(h, "FILE_NOT_FOUND", job_type, path=pdfs["text"].parent / "missing.pdf")
     await _fails(h, "FILE_NOT_FOUND", job_type, path=pdfs["text"] / "below-a-file.pdf")
     await _fails(h, "FILE_UNREADABLE", job_type, path=pdfs["dir"])
@@ -355,8 +375,9 @@ async def test_truncated_pdf_is_corrupt_or_repaired_with_a_warning(
     assert any("repaired" in m for m in await h.logs_of(job_id))
 
 
-async def test_pdf_with_another_extension_is_read(h: Harness, pdfs: dict[str, Path],
-                                                  tmp_path: Path) -> None:
+async def test_pdf_with_another_extension_is_read(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path
+) -> None:
     p = tmp_path / "scan.txt"
     p.write_bytes(pdfs["text"].read_bytes())
     assert (await h.run("pdf.transcribe", path=p))["pages"] == 3
@@ -402,12 +423,17 @@ async def test_markdown_has_headings_from_font_sizes(h: Harness, tmp_path: Path)
 
 
 async def test_structure_markdown_lists_hyphens_and_escapes() -> None:
-    pages = [{"page": 1, "blocks": [
-        [11.0, False, ["Ein langer Absatz mit Ver-", "arbeitung und mehr Text hier."]],
-        [11.0, False, ["• erster Punkt", "• zweiter Punkt"]],
-        [11.0, False, ["# kein Titel"]],
-        [11.0, True, ["Fett"]],
-    ]}]
+    pages = [
+        {
+            "page": 1,
+            "blocks": [
+                [11.0, False, ["Ein langer Absatz mit Ver-", "arbeitung und mehr Text hier."]],
+                [11.0, False, ["• erster Punkt", "• zweiter Punkt"]],
+                [11.0, False, ["# kein Titel"]],
+                [11.0, True, ["Fett"]],
+            ],
+        }
+    ]
     md = structure_markdown(pages, "doc")
     assert md.startswith("# doc\n")
     assert "Ein langer Absatz mit Verarbeitung und mehr Text hier." in md
@@ -421,8 +447,11 @@ async def test_render_pages_and_range(h: Harness, pdfs: dict[str, Path]) -> None
     out = Path(res["output_dir"])
     assert out == h.out / f"text doc-{res['sha256'][:12]}"
     assert res["pages_rendered"] == 3
-    assert sorted(p.name for p in out.iterdir()) == ["page-0001.png", "page-0002.png",
-                                                     "page-0003.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "page-0001.png",
+        "page-0002.png",
+        "page-0003.png",
+    ]
     pix = pymupdf.Pixmap(str(out / "page-0001.png"))
     assert pix.width == round(595 * 36 / 72)
     for p in out.iterdir():
@@ -430,15 +459,19 @@ async def test_render_pages_and_range(h: Harness, pdfs: dict[str, Path]) -> None
     res = await h.run("pdf.render", path=pdfs["many"], dpi=20, first_page=10, last_page=12)
     out = Path(res["output_dir"])
     assert res["pages_rendered"] == 3 and (res["first_page"], res["last_page"]) == (10, 12)
-    assert sorted(p.name for p in out.iterdir()) == ["page-0010.png", "page-0011.png",
-                                                     "page-0012.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "page-0010.png",
+        "page-0011.png",
+        "page-0012.png",
+    ]
     res = await h.run("pdf.render", path=pdfs["text"], dpi=20, first_page=2, last_page=99)
     assert res["pages_rendered"] == 2
     await _fails(h, "INVALID_PARAMETERS", "pdf.render", path=pdfs["text"], first_page=9)
 
 
-async def test_output_dir_unwritable_is_output_error(h: Harness, pdfs: dict[str, Path],
-                                                    tmp_path: Path) -> None:
+async def test_output_dir_unwritable_is_output_error(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     ctx = await h.context("pdf.transcribe", {"path": str(pdfs["text"])})
@@ -461,8 +494,9 @@ async def test_split_pages() -> None:
     for n in (1, 7, 33, 1001):
         parts = pdf.split_pages(n, 13, 3)
         assert parts[0][0] == 0 and parts[-1][1] == n
-        assert all(a < b for a, b in parts) and all(parts[i][1] == parts[i + 1][0]
-                                                    for i in range(len(parts) - 1))
+        assert all(a < b for a, b in parts) and all(
+            parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1)
+        )
 
 
 async def test_output_stem_is_bounded() -> None:
@@ -520,9 +554,14 @@ async def test_cancel_mid_document_stops_within_2s_and_kills_processes(
 
 # -- through the engine --------------------------------------------------------------
 
-ENGINE_FAST: dict[str, Any] = {"poll_interval": 0.05, "heartbeat_interval": 0.1,
-                               "watchdog_interval": 0.1, "lease_seconds": 30,
-                               "cpu_workers": 2, "concurrency": 4}
+ENGINE_FAST: dict[str, Any] = {
+    "poll_interval": 0.05,
+    "heartbeat_interval": 0.1,
+    "watchdog_interval": 0.1,
+    "lease_seconds": 30,
+    "cpu_workers": 2,
+    "concurrency": 4,
+}
 
 
 async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) -> None:
@@ -530,9 +569,9 @@ async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) 
     code after one attempt, and the batch finishes; a re-run does nothing."""
     import shutil
 
-    from engine.config import Settings
-    from engine.registry import default_registry
-    from engine.worker import Engine
+    from jobtui.engine.config import Settings
+    from jobtui.engine.registry import default_registry
+    from jobtui.engine.worker import Engine
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -548,11 +587,20 @@ async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) 
         await asyncio.wait_for(eng.wait_batch(rep.batch_id, poll=0.05), 60)  # type: ignore[arg-type]
         jobs = {Path(j.parameters["path"]).stem: j for j in await store.list_jobs(limit=100)}
         assert {k: j.status.value for k, j in jobs.items()} == {
-            "text": "completed", "mixed": "completed", "zero": "completed",
-            "png": "failed", "empty": "failed", "encrypted": "failed", "garbage": "failed"}
+            "text": "completed",
+            "mixed": "completed",
+            "zero": "completed",
+            "png": "failed",
+            "empty": "failed",
+            "encrypted": "failed",
+            "garbage": "failed",
+        }
         assert {k: j.error.code for k, j in jobs.items() if j.error} == {
-            "png": "NOT_A_PDF", "empty": "PDF_EMPTY", "encrypted": "PDF_ENCRYPTED",
-            "garbage": "PDF_CORRUPT"}
+            "png": "NOT_A_PDF",
+            "empty": "PDF_EMPTY",
+            "encrypted": "PDF_ENCRYPTED",
+            "garbage": "PDF_CORRUPT",
+        }
         assert all(j.attempts == 1 for j in jobs.values())  # bad input is never retried
         summary = jobs["mixed"].summary()
         assert (summary["pages"], summary["ocr_pages"]) == (4, 2) and summary["chars"] > 0
@@ -565,17 +613,18 @@ async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) 
 
 
 async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: Path) -> None:
-    from engine.config import Settings
-    from engine.registry import default_registry
-    from engine.worker import Engine
+    from jobtui.engine.config import Settings
+    from jobtui.engine.registry import default_registry
+    from jobtui.engine.worker import Engine
 
     store = SQLiteStore(tmp_path / "jobs.db")
     await store.open()
     eng = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out", **ENGINE_FAST))
     await eng.start()
     try:
-        res = await eng.api.enqueue("pdf.transcribe", [{"path": str(big_pdf), "force_ocr": True,
-                                                         "pages_per_part": 320}])
+        res = await eng.api.enqueue(
+            "pdf.transcribe", [{"path": str(big_pdf), "force_ocr": True, "pages_per_part": 320}]
+        )
         job_id = res.job_ids[0]
 
         async def busy() -> bool:
@@ -614,8 +663,9 @@ async def test_markdown_ocrs_scanned_pages(h: Harness, pdfs: dict[str, Path]) ->
     assert "Übung" in md and "schön" in md
 
 
-async def test_input_roots_refuse_paths_outside(h: Harness, pdfs: dict[str, Path],
-                                               tmp_path: Path) -> None:
+async def test_input_roots_refuse_paths_outside(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path
+) -> None:
     ctx = await h.context("pdf.transcribe", {"path": str(pdfs["text"])})
     ctx.settings = {"input_roots": [str(tmp_path)]}
     with pytest.raises(JobFailed) as info:
@@ -626,10 +676,15 @@ async def test_input_roots_refuse_paths_outside(h: Harness, pdfs: dict[str, Path
 
 
 async def test_structure_markdown_lead_in_lists_and_contents_lines() -> None:
-    pages = [{"page": 1, "blocks": [
-        [11.0, False, ["The main features are:", "• fast", "• small and", "portable"]],
-        [11.0, False, ["1 Introduction . . . . . . 1", "2.1", "Usage . . . . . . . 12"]],
-    ]}]
+    pages = [
+        {
+            "page": 1,
+            "blocks": [
+                [11.0, False, ["The main features are:", "• fast", "• small and", "portable"]],
+                [11.0, False, ["1 Introduction . . . . . . 1", "2.1", "Usage . . . . . . . 12"]],
+            ],
+        }
+    ]
     md = structure_markdown(pages, "doc")
     assert "The main features are:\n\n- fast\n- small and portable" in md
     assert "1 Introduction . . . . . . 1\n\n2.1 Usage . . . . . . . 12" in md

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.procpool import ProcessPool, RemoteError
+from jobtui.engine.procpool import ProcessPool, RemoteError
 from tests.util import wait_for
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine import registry as registry_mod
-from engine.registry import JobType, Registry, default_registry
+from jobtui.engine import registry as registry_mod
+from jobtui.engine.registry import JobType, Registry, default_registry
 
 
 async def _handler(ctx: Any, params: Any) -> None:
@@ -22,7 +22,8 @@ def test_default_registry_has_builtins_and_pdf_types() -> None:
 
 
 def test_entry_point_plugins_load_and_a_broken_one_is_skipped(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class EP:
         def __init__(self, name: str, fn: Any) -> None:
             self.name, self._fn = name, fn
@@ -36,8 +37,9 @@ def test_entry_point_plugins_load_and_a_broken_one_is_skipped(
     def broken(reg: Registry) -> None:
         raise ImportError("missing dependency")
 
-    monkeypatch.setattr(registry_mod, "entry_points",
-                        lambda group: [EP("broken", broken), EP("good", good)])
+    monkeypatch.setattr(
+        registry_mod, "entry_points", lambda group: [EP("broken", broken), EP("good", good)]
+    )
     reg = Registry()
     assert reg.load_entry_points() == ["good"]
     jt = reg.get("plugin.ok")

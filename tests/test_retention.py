@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings, load_settings
-from engine.models import Batch, Job, JobStatus, LogEntry, Outcome, utcnow
-from engine.registry import Registry
-from engine.retention import RetentionSweep, policies
-from engine.store import _sqlite_schema as schema
-from engine.store.base import Store
-from engine.store.mongo import MongoStore
-from engine.store.sqlite import SQLiteStore
-from engine.worker import Engine
-from tui.cli import main
-from tui.purge import parse_duration
+from jobtui.engine.config import Settings, load_settings
+from jobtui.engine.models import Batch, Job, JobStatus, LogEntry, Outcome, utcnow
+from jobtui.engine.registry import Registry
+from jobtui.engine.retention import RetentionSweep, policies
+from jobtui.engine.store import _sqlite_schema as schema
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
+from jobtui.tui.cli import main
+from jobtui.tui.purge import parse_duration
 
 T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -40,15 +40,29 @@ async def seed(
     jobs = [Job(job_type="a", batch_id=batch_id) for _ in spec]
     await store.insert_jobs(jobs)
     first = min(when for _, when in spec)
-    claimed = await store.claim(worker_id="w", slots={"a": len(jobs)}, limit=len(jobs),
-                                lease_seconds=30, timeouts={}, now=first - HOUR)
+    claimed = await store.claim(
+        worker_id="w",
+        slots={"a": len(jobs)},
+        limit=len(jobs),
+        lease_seconds=30,
+        timeouts={},
+        now=first - HOUR,
+    )
     tokens = {j.job_id: j.lease.token for j in claimed if j.lease}
     for when in sorted({when for _, when in spec}):
-        items = [(j.job_id, tokens[j.job_id], Outcome(status=status))
-                 for j, (status, at) in zip(jobs, spec, strict=True) if at == when]
+        items = [
+            (j.job_id, tokens[j.job_id], Outcome(status=status))
+            for j, (status, at) in zip(jobs, spec, strict=True)
+            if at == when
+        ]
         assert all(await store.finish_many(items, now=when))
-    await store.append_logs([LogEntry(job_id=j.job_id, ts=when, seq=i, message=f"l{i}")
-                             for j, (_, when) in zip(jobs, spec, strict=True) for i in range(2)])
+    await store.append_logs(
+        [
+            LogEntry(job_id=j.job_id, ts=when, seq=i, message=f"l{i}")
+            for j, (_, when) in zip(jobs, spec, strict=True)
+            for i in range(2)
+        ]
+    )
     return [j.job_id for j in jobs]
 
 
@@ -67,8 +81,10 @@ def test_retention_defaults_and_environment() -> None:
     s = Settings()
     assert (s.retention_completed_days, s.retention_failed_days) == (30, 90)
     assert s.retention_logs_days is None and s.retention_interval == 600
-    assert policies(s) == [([JobStatus.COMPLETED], 30 * DAY),
-                           ([JobStatus.FAILED, JobStatus.CANCELLED], 90 * DAY)]
+    assert policies(s) == [
+        ([JobStatus.COMPLETED], 30 * DAY),
+        ([JobStatus.FAILED, JobStatus.CANCELLED], 90 * DAY),
+    ]
     env = {"JOBTUI_RETENTION_COMPLETED_DAYS": "0", "JOBTUI_RETENTION_LOGS_DAYS": "7"}
     s = load_settings(environ=env)
     assert s.retention_completed_days == 0 and s.retention_logs_days == 7
@@ -106,8 +122,7 @@ async def test_sweep_expires_each_status_after_its_period(sqlite_store: SQLiteSt
 async def test_logs_period_and_zero_disables(sqlite_store: SQLiteStore) -> None:
     store = sqlite_store
     ids = await seed(store, [(JobStatus.COMPLETED, T0), (JobStatus.FAILED, T0 - 3 * DAY)])
-    settings = Settings(retention_completed_days=0, retention_failed_days=0,
-                        retention_logs_days=2)
+    settings = Settings(retention_completed_days=0, retention_failed_days=0, retention_logs_days=2)
     result = await RetentionSweep(store, settings).sweep(T0 + DAY)
     assert (result.jobs, result.logs) == (0, 2)  # only the failed job's old lines
     assert await store.tail_logs(ids[1]) == [] and len(await store.tail_logs(ids[0])) == 2
@@ -119,8 +134,9 @@ async def test_logs_period_and_zero_disables(sqlite_store: SQLiteStore) -> None:
 async def test_engine_runs_the_sweep_with_its_clock(sqlite_store: SQLiteStore) -> None:
     store = sqlite_store
     old = utcnow() - 40 * DAY
-    expired, kept = await seed(store, [(JobStatus.COMPLETED, old),
-                                       (JobStatus.COMPLETED, utcnow() - DAY)])
+    expired, kept = await seed(
+        store, [(JobStatus.COMPLETED, old), (JobStatus.COMPLETED, utcnow() - DAY)]
+    )
     settings = Settings(retention_interval=0.05, poll_interval=0.05)
     engine = Engine(store, Registry(), settings)
     assert engine.retention is not None
@@ -197,8 +213,9 @@ async def test_sqlite_purge_runs_in_chunks_and_uses_indexes(sqlite_store: SQLite
     seen: list[str] = []
     await store._t.read(lambda: store._t.db.set_trace_callback(seen.append))
     try:
-        dry = await store.purge_jobs(older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED],
-                                     dry_run=True)
+        dry = await store.purge_jobs(
+            older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED], dry_run=True
+        )
         real = await store.purge_jobs(older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED])
         await store.purge_logs(older_than=T0 + HOUR, dry_run=True)
         await store.purge_logs(older_than=T0 + HOUR)
@@ -210,7 +227,8 @@ async def test_sqlite_purge_runs_in_chunks_and_uses_indexes(sqlite_store: SQLite
     statements = [s for s in seen if s.split()[0].upper() in {"SELECT", "DELETE"}]
     for sql in statements:
         plan = await store._t.read(
-            lambda sql=sql: store._t.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall())
+            lambda sql=sql: store._t.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        )
         scans = [r[-1] for r in plan if str(r[-1]).startswith(("SCAN jobs", "SCAN logs"))]
         assert scans == [], f"{sql}\n{plan}"
 
@@ -246,7 +264,7 @@ async def test_mongo_logs_ttl_index_is_created_and_checked() -> None:
 
 
 def test_factory_passes_the_logs_period_to_mongodb() -> None:
-    from engine.store.factory import make_store
+    from jobtui.engine.store.factory import make_store
 
     store = make_store(Settings(mongodb_uri="mongodb://127.0.0.1:1", retention_logs_days=2))
     assert isinstance(store, MongoStore) and store.logs_ttl_seconds == 2 * 86400
@@ -257,10 +275,17 @@ def test_factory_passes_the_logs_period_to_mongodb() -> None:
 # -- jobtui purge ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("90m", timedelta(minutes=90)),
-    ("2w", timedelta(weeks=2)), ("1.5d", timedelta(hours=36)), ("45s", timedelta(seconds=45)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("1.5d", timedelta(hours=36)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
 def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -328,7 +353,9 @@ def test_cli_refuses_without_a_terminal_or_yes(
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # not a TTY
     assert main([*PURGE, "--store", str(db)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("jobtui: USAGE: purge deletes jobs: without a terminal") and "--yes" in err
+    assert (
+        err.startswith("jobtui: USAGE: purge deletes jobs: without a terminal") and "--yes" in err
+    )
     assert counts(db) == {"completed": 3, "failed": 1}
 
 
@@ -337,12 +364,20 @@ class _Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("answer", "code", "left"), [
-    ("y\n", 0, {"completed": 1, "failed": 1}), ("n\n", 1, {"completed": 3, "failed": 1}),
-])
+@pytest.mark.parametrize(
+    ("answer", "code", "left"),
+    [
+        ("y\n", 0, {"completed": 1, "failed": 1}),
+        ("n\n", 1, {"completed": 3, "failed": 1}),
+    ],
+)
 def test_cli_asks_on_a_terminal(
-    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    answer: str, code: int, left: dict[str, int],
+    db: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    code: int,
+    left: dict[str, int],
 ) -> None:
     monkeypatch.setattr("sys.stdin", _Terminal(answer))
     assert main([*PURGE, "--store", str(db)]) == code
@@ -353,11 +388,14 @@ def test_cli_asks_on_a_terminal(
     assert counts(db) == left
 
 
-@pytest.mark.parametrize("argv", [
-    ["purge", "--older-than", "30x", "--status", "completed"],
-    ["purge", "--older-than", "0d", "--status", "completed"],
-    ["purge", "--older-than", "30d", "--status", "pending", "--yes"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["purge", "--older-than", "30x", "--status", "completed"],
+        ["purge", "--older-than", "0d", "--status", "completed"],
+        ["purge", "--older-than", "30d", "--status", "pending", "--yes"],
+    ],
+)
 def test_cli_usage_errors_exit_2(
     db: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
@@ -374,14 +412,16 @@ def test_cli_needs_a_status(db: Path) -> None:
 
 def test_purge_of_many_jobs_is_quick(tmp_path: Path) -> None:
     """5,000 finished jobs (10,000 log lines): dry run and purge, each well under 10 s."""
+
     async def run() -> tuple[float, float]:
         store = SQLiteStore(tmp_path / "many.db")
         await store.open()
         try:
             await seed(store, [(JobStatus.COMPLETED, T0)] * 5000)
             started = time.perf_counter()
-            dry = await store.purge_jobs(older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED],
-                                         dry_run=True)
+            dry = await store.purge_jobs(
+                older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED], dry_run=True
+            )
             counted = time.perf_counter() - started
             started = time.perf_counter()
             real = await store.purge_jobs(older_than=T0 + HOUR, statuses=[JobStatus.COMPLETED])
@@ -394,23 +434,27 @@ def test_purge_of_many_jobs_is_quick(tmp_path: Path) -> None:
     assert counted < 10 and deleted < 10
 
 
-def test_operations_guide_purge_examples_run(
-    db: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_operations_guide_purge_examples_run(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """docs/operations.md: the purge commands shown run here, and the dry run prints
     a line of the shape shown."""
     import re
     import shlex
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text("utf-8")
-    section = text[text.index("## Retention and purge"):]
-    lines = [ln for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-             for ln in block.splitlines() if ln.startswith("jobtui purge")]
+    section = text[text.index("## Retention and purge") :]
+    lines = [
+        ln
+        for block in re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+        for ln in block.splitlines()
+        if ln.startswith("jobtui purge")
+    ]
     assert len(lines) == 3 and "--dry-run" in lines[0]
     shown = re.search(r"```text\n(would delete .*?)\n```", section)
     assert shown is not None
-    shape = re.compile(r"would delete \d+ jobs, \d+ log lines, \d+ batches \(completed jobs "
-                       r"finished before \d{4}-\d\d-\d\d \d\d:\d\d UTC\)")
+    shape = re.compile(
+        r"would delete \d+ jobs, \d+ log lines, \d+ batches \(completed jobs "
+        r"finished before \d{4}-\d\d-\d\d \d\d:\d\d UTC\)"
+    )
     assert shape.fullmatch(shown.group(1))
     assert main([*shlex.split(lines[0])[1:], "--store", str(db)]) == 0
     assert shape.fullmatch(capsys.readouterr().out.strip())

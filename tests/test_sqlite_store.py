@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     Job,
     JobFilter,
@@ -27,9 +27,9 @@ from engine.models import (
     Progress,
     WorkerInfo,
 )
-from engine.store import _sqlite_schema as schema
-from engine.store.base import StoreError
-from engine.store.sqlite import SQLiteStore, claim_statement
+from jobtui.engine.store import _sqlite_schema as schema
+from jobtui.engine.store.base import StoreError
+from jobtui.engine.store.sqlite import SQLiteStore, claim_statement
 
 T0 = datetime(2031, 5, 4, 12, 0, 0, 123456, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
@@ -155,8 +155,8 @@ async def test_two_stores_on_one_file_never_double_claim(tmp_path: Path) -> None
 _DRAIN = textwrap.dedent(
     """
     import asyncio, sys
-    from engine.models import JobStatus, Outcome, utcnow
-    from engine.store.sqlite import SQLiteStore
+    from jobtui.engine.models import JobStatus, Outcome, utcnow
+    from jobtui.engine.store.sqlite import SQLiteStore
 
     async def main(path, name):
         store = SQLiteStore(path)

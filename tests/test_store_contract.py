@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     ErrorCode,
     Job,
@@ -31,9 +31,9 @@ from engine.models import (
     Progress,
     WorkerInfo,
 )
-from engine.store.base import LeaseState, Store, StoreError
-from engine.store.mongo import MongoStore
-from engine.uri import redact_uri
+from jobtui.engine.store.base import LeaseState, Store, StoreError
+from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.uri import redact_uri
 from tests.conftest import STORE_FACTORIES
 
 T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=UTC)
@@ -787,9 +787,7 @@ async def test_renewed_lease_that_lapses_is_overdue(store: Store) -> None:
 # -- retention: purge ------------------------------------------------------------------
 
 
-async def finished(
-    store: Store, spec: list[tuple[JobStatus, datetime, str | None]]
-) -> list[str]:
+async def finished(store: Store, spec: list[tuple[JobStatus, datetime, str | None]]) -> list[str]:
     """Jobs ended in ``status`` at ``when`` (in ``batch``), two log lines each."""
     jobs = [job(batch_id=batch) for _, _, batch in spec]
     await store.insert_jobs(jobs)
@@ -797,8 +795,11 @@ async def finished(
     for j, (status, when, _) in zip(jobs, spec, strict=True):
         assert await store.finish(j.job_id, token(got[j.job_id]), done(status), now=when)
     await store.append_logs(
-        [LogEntry(job_id=j.job_id, ts=T0 - 48 * HOUR, seq=i, message=f"l{i}")
-         for j in jobs for i in range(2)]
+        [
+            LogEntry(job_id=j.job_id, ts=T0 - 48 * HOUR, seq=i, message=f"l{i}")
+            for j in jobs
+            for i in range(2)
+        ]
     )
     return [j.job_id for j in jobs]
 
@@ -810,12 +811,19 @@ async def test_purge_dry_run_counts_equal_what_is_deleted(store: Store) -> None:
     for b in (emptied, kept, fresh, empty_old, empty_new):
         await store.create_batch(b)
     C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
-    ids = await finished(store, [
-        (C, old, emptied.batch_id), (C, old, emptied.batch_id), (C, old, emptied.batch_id),
-        (C, old, kept.batch_id), (F, old, kept.batch_id),
-        (C, recent, fresh.batch_id),
-        (C, old, None), (X, old, None),
-    ])
+    ids = await finished(
+        store,
+        [
+            (C, old, emptied.batch_id),
+            (C, old, emptied.batch_id),
+            (C, old, emptied.batch_id),
+            (C, old, kept.batch_id),
+            (F, old, kept.batch_id),
+            (C, recent, fresh.batch_id),
+            (C, old, None),
+            (X, old, None),
+        ],
+    )
     purged = [*ids[:4], ids[6]]
     waiting, running = job(batch_id=kept.batch_id), job()
     await store.insert_jobs([running])
@@ -843,8 +851,13 @@ async def test_purge_dry_run_counts_equal_what_is_deleted(store: Store) -> None:
     assert await store.get_batch(empty_old.batch_id) is None
     for b in (kept, fresh, empty_new):
         assert await store.get_batch(b.batch_id) is not None
-    assert await store.count_jobs() == {"completed": 1, "failed": 1, "cancelled": 1,
-                                        "pending": 1, "processing": 1}
+    assert await store.count_jobs() == {
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 1,
+        "pending": 1,
+        "processing": 1,
+    }
     again = await store.purge_jobs(older_than=cutoff, statuses=[C])
     assert (again.jobs, again.logs, again.batches) == (0, 0, 0)
 
@@ -854,8 +867,9 @@ async def test_purge_by_batch_and_several_statuses(store: Store) -> None:
     await store.create_batch(a)
     await store.create_batch(b)
     C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
-    ids = await finished(store, [(F, T0, a.batch_id), (X, T0, a.batch_id), (C, T0, a.batch_id),
-                                 (F, T0, b.batch_id)])
+    ids = await finished(
+        store, [(F, T0, a.batch_id), (X, T0, a.batch_id), (C, T0, a.batch_id), (F, T0, b.batch_id)]
+    )
     scope = {"older_than": T0 + HOUR, "statuses": [F, X], "batch_id": a.batch_id}
     dry = await store.purge_jobs(**scope, dry_run=True)  # type: ignore[arg-type]
     real = await store.purge_jobs(**scope)  # type: ignore[arg-type]

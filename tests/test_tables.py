@@ -11,7 +11,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from tui.widgets.tables import KeyedTable
+from jobtui.tui.widgets.tables import KeyedTable
 
 COLUMNS = [("Status", "status", 12), ("File", "file", 10), ("Progress", "progress", 14)]
 

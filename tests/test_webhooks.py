@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from engine.config import Settings
-from engine.models import Batch, Job, JobStatus
-from engine.registry import default_registry
-from engine.store.sqlite import SQLiteStore
-from engine.webhooks import Delivery, Webhooks, sign
-from engine.worker import Engine
+from jobtui.engine.config import Settings
+from jobtui.engine.models import Batch, Job, JobStatus
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.webhooks import Delivery, Webhooks, sign
+from jobtui.engine.worker import Engine
 from tests.util import wait_for
 
 FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.1}
@@ -43,8 +43,14 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
-                    receiver.requests.append({"headers": dict(self.headers), "body": body,
-                                              "json": json.loads(body), "path": self.path})
+                    receiver.requests.append(
+                        {
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "json": json.loads(body),
+                            "path": self.path,
+                        }
+                    )
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.arrived.set()
                 if receiver.hold:
@@ -83,14 +89,18 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(params=["sqlite", "mongomock"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Engine]:
-    from engine.store.base import Store
-    from engine.store.mongo import MongoStore
+    from jobtui.engine.store.base import Store
+    from jobtui.engine.store.mongo import MongoStore
 
-    store: Store = (SQLiteStore(tmp_path / "q.db") if request.param == "sqlite"
-                    else MongoStore.in_memory())
+    store: Store = (
+        SQLiteStore(tmp_path / "q.db") if request.param == "sqlite" else MongoStore.in_memory()
+    )
     await store.open()
-    eng = Engine(store, default_registry(),
-                 Settings(output_dir=tmp_path / "out", webhook_secret="global-secret", **FAST))
+    eng = Engine(
+        store,
+        default_registry(),
+        Settings(output_dir=tmp_path / "out", webhook_secret="global-secret", **FAST),
+    )
     eng.webhooks.backoff = 0.01  # retries in milliseconds, not seconds
     await eng.start()
     try:
@@ -131,10 +141,15 @@ async def test_job_webhook_is_delivered_and_signed(engine: Engine, receiver: Rec
     assert not _ok_signature("global-secret", req)  # the webhook's own secret wins
 
 
-async def test_global_secret_signs_hooks_without_their_own(engine: Engine,
-                                                           receiver: Receiver) -> None:
-    job = await _job(engine, job_type="sleep", parameters={"seconds": "x"},  # invalid -> failed
-                     webhook={"url": receiver.url})
+async def test_global_secret_signs_hooks_without_their_own(
+    engine: Engine, receiver: Receiver
+) -> None:
+    job = await _job(
+        engine,
+        job_type="sleep",
+        parameters={"seconds": "x"},  # invalid -> failed
+        webhook={"url": receiver.url},
+    )
     await wait_for(lambda: _async(receiver.events("job.finished")), what="job.finished")
     body = receiver.requests[0]["json"]
     assert body["job_id"] == job.job_id and body["status"] == "failed"
@@ -160,8 +175,7 @@ async def test_batch_webhook_after_the_last_job(engine: Engine, receiver: Receiv
         assert await _status(engine, j.job_id) is JobStatus.COMPLETED
 
 
-async def test_500_twice_then_200_takes_three_attempts(engine: Engine,
-                                                       receiver: Receiver) -> None:
+async def test_500_twice_then_200_takes_three_attempts(engine: Engine, receiver: Receiver) -> None:
     receiver.statuses = [500, 500]
     await _job(engine, webhook={"url": receiver.url})
     await wait_for(lambda: _async(engine.webhooks.delivered), what="delivery")
@@ -179,8 +193,7 @@ async def test_4xx_is_not_retried(receiver: Receiver, tmp_path: Path) -> None:
     assert d.attempts == 1 and d.last_error == "HTTP 404"
 
 
-async def test_hanging_receiver_does_not_delay_the_job(engine: Engine,
-                                                       receiver: Receiver) -> None:
+async def test_hanging_receiver_does_not_delay_the_job(engine: Engine, receiver: Receiver) -> None:
     receiver.hold = True
     job = await _job(engine, webhook={"url": receiver.url})
     second = await _job(engine)
@@ -208,8 +221,13 @@ async def test_unreachable_url_leaves_the_job_completed(engine: Engine) -> None:
 
 async def test_bad_urls_are_refused_without_retry(tmp_path: Path) -> None:
     hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
-    for url in ("ftp://x/y", "http://a b/", "http://x/\r\nX-Evil: 1", "not a url",
-                "http://127.0.0.1:1/caf\u00e9"):
+    for url in (
+        "ftp://x/y",
+        "http://a b/",
+        "http://x/\r\nX-Evil: 1",
+        "not a url",
+        "http://127.0.0.1:1/caf\u00e9",
+    ):
         d = Delivery(url, b"{}", "job.finished")
         assert await hooks.deliver(d) is False
         assert d.attempts == 1, url
@@ -228,16 +246,21 @@ async def _status_is(eng: Engine, job_id: str, status: JobStatus) -> bool:
     return await _status(eng, job_id) is status
 
 
-async def test_watchdog_recovery_sends_the_job_webhook(engine: Engine,
-                                                       receiver: Receiver) -> None:
+async def test_watchdog_recovery_sends_the_job_webhook(engine: Engine, receiver: Receiver) -> None:
     """A job whose worker vanished on its last attempt ends LEASE_EXPIRED through the
     watchdog; the engine that recovered it sends the webhook."""
-    from engine.models import utcnow
+    from jobtui.engine.models import utcnow
 
     job = Job(job_type="ghost.type", max_attempts=1, webhook={"url": receiver.url})
     await engine.store.insert_jobs([job])
-    claimed = await engine.store.claim(worker_id="ghost", slots={"ghost.type": 1}, limit=1,
-                                       lease_seconds=0.05, timeouts={}, now=utcnow())
+    claimed = await engine.store.claim(
+        worker_id="ghost",
+        slots={"ghost.type": 1},
+        limit=1,
+        lease_seconds=0.05,
+        timeouts={},
+        now=utcnow(),
+    )
     assert [j.job_id for j in claimed] == [job.job_id]
     await wait_for(lambda: _async(receiver.events("job.finished")), what="job.finished")
     body = receiver.events("job.finished")[0]
@@ -246,7 +269,7 @@ async def test_watchdog_recovery_sends_the_job_webhook(engine: Engine,
 
 
 def test_webhook_settings_from_env_and_yaml(tmp_path: Path) -> None:
-    from engine.config import load_settings
+    from jobtui.engine.config import load_settings
 
     assert load_settings(environ={"JOBTUI_WEBHOOK_SECRET": "x"}).webhook_secret == "x"
     cfg = tmp_path / "c.yaml"

@@ -8,8 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-async def wait_for(cond: Callable[[], Awaitable[Any]], timeout: float = 20.0,
-                   interval: float = 0.02, what: str = "condition") -> Any:
+async def wait_for(
+    cond: Callable[[], Awaitable[Any]],
+    timeout: float = 20.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Await ``cond()`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -1,1 +1,1 @@
-"""The console's bundled themes, as data files (installed as ``jobtui_themes``)."""
+"""The console's bundled themes, as data files (installed as ``jobtui.themes``)."""

@@ -1,9 +1,9 @@
-"""``python -m tui``: the ``jobtui`` command."""
+"""``python -m jobtui.tui``: the ``jobtui`` command."""
 
 import contextlib
 import sys
 
-from tui.launch import main
+from jobtui.tui.launch import main
 
 with contextlib.suppress(BrokenPipeError):
     sys.exit(main())

@@ -28,19 +28,19 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
 
-from engine.api import JobPage, OperatorAPI
-from engine.config import Settings
-from engine.models import BatchSummary, Job, JobFilter, LogEntry, WorkerInfo, utcnow
-from engine.paths import parse_dropped_paths
-from engine.store.base import JobCursor
-from tui import themes as theme_files
-from tui.screens.dialogs import ConfirmScreen, QuitScreen
-from tui.screens.enqueue import EnqueueRequest, EnqueueScreen, is_enqueue_target
-from tui.screens.main import MainScreen
-from tui.widgets.status import StatusInfo
+from jobtui.engine.api import JobPage, OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import BatchSummary, Job, JobFilter, LogEntry, WorkerInfo, utcnow
+from jobtui.engine.paths import parse_dropped_paths
+from jobtui.engine.store.base import JobCursor
+from jobtui.tui import themes as theme_files
+from jobtui.tui.screens.dialogs import ConfirmScreen, QuitScreen
+from jobtui.tui.screens.enqueue import EnqueueRequest, EnqueueScreen, is_enqueue_target
+from jobtui.tui.screens.main import MainScreen
+from jobtui.tui.widgets.status import StatusInfo
 
 if TYPE_CHECKING:
-    from engine.worker import Engine
+    from jobtui.engine.worker import Engine
 
 T = TypeVar("T")
 FETCH_TIMEOUT = 10.0  # a store that does not answer within this is "disconnected"

@@ -18,13 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.config import Settings, load_settings
-from engine.errors import ConfigError
-from engine.models import JobFilter, JobStatus
-from engine.registry import Registry, default_registry
-from engine.store.base import Store, StoreError
-from engine.store.factory import open_store
-from tui import purge
+from jobtui.engine.config import Settings, load_settings
+from jobtui.engine.errors import ConfigError
+from jobtui.engine.models import JobFilter, JobStatus
+from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.store.base import Store, StoreError
+from jobtui.engine.store.factory import open_store
+from jobtui.tui import purge
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -34,8 +34,11 @@ def _add_store_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     # command from being reset by the subcommand's default.
     g = p.add_argument_group("store", argument_default=argparse.SUPPRESS if sub else None)
     g.add_argument("--config", metavar="FILE", help="YAML config file (also JOBTUI_CONFIG)")
-    g.add_argument("--mongodb-uri", metavar="URI", help="MongoDB URI (also MONGODB_URI); "
-                   "without one the embedded SQLite store is used")
+    g.add_argument(
+        "--mongodb-uri",
+        metavar="URI",
+        help="MongoDB URI (also MONGODB_URI); without one the embedded SQLite store is used",
+    )
     g.add_argument("--database", help="MongoDB database name (default jobtui)")
     g.add_argument("--jobs-collection", metavar="NAME", help="e.g. event_jobs")
     g.add_argument("--batches-collection", metavar="NAME", help="e.g. event_batches")
@@ -50,14 +53,21 @@ def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
     g.add_argument("--poll-interval", type=float, help="seconds between polls (default 2)")
     g.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: cores)")
-    g.add_argument("--input-root", action="append", dest="input_roots", metavar="DIR",
-                   help="read job input only under DIR (repeatable; also JOBTUI_INPUT_ROOTS)")
+    g.add_argument(
+        "--input-root",
+        action="append",
+        dest="input_roots",
+        metavar="DIR",
+        help="read job input only under DIR (repeatable; also JOBTUI_INPUT_ROOTS)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jobtui", description="Job engine and operator console for document pipelines. "
-        "Without a command, opens the console.")
+        prog="jobtui",
+        description="Job engine and operator console for document pipelines. "
+        "Without a command, opens the console.",
+    )
     _add_store_options(parser, sub=False)
     _add_engine_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -66,13 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_options(p)
     _add_engine_options(p)
 
-    for name, hlp in (("enqueue", "enqueue files and folders as one batch"),
-                      ("run", "enqueue as one batch, process it here to the end, summarise")):
+    for name, hlp in (
+        ("enqueue", "enqueue files and folders as one batch"),
+        ("run", "enqueue as one batch, process it here to the end, summarise"),
+    ):
         p = sub.add_parser(name, help=hlp)
         p.add_argument("paths", nargs="+", metavar="PATH")
         p.add_argument("--type", default="pdf.transcribe", help="job type (default pdf.transcribe)")
-        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="job parameter (JSON value or string), repeatable")
+        p.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="job parameter (JSON value or string), repeatable",
+        )
         p.add_argument("--force", action="store_true", help="redo files already processed")
         p.add_argument("--no-recursive", action="store_true", help="do not descend into folders")
         p.add_argument("--name", help="batch name")
@@ -89,16 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON array")
     _add_store_options(p)
 
-    for name, verb in (("retry", "retry failed or cancelled jobs"),
-                       ("cancel", "cancel pending or running jobs")):
+    for name, verb in (
+        ("retry", "retry failed or cancelled jobs"),
+        ("cancel", "cancel pending or running jobs"),
+    ):
         p = sub.add_parser(name, help=verb)
         p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
         p.add_argument("--batch", help="every matching job of this batch")
         _add_store_options(p)
 
     p = sub.add_parser("doctor", help="check the setup; one line per check with the fix")
-    p.add_argument("--languages", metavar="LANGS", help="OCR languages to expect "
-                   "(tesseract's deu+eng form; default: pdf.transcribe's default)")
+    p.add_argument(
+        "--languages",
+        metavar="LANGS",
+        help="OCR languages to expect "
+        "(tesseract's deu+eng form; default: pdf.transcribe's default)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_store_options(p)
     _add_engine_options(p)
@@ -107,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    g = lambda name: getattr(args, name, None)
+    def g(name: str) -> Any:
+        return getattr(args, name, None)
+
     overrides: dict[str, Any] = {
         "mongodb_uri": g("mongodb_uri"),
         "database": g("database"),
@@ -132,8 +157,11 @@ def _announce(settings: Settings, store: Store) -> None:
     if settings.mongodb_uri:
         print(f"jobtui: store {store.description}", file=sys.stderr)
     else:
-        print(f"jobtui: embedded store {store.description} "
-              "(set MONGODB_URI to share a queue between machines)", file=sys.stderr)
+        print(
+            f"jobtui: embedded store {store.description} "
+            "(set MONGODB_URI to share a queue between machines)",
+            file=sys.stderr,
+        )
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -158,14 +186,19 @@ def _progress_printer(quiet: bool) -> Callable[[int, int], None] | None:
         now = time.monotonic()
         if now - last[0] > 0.1 or done == total:
             last[0] = now
-            print(f"\rscanning {done}/{total} files", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\rscanning {done}/{total} files",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return show
 
 
-async def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]], *,
-                      announce: bool = True) -> int:
+async def _with_store(
+    settings: Settings, fn: Callable[[Store], Awaitable[int]], *, announce: bool = True
+) -> int:
     store = await open_store(settings)
     if announce:
         _announce(settings, store)
@@ -176,7 +209,7 @@ async def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[int]],
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.worker import Engine
+    from jobtui.engine.worker import Engine
 
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
@@ -185,11 +218,16 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await engine.start()
-        print(f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
-              file=sys.stderr)
+        print(
+            f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
+            file=sys.stderr,
+        )
         await stop.wait()
-        print("jobtui: stopping; running jobs get "
-              f"{settings.shutdown_grace:.0f}s to finish, then go back to the queue", file=sys.stderr)
+        print(
+            "jobtui: stopping; running jobs get "
+            f"{settings.shutdown_grace:.0f}s to finish, then go back to the queue",
+            file=sys.stderr,
+        )
         await engine.stop()
         return EXIT_OK
 
@@ -214,13 +252,21 @@ async def _enqueue(api: Any, args: argparse.Namespace) -> Any:
 
 
 async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.api import OperatorAPI
+    from jobtui.engine.api import OperatorAPI
 
     async def body(store: Store) -> int:
         report = await _enqueue(OperatorAPI(store, registry), args)
         if args.json:
-            print(json.dumps({"batch_id": report.batch_id, "job_ids": report.job_ids,
-                              "duplicates": report.duplicates, "skipped": report.skipped}))
+            print(
+                json.dumps(
+                    {
+                        "batch_id": report.batch_id,
+                        "job_ids": report.job_ids,
+                        "duplicates": report.duplicates,
+                        "skipped": report.skipped,
+                    }
+                )
+            )
         elif report.batch_id:
             print(report.batch_id)
         return EXIT_OK
@@ -229,20 +275,27 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.worker import Engine
+    from jobtui.engine.worker import Engine
 
     if args.type not in registry:
-        raise ConfigError("UNKNOWN_JOB_TYPE",
-                          f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}")
+        raise ConfigError(
+            "UNKNOWN_JOB_TYPE",
+            f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}",
+        )
     if args.type.startswith("pdf."):
-        from engine.procpool import start_forkserver
+        from jobtui.engine.procpool import start_forkserver
 
         start_forkserver()  # loads PyMuPDF in the background while the folder is scanned
 
-    if getattr(args, "concurrency", None) is None and "concurrency" not in settings.model_fields_set:
+    if (
+        getattr(args, "concurrency", None) is None
+        and "concurrency" not in settings.model_fields_set
+    ):
         # A batch run wants every core busy: while one job waits on the store or
         # writes its files, another's pages are in the process pool.
-        settings.concurrency = max(settings.concurrency, 4 * (settings.cpu_workers or os.cpu_count() or 1))
+        settings.concurrency = max(
+            settings.concurrency, 4 * (settings.cpu_workers or os.cpu_count() or 1)
+        )
 
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
@@ -250,8 +303,9 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
         # Start the CPU worker processes while the folder is scanned, and the engine
         # before enqueueing: jobs are written as files are hashed, largest first, so
         # the first documents run while the rest of the folder is still hashed.
-        warming = (asyncio.create_task(engine.pool().warm())
-                   if args.type.startswith("pdf.") else None)
+        warming = (
+            asyncio.create_task(engine.pool().warm()) if args.type.startswith("pdf.") else None
+        )
         await engine.start()
         try:
             report = await _enqueue(engine.api, args)
@@ -261,17 +315,30 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
                 await engine.wait_batch(report.batch_id)
         finally:
             await engine.stop(grace=0)
-        jobs = (await engine.api.all_jobs(JobFilter(batch_id=report.batch_id))
-                if report.batch_id else [])
+        jobs = (
+            await engine.api.all_jobs(JobFilter(batch_id=report.batch_id))
+            if report.batch_id
+            else []
+        )
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job.status.value] = counts.get(job.status.value, 0) + 1
         elapsed = round(time.monotonic() - start, 3)
         if args.json:
-            print(json.dumps({"batch_id": report.batch_id, "total": len(jobs), "counts": counts,
-                              "elapsed_s": elapsed, "jobs": [j.summary() for j in jobs],
-                              "duplicates": report.duplicates, "skipped": report.skipped},
-                             default=str))
+            print(
+                json.dumps(
+                    {
+                        "batch_id": report.batch_id,
+                        "total": len(jobs),
+                        "counts": counts,
+                        "elapsed_s": elapsed,
+                        "jobs": [j.summary() for j in jobs],
+                        "duplicates": report.duplicates,
+                        "skipped": report.skipped,
+                    },
+                    default=str,
+                )
+            )
         else:
             for job in jobs:
                 err = f"  {job.error.code}: {job.error.message}" if job.error else ""
@@ -280,8 +347,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
             if report.batch_id:
                 print(f"batch {report.batch_id}: {len(jobs)} jobs ({parts}) in {elapsed:.2f}s")
             else:
-                print("nothing new to do" + (" (--force redoes files already processed)"
-                                             if report.duplicates else ""))
+                print(
+                    "nothing new to do"
+                    + (" (--force redoes files already processed)" if report.duplicates else "")
+                )
         ok = all(j.status is JobStatus.COMPLETED for j in jobs)
         return EXIT_OK if ok else EXIT_JOB_FAILED
 
@@ -289,12 +358,15 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
 
 
 async def cmd_jobs(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.api import OperatorAPI
+    from jobtui.engine.api import OperatorAPI
 
     async def body(store: Store) -> int:
         api = OperatorAPI(store, registry)
-        flt = JobFilter(status=[JobStatus(s) for s in args.status] if args.status else None,
-                        job_type=args.job_type, batch_id=args.batch)
+        flt = JobFilter(
+            status=[JobStatus(s) for s in args.status] if args.status else None,
+            job_type=args.job_type,
+            batch_id=args.batch,
+        )
         if args.limit:
             jobs = (await api.list_jobs(flt, limit=args.limit)).jobs
         else:
@@ -305,15 +377,17 @@ async def cmd_jobs(args: argparse.Namespace, settings: Settings, registry: Regis
         for j in jobs:
             pct = f"{j.progress.percent:5.1f}%" if j.progress else "      "
             err = j.error.code if j.error else ""
-            print(f"{j.job_id}  {j.status.value:<10} {j.job_type:<16} {pct} "
-                  f"{j.attempts}/{j.max_attempts}  {err:<18} {j.path or ''}")
+            print(
+                f"{j.job_id}  {j.status.value:<10} {j.job_type:<16} {pct} "
+                f"{j.attempts}/{j.max_attempts}  {err:<18} {j.path or ''}"
+            )
         return EXIT_OK
 
     return await _with_store(settings, body, announce=not args.json)
 
 
 async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.api import OperatorAPI
+    from jobtui.engine.api import OperatorAPI
 
     if not args.job_ids and not args.batch:
         raise ConfigError("USAGE", f"{args.command}: give JOB_IDs or --batch BATCH_ID")
@@ -322,10 +396,15 @@ async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Regi
         api = OperatorAPI(store, registry)
         n = 0
         for job_id in args.job_ids:
-            n += await (api.retry_job(job_id) if args.command == "retry" else api.cancel_job(job_id))
+            n += await (
+                api.retry_job(job_id) if args.command == "retry" else api.cancel_job(job_id)
+            )
         if args.batch:
-            n += await (api.retry_failed(args.batch) if args.command == "retry"
-                        else api.cancel_batch(args.batch))
+            n += await (
+                api.retry_failed(args.batch)
+                if args.command == "retry"
+                else api.cancel_batch(args.batch)
+            )
         verb = "retried" if args.command == "retry" else "cancelled (or asked to stop)"
         print(f"{n} job(s) {verb}")
         return EXIT_OK if n else EXIT_JOB_FAILED
@@ -334,7 +413,7 @@ async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Regi
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from engine.doctor import FAIL, report, run_checks
+    from jobtui.engine.doctor import FAIL, report, run_checks
 
     checks = await run_checks(settings, registry, languages=args.languages)
     if args.json:
@@ -345,16 +424,23 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Reg
     return EXIT_JOB_FAILED if any(c.verdict == FAIL for c in checks) else EXIT_OK
 
 
-COMMANDS = {"doctor": cmd_doctor, "worker": cmd_worker, "enqueue": cmd_enqueue, "run": cmd_run,
-            "jobs": cmd_jobs,
-            "retry": cmd_steer, "cancel": cmd_steer, "purge": purge.cmd_purge}
+COMMANDS = {
+    "doctor": cmd_doctor,
+    "worker": cmd_worker,
+    "enqueue": cmd_enqueue,
+    "run": cmd_run,
+    "jobs": cmd_jobs,
+    "retry": cmd_steer,
+    "cancel": cmd_steer,
+    "purge": purge.cmd_purge,
+}
 
 
 async def _main(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     registry = default_registry()
     if args.command is None:
-        from tui.console import run_console
+        from jobtui.tui.console import run_console
 
         return await run_console(settings)
     return await COMMANDS[args.command](args, settings, registry)

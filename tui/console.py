@@ -11,10 +11,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 
-from engine.config import Settings
-from engine.registry import default_registry
-from engine.store.factory import open_store
-from engine.worker import Engine
+from jobtui.engine.config import Settings
+from jobtui.engine.registry import default_registry
+from jobtui.engine.store.factory import open_store
+from jobtui.engine.worker import Engine
 
 
 def start_process_helpers() -> None:
@@ -30,7 +30,7 @@ def start_process_helpers() -> None:
 
 async def run_console(settings: Settings) -> int:
     """Run the console until the operator quits; returns the process exit code."""
-    from tui.app import JobtuiApp  # textual loads only when the console runs
+    from jobtui.tui.app import JobtuiApp  # textual loads only when the console runs
 
     # A store that cannot be opened raises StoreError: the CLI prints
     # "jobtui: CODE: message" and exits 2, like every other command.

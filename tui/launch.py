@@ -3,7 +3,7 @@ are forked from before the heavy imports, when the command will need it.
 
 ``jobtui run`` spends ~0.4 s importing pydantic and the engine before it could start
 its workers; the fork server loading PyMuPDF (~0.3 s) overlaps with that here, so the
-first document starts sooner. Everything else is ``tui.cli.main``.
+first document starts sooner. Everything else is ``jobtui.tui.cli.main``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def needs_workers(argv: list[str]) -> bool:
 
 def main() -> int:
     if needs_workers(sys.argv[1:]):
-        from engine.procpool import start_forkserver
+        from jobtui.engine.procpool import start_forkserver
 
         start_forkserver()
-    from tui.cli import main as cli_main
+    from jobtui.tui.cli import main as cli_main
 
     return cli_main()
 

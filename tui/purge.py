@@ -18,12 +18,12 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from engine.config import Settings
-from engine.errors import ConfigError
-from engine.models import JobStatus, utcnow
-from engine.registry import Registry
-from engine.store.base import PurgeResult
-from engine.store.factory import open_store
+from jobtui.engine.config import Settings
+from jobtui.engine.errors import ConfigError
+from jobtui.engine.models import JobStatus, utcnow
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.base import PurgeResult
+from jobtui.engine.store.factory import open_store
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -41,11 +41,21 @@ def parse_duration(text: str) -> timedelta:
 
 def add_parser(sub: argparse._SubParsersAction, add_store_options: Callable[..., None]) -> None:
     p = sub.add_parser("purge", help="delete finished jobs (and their logs) older than a period")
-    p.add_argument("--older-than", required=True, metavar="AGE",
-                   help="finished longer ago than this: 30d, 12h, 90m, 2w")
-    p.add_argument("--status", action="append", required=True, dest="statuses",
-                   choices=[s.value for s in JobStatus], metavar="STATUS",
-                   help="completed, failed or cancelled (repeatable)")
+    p.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="finished longer ago than this: 30d, 12h, 90m, 2w",
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        required=True,
+        dest="statuses",
+        choices=[s.value for s in JobStatus],
+        metavar="STATUS",
+        help="completed, failed or cancelled (repeatable)",
+    )
     p.add_argument("--batch", help="only jobs of this batch")
     p.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     p.add_argument("--yes", action="store_true", help="delete without asking")
@@ -66,20 +76,29 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
     statuses = [JobStatus(s) for s in args.statuses]
     live = [s.value for s in statuses if not s.terminal]
     if live:
-        raise ConfigError("USAGE", f"purge deletes finished jobs only (completed, failed, "
-                          f"cancelled), not {', '.join(live)}")
+        raise ConfigError(
+            "USAGE",
+            f"purge deletes finished jobs only (completed, failed, "
+            f"cancelled), not {', '.join(live)}",
+        )
     if not (args.dry_run or args.yes or sys.stdin.isatty()):
-        raise ConfigError("USAGE", "purge deletes jobs: without a terminal to confirm on, "
-                          "pass --yes (or --dry-run to only count)")
+        raise ConfigError(
+            "USAGE",
+            "purge deletes jobs: without a terminal to confirm on, "
+            "pass --yes (or --dry-run to only count)",
+        )
     cutoff: datetime = utcnow() - age
     which = "/".join(s.value for s in statuses)
     scope = f"{which} jobs finished before {cutoff:%Y-%m-%d %H:%M} UTC" + (
-        f" in batch {args.batch}" if args.batch else "")
+        f" in batch {args.batch}" if args.batch else ""
+    )
     store = await open_store(settings)
     try:
+
         async def purge(dry_run: bool) -> PurgeResult:
-            return await store.purge_jobs(older_than=cutoff, statuses=statuses,
-                                          batch_id=args.batch, dry_run=dry_run)
+            return await store.purge_jobs(
+                older_than=cutoff, statuses=statuses, batch_id=args.batch, dry_run=dry_run
+            )
 
         if args.dry_run or not args.yes:
             counted = await purge(True)

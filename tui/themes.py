@@ -38,12 +38,9 @@ def bundled_themes_dir() -> Path:
     env = os.environ.get("JOBTUI_THEMES_DIR")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "themes"
-    if checkout.is_dir():  # running from the repository (or an editable install)
-        return checkout
-    import jobtui_themes  # an installed wheel: themes/ ships as this package
+    import jobtui.themes  # themes/ in a checkout, installed as this package
 
-    return Path(jobtui_themes.__file__).resolve().parent
+    return Path(jobtui.themes.__file__).resolve().parent
 
 
 class ThemeFile(BaseModel):

@@ -23,14 +23,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.context import JobContext
-from engine.errors import JobCancelled, JobFailed
-from engine.inputs import check_input_path, roots_of, safe_name
-from engine.models import ErrorCode
-from engine.processors import pdf_extract as px
-from engine.processors import pdf_output as po
-from engine.processors.pdf_markdown import structure_markdown
-from engine.registry import Registry
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobCancelled, JobFailed
+from jobtui.engine.inputs import check_input_path, roots_of, safe_name
+from jobtui.engine.models import ErrorCode
+from jobtui.engine.processors import pdf_extract as px
+from jobtui.engine.processors import pdf_output as po
+from jobtui.engine.processors.pdf_markdown import structure_markdown
+from jobtui.engine.registry import Registry
 
 LANGUAGES_PATTERN = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"  # tesseract's "deu+eng" form
 MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than it saves

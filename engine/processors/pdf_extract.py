@@ -19,7 +19,7 @@ import stat
 from collections import Counter, OrderedDict
 from typing import Any
 
-from engine.errors import JobFailed
+from jobtui.engine.errors import JobFailed
 
 HEADER_WINDOW = 1024  # a PDF header may legally sit anywhere in the first KiB
 HASH_CHUNK = 1 << 20
@@ -28,7 +28,7 @@ MAX_PIXELS = 120_000_000  # one rendered page above this (~360 MB RGB) is refuse
 
 
 class ErrorCode:
-    """The codes of ``engine.models.ErrorCode`` this module raises, as plain strings:
+    """The codes of ``jobtui.engine.models.ErrorCode`` this module raises, as plain strings:
     importing ``engine.models`` would pull pydantic (~0.5 s) into every fresh worker."""
 
     FILE_NOT_FOUND = "FILE_NOT_FOUND"
@@ -207,7 +207,7 @@ def probe_and_extract(
     if info["pages"] <= max_pages and not scanned:
         records = extract_range(path, 0, info["pages"], opts)
         if output is not None:
-            from engine.processors.pdf_output import transcript_doc, write_transcript
+            from jobtui.engine.processors.pdf_output import transcript_doc, write_transcript
 
             sha = info["sha256"]
             doc = transcript_doc(path, sha, info["pages"], output["languages"], records)

@@ -15,8 +15,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import JobFailed
-from engine.processors.pdf_extract import ErrorCode
+from jobtui.engine.errors import JobFailed
+from jobtui.engine.processors.pdf_extract import ErrorCode
 
 
 def atomic_write(path: str, data: str) -> None:

@@ -1,5 +1,5 @@
 """Storage: the narrow interface (``base``) and its implementations."""
 
-from engine.store.base import InsertResult, JobCursor, LeaseState, Store, StoreError
+from jobtui.engine.store.base import InsertResult, JobCursor, LeaseState, Store, StoreError
 
 __all__ = ["InsertResult", "JobCursor", "LeaseState", "Store", "StoreError"]

@@ -23,7 +23,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     BatchSummary,
     ErrorCode,
@@ -34,7 +34,7 @@ from engine.models import (
     WorkerInfo,
     job_from_document,
 )
-from engine.store import _mongo_compat as compat
+from jobtui.engine.store import _mongo_compat as compat
 
 Query = dict[str, Any]
 Branches = list[dict[str, Any]]

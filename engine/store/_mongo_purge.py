@@ -26,8 +26,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.models import JobStatus
-from engine.store import _mongo_compat as compat
+from jobtui.engine.models import JobStatus
+from jobtui.engine.store import _mongo_compat as compat
 
 CHUNK = 500
 LOG_CHUNK = 5000

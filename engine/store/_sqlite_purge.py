@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.models import JobStatus
-from engine.store._sqlite_rows import marks, to_us
+from jobtui.engine.models import JobStatus
+from jobtui.engine.store._sqlite_rows import marks, to_us
 
 #: Jobs per write transaction (their log lines go in the same one).
 CHUNK = 500

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from engine.models import ErrorCode, Job, JobFilter, JobStatus, Outcome, job_from_document
+from jobtui.engine.models import ErrorCode, Job, JobFilter, JobStatus, Outcome, job_from_document
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from engine.store.base import StoreError
+from jobtui.engine.store.base import StoreError
 
 #: "JOBT" as a big-endian 32-bit integer; stamped into the SQLite header.
 APPLICATION_ID = 0x4A4F4254

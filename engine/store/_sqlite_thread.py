@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine.store.base import StoreError
+from jobtui.engine.store.base import StoreError
 
 T = TypeVar("T")
 

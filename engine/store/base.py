@@ -24,7 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     BatchSummary,
     Job,

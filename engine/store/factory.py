@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from engine.config import Settings
-from engine.store.base import Store
+from jobtui.engine.config import Settings
+from jobtui.engine.store.base import Store
 
 
 def make_store(settings: Settings) -> Store:
     if settings.mongodb_uri:
-        from engine.store.mongo import MongoStore
+        from jobtui.engine.store.mongo import MongoStore
 
         c = settings.collections
         return MongoStore(
@@ -20,7 +20,7 @@ def make_store(settings: Settings) -> Store:
             workers=c.workers,
             logs_ttl_seconds=(settings.retention_logs_days or 0) * 86400 or None,
         )
-    from engine.store.sqlite import SQLiteStore
+    from jobtui.engine.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.store_path)
 

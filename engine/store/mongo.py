@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     BatchSummary,
     Job,
@@ -32,10 +32,10 @@ from engine.models import (
     new_token,
     utcnow,
 )
-from engine.store import _mongo_compat as compat
-from engine.store import _mongo_docs as docs
-from engine.store import _mongo_purge as purge
-from engine.store.base import (
+from jobtui.engine.store import _mongo_compat as compat
+from jobtui.engine.store import _mongo_docs as docs
+from jobtui.engine.store import _mongo_purge as purge
+from jobtui.engine.store.base import (
     InsertResult,
     JobCursor,
     LeaseState,
@@ -44,7 +44,7 @@ from engine.store.base import (
     StoreError,
     purgeable,
 )
-from engine.uri import redact_uri, scrub
+from jobtui.engine.uri import redact_uri, scrub
 
 log = logging.getLogger(__name__)
 

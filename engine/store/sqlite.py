@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.models import (
+from jobtui.engine.models import (
     Batch,
     BatchSummary,
     Job,
@@ -32,9 +32,9 @@ from engine.models import (
     WorkerInfo,
     utcnow,
 )
-from engine.store import _sqlite_purge as purge
-from engine.store import _sqlite_schema as schema
-from engine.store._sqlite_rows import (
+from jobtui.engine.store import _sqlite_purge as purge
+from jobtui.engine.store import _sqlite_schema as schema
+from jobtui.engine.store._sqlite_rows import (
     CANCELLED_BY_OPERATOR,
     CLEAR_LEASE,
     FENCE,
@@ -55,8 +55,8 @@ from engine.store._sqlite_rows import (
     scope_where,
     to_us,
 )
-from engine.store._sqlite_thread import SQLiteThread
-from engine.store.base import (
+from jobtui.engine.store._sqlite_thread import SQLiteThread
+from jobtui.engine.store.base import (
     InsertResult,
     JobCursor,
     LeaseState,

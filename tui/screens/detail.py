@@ -19,12 +19,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from engine.api import JobDetail
-from tui.widgets.cells import clock, colour, human_duration, job_duration, status_text
-from tui.widgets.logtail import log_line
+from jobtui.engine.api import JobDetail
+from jobtui.tui.widgets.cells import clock, colour, human_duration, job_duration, status_text
+from jobtui.tui.widgets.logtail import log_line
 
 if TYPE_CHECKING:
-    from tui.app import JobtuiApp
+    from jobtui.tui.app import JobtuiApp
 
 OUTPUT_KEYS = (
     "output",

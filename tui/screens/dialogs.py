@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from engine.models import JobStatus
+from jobtui.engine.models import JobStatus
 
 
 class ConfirmScreen(ModalScreen[bool]):

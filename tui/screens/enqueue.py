@@ -2,7 +2,7 @@
 
 The path field accepts whatever a terminal pastes or a person types (quotes,
 backslash escapes, ``file://`` URLs, ``~``, several paths): it is read with
-``engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog counts
+``jobtui.engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog counts
 the files the paths hold with the engine's own walk (``scan_paths``) in a thread, never on the event loop.
 """
 
@@ -25,9 +25,9 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select
 from textual.worker import get_current_worker
 
-from engine.enqueue import REASONS, scan_paths
-from engine.paths import parse_dropped_paths
-from engine.registry import Registry
+from jobtui.engine.enqueue import REASONS, scan_paths
+from jobtui.engine.paths import parse_dropped_paths
+from jobtui.engine.registry import Registry
 
 DEFAULT_JOB_TYPE = "pdf.transcribe"
 DEFAULT_LANGUAGES = "deu+eng"

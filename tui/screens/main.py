@@ -19,10 +19,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from engine.models import BatchSummary, Job, JobFilter, JobStatus
-from engine.store.base import JobCursor
-from tui.screens.dialogs import ConfirmScreen, FilterScreen, FilterSpec
-from tui.widgets.cells import (
+from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
+from jobtui.engine.store.base import JobCursor
+from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, FilterSpec
+from jobtui.tui.widgets.cells import (
     batch_eta,
     colour,
     human_duration,
@@ -32,12 +32,12 @@ from tui.widgets.cells import (
     progress_bar,
     status_text,
 )
-from tui.widgets.logtail import LogTail
-from tui.widgets.status import StatusLine
-from tui.widgets.tables import JobsTable, KeyedTable
+from jobtui.tui.widgets.logtail import LogTail
+from jobtui.tui.widgets.status import StatusLine
+from jobtui.tui.widgets.tables import JobsTable, KeyedTable
 
 if TYPE_CHECKING:
-    from tui.app import ConsoleSnapshot, JobtuiApp, ViewRequest
+    from jobtui.tui.app import ConsoleSnapshot, JobtuiApp, ViewRequest
 
 ALL_BATCHES = "__all__"
 
@@ -212,7 +212,7 @@ class MainScreen(Screen[None]):
         return max(5, height - 3) if height else 20
 
     def view_request(self) -> ViewRequest:
-        from tui.app import ViewRequest
+        from jobtui.tui.app import ViewRequest
 
         job = self.selected_job
         return ViewRequest(
@@ -483,7 +483,7 @@ class MainScreen(Screen[None]):
         )
 
     def action_detail(self) -> None:
-        from tui.screens.detail import DetailScreen
+        from jobtui.tui.screens.detail import DetailScreen
 
         job = self.selected_job
         if job is not None:
@@ -510,7 +510,7 @@ class MainScreen(Screen[None]):
             self.set_filter(FilterSpec())
 
     def action_workers(self) -> None:
-        from tui.screens.workers import WorkersScreen
+        from jobtui.tui.screens.workers import WorkersScreen
 
         self.app.push_screen(WorkersScreen())
 
@@ -518,7 +518,7 @@ class MainScreen(Screen[None]):
         self.jobtui.toggle_pause()
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+        from jobtui.tui.screens.help import HelpScreen
 
         self.app.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
 

@@ -10,12 +10,12 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.api import WORKER_ALIVE_S
-from tui.widgets.cells import age, colour
-from tui.widgets.tables import KeyedTable
+from jobtui.engine.api import WORKER_ALIVE_S
+from jobtui.tui.widgets.cells import age, colour
+from jobtui.tui.widgets.tables import KeyedTable
 
 if TYPE_CHECKING:
-    from tui.app import ConsoleSnapshot, JobtuiApp
+    from jobtui.tui.app import ConsoleSnapshot, JobtuiApp
 
 COLUMNS = [
     ("Host", "host", 16),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
-from engine.models import BatchSummary, Job, JobStatus
+from jobtui.engine.models import BatchSummary, Job, JobStatus
 
 # status -> theme variable that colours it
 STATUS_VARIABLE = {

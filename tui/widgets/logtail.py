@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from textual.widgets import Log
 
-from engine.models import LogEntry
-from tui.widgets.cells import clock
+from jobtui.engine.models import LogEntry
+from jobtui.tui.widgets.cells import clock
 
 
 def log_line(entry: LogEntry) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from tui.widgets.cells import clock, colour
+from jobtui.tui.widgets.cells import clock, colour
 
 
 @dataclass
