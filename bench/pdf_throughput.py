@@ -142,7 +142,7 @@ def run_engine(target: Path, work: Path, workers: int | None) -> tuple[float, di
     cmd = [
         sys.executable,
         "-m",
-        "tui",  # what the jobtui command runs
+        "jobtui.tui",  # what the jobtui command runs
         "--store",
         str(store),
         "run",
