@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, ValidationError
@@ -60,6 +60,10 @@ class Settings(BaseModel):
     retention_failed_days: float = Field(90.0, ge=0)  # failed and cancelled jobs
     retention_logs_days: float | None = Field(None, ge=0)  # None/0: as long as their job
     retention_interval: float = Field(600.0, gt=0)  # seconds between sweeps (+/- 10 % jitter)
+    # Logging (engine/logsetup.py). None: the command's own default (INFO for
+    # ``worker``, WARNING for the rest, whose stdout/stderr is meant for people).
+    log_level: Literal["debug", "info", "warning", "error", "critical"] | None = None
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def safe_uri(self) -> str:
@@ -83,6 +87,8 @@ _ENV_FIELDS = {
     "retention_completed_days": "RETENTION_COMPLETED_DAYS",
     "retention_failed_days": "RETENTION_FAILED_DAYS",
     "retention_logs_days": "RETENTION_LOGS_DAYS",
+    "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
 }
 
 

@@ -50,6 +50,14 @@ from jobtui.engine.webhooks import Webhooks
 log = logging.getLogger(__name__)
 
 
+def _describe(outcome: Outcome) -> str:
+    """The outcome word of the per-job log line: ``completed``, ``failed CODE``, ..."""
+    if outcome.status is JobStatus.PENDING:
+        return "retry pending" + (f" ({outcome.error.code})" if outcome.error else "")
+    code = f" {outcome.error.code}" if outcome.error and outcome.status is JobStatus.FAILED else ""
+    return outcome.status.value + code
+
+
 class _Running:
     __slots__ = ("cancel_requested", "ctx", "finishing", "job", "jt", "task", "token")
 
@@ -308,10 +316,24 @@ class Engine:
 
     async def _run_job(self, r: _Running) -> None:
         job = r.job
+        t0 = time.monotonic()
+        fields = {"job_id": job.job_id, "job_type": job.job_type, "path": job.path}
+        log.info(
+            "job %s started: %s %s (attempt %d/%d)",
+            job.job_id,
+            job.job_type,
+            job.path or "",
+            job.attempts,
+            job.max_attempts,
+            extra={**fields, "event": "job.started", "attempt": job.attempts},
+        )
+        ended = "crashed"  # what the INFO line at the end says, whatever way we leave
         try:
             outcome = await self._execute(r)
             if outcome is None:  # lost the lease: write nothing
+                ended = "lease lost"
                 return
+            ended = _describe(outcome)
             r.finishing = True
             ok = await self._finisher.finish(job.job_id, r.token, outcome)
             if not ok:
@@ -320,10 +342,27 @@ class Engine:
                 self.terminal_hooks.notify(job, outcome)
         except asyncio.CancelledError:
             if self._stopping and not r.cancel_requested:
+                ended = "handed back"
                 await self._hand_back(r)
             else:
+                ended = "stopped"
                 raise
         finally:
+            took = time.monotonic() - t0
+            log.info(
+                "job %s %s in %.2fs: %s %s",
+                job.job_id,
+                ended,
+                took,
+                job.job_type,
+                job.path or "",
+                extra={
+                    **fields,
+                    "event": "job.finished",
+                    "outcome": ended,
+                    "duration_s": round(took, 3),
+                },
+            )
             r.ctx.close()
             self._jobs.pop(job.job_id, None)
             self._finished_times.append(time.monotonic())

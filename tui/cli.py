@@ -20,10 +20,12 @@ from typing import Any
 
 from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.errors import ConfigError
+from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
+from jobtui.engine.logsetup import configure as configure_logging
 from jobtui.engine.models import JobFilter, JobStatus
 from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.store.base import Store, StoreError
-from jobtui.engine.store.factory import open_store
+from jobtui.engine.store.factory import open_store, store_banner
 from jobtui.tui import purge
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
@@ -39,10 +41,26 @@ def _add_store_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
         metavar="URI",
         help="MongoDB URI (also MONGODB_URI); without one the embedded SQLite store is used",
     )
-    g.add_argument("--database", help="MongoDB database name (default jobtui)")
+    g.add_argument(
+        "--database", help="MongoDB database name (default: the URI's path, else jobtui)"
+    )
     g.add_argument("--jobs-collection", metavar="NAME", help="e.g. event_jobs")
     g.add_argument("--batches-collection", metavar="NAME", help="e.g. event_batches")
     g.add_argument("--store", metavar="PATH", help="embedded store file (also JOBTUI_STORE)")
+    g = p.add_argument_group("logging", argument_default=argparse.SUPPRESS if sub else None)
+    g.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="debug, info, warning, error (also JOBTUI_LOG_LEVEL; "
+        "default info for worker, warning otherwise)",
+    )
+    g.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=("text", "json"),
+        help="text or json (one object per line; also JOBTUI_LOG_FORMAT)",
+    )
 
 
 def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
@@ -144,6 +162,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "poll_interval": g("poll_interval"),
         "cpu_workers": g("cpu_workers"),
         "input_roots": g("input_roots"),
+        "log_level": g("log_level"),
+        "log_format": g("log_format"),
     }
     settings = load_settings(g("config"), overrides)
     if g("jobs_collection"):
@@ -154,14 +174,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _announce(settings: Settings, store: Store) -> None:
-    if settings.mongodb_uri:
-        print(f"jobtui: store {store.description}", file=sys.stderr)
-    else:
-        print(
-            f"jobtui: embedded store {store.description} "
-            "(set MONGODB_URI to share a queue between machines)",
-            file=sys.stderr,
-        )
+    print(f"jobtui: {store_banner(settings, store)}", file=sys.stderr)
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -438,6 +451,10 @@ COMMANDS = {
 
 async def _main(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    configure_logging(
+        settings.log_level or ("info" if args.command == "worker" else "warning"),
+        settings.log_format,
+    )
     registry = default_registry()
     if args.command is None:
         from jobtui.tui.console import run_console

@@ -25,6 +25,13 @@ def make_store(settings: Settings) -> Store:
     return SQLiteStore(settings.store_path)
 
 
+def store_banner(settings: Settings, store: Store) -> str:
+    """The first line every command prints: which store, database and collections."""
+    if settings.mongodb_uri:
+        return f"store {store.description}"
+    return f"embedded store {store.description} (set MONGODB_URI to share a queue between machines)"
+
+
 async def open_store(settings: Settings) -> Store:
     """Make the store and open it (raises ``StoreError`` with a stable code)."""
     store = make_store(settings)
