@@ -24,6 +24,7 @@ from jobtui.engine.models import (
     WorkerInfo,
     utcnow,
 )
+from jobtui.engine.redact import redact, redact_parameters
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.base import JobCursor, Store
 
@@ -204,6 +205,15 @@ class OperatorAPI:
         if legacy:
             lines = sorted(legacy + lines, key=lambda e: (e.ts, e.seq))[-limit:]
         return lines
+
+    def shown_parameters(self, job: Job) -> Any:
+        """The job's parameters as they may be shown: secrets redacted (engine/redact.py)."""
+        jt = self.registry.get(job.job_type)
+        return redact_parameters(job.parameters, jt.params_model if jt else None)
+
+    def shown(self, value: Any) -> Any:
+        """Results, error details...: values under secret-looking keys redacted."""
+        return redact(value)
 
     async def batches(self, limit: int = 50) -> list[BatchSummary]:
         return await self.store.list_batches(limit=limit)

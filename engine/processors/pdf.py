@@ -49,7 +49,8 @@ class PdfParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(min_length=1)
-    password: str | None = None  # for encrypted PDFs; never echoed in results or logs
+    # for encrypted PDFs; never echoed in results or logs, redacted wherever shown
+    password: str | None = Field(None, json_schema_extra={"secret": True})
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
     pages_per_part: int = Field(200, ge=1, le=1_000_000)
 

@@ -1,7 +1,10 @@
 """Job detail: parameters, result, error with details, attempts, full log, output paths.
 
 It re-reads the job once a second while the job is not terminal (one fetch at a
-time: the next one starts after the last one rendered).
+time: the next one starts after the last one rendered). The full log is read once;
+each refresh then reads only the last ``LOG_TAIL`` lines and appends those newer than
+the last line shown (a job with 100,000 lines is not re-read every second). Secret
+parameters are redacted (``OperatorAPI.shown_parameters``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -24,7 +28,11 @@ from jobtui.tui.widgets.cells import clock, colour, human_duration, job_duration
 from jobtui.tui.widgets.logtail import log_line
 
 if TYPE_CHECKING:
+    from jobtui.engine.models import LogEntry
     from jobtui.tui.app import JobtuiApp
+
+FULL_LOG_LINES = 100_000  # read once, when the screen opens
+LOG_TAIL = 500  # read on each refresh; more new lines than this in one second: read all
 
 OUTPUT_KEYS = (
     "output",
@@ -79,7 +87,9 @@ class DetailScreen(Screen[None]):
         self.job_id = job_id
         self.detail: JobDetail | None = None
         self.fetches = 0
-        self._log_count = 0
+        self._log_loaded = False  # the full log was read once
+        self._last_line: tuple[datetime, int] | None = None  # (ts, seq) of the last line shown
+        self.log_limits: list[int] = []  # log lines asked for per fetch (tests read it)
 
     @property
     def jobtui(self) -> JobtuiApp:
@@ -101,8 +111,14 @@ class DetailScreen(Screen[None]):
 
     async def _follow(self) -> None:
         while True:
+            limit = LOG_TAIL if self._log_loaded else FULL_LOG_LINES
+            self.log_limits.append(limit)
             try:
-                detail = await self.jobtui.api.job_detail(self.job_id, log_limit=100_000)
+                detail = await self.jobtui.api.job_detail(self.job_id, log_limit=limit)
+                if detail is not None and limit < FULL_LOG_LINES and self._gap(detail.logs):
+                    self.log_limits.append(FULL_LOG_LINES)
+                    self._log_loaded = False  # more new lines than the tail holds: read all
+                    detail = await self.jobtui.api.job_detail(self.job_id, log_limit=FULL_LOG_LINES)
             except Exception as exc:  # noqa: BLE001 - the store went away; say so, try again
                 self.query_one("#detail-head", Static).update(f"Cannot read job: {exc}")
                 detail = None
@@ -150,26 +166,42 @@ class DetailScreen(Screen[None]):
             text.append(job.error.code, style=f"bold {colour(v, 'error')}")
             text.append(f"  {job.error.message}")
             if job.error.details:
-                text.append("\n" + pretty(job.error.details))
+                text.append("\n" + pretty(self.jobtui.api.shown(job.error.details)))
             error.update(text)
             error.display = True
         else:
             error.display = False
         self.query_one("#detail-parameters", Static).update(
-            Text("Parameters\n", style="bold") + Text(pretty(job.parameters))
+            Text("Parameters\n", style="bold") + Text(pretty(self.jobtui.api.shown_parameters(job)))
         )
         self.query_one("#detail-results", Static).update(
-            Text("Result\n", style="bold") + Text(pretty(job.results))
+            Text("Result\n", style="bold") + Text(pretty(self.jobtui.api.shown(job.results)))
         )
         outputs = output_paths(job.results)
         self.query_one("#detail-outputs", Static).update(
             Text("Output paths\n", style="bold") + Text("\n".join(outputs) if outputs else "—")
         )
+        self._append_log(detail.logs)
+
+    def _gap(self, tail: list[LogEntry]) -> bool:
+        """Whether lines may be missing between what is shown and this tail."""
+        return (
+            self._last_line is not None
+            and len(tail) >= LOG_TAIL
+            and (tail[0].ts, tail[0].seq) > self._last_line
+        )
+
+    def _append_log(self, entries: list[LogEntry]) -> None:
         log = self.query_one("#detail-log", Log)
-        if len(detail.logs) < self._log_count:
+        last = self._last_line
+        if not self._log_loaded:
             log.clear()
-            self._log_count = 0
-        with contextlib.suppress(Exception):
-            log.write_lines([log_line(e) for e in detail.logs[self._log_count :]])
-        self._log_count = len(detail.logs)
-        log.border_title = f"Full log ({len(detail.logs)} lines)"
+            fresh = entries
+            self._log_loaded = True
+        else:
+            fresh = [e for e in entries if last is None or (e.ts, e.seq) > last]
+        if fresh:
+            with contextlib.suppress(Exception):
+                log.write_lines([log_line(e) for e in fresh])
+            self._last_line = (fresh[-1].ts, fresh[-1].seq)
+        log.border_title = f"Full log ({log.line_count} lines)"
