@@ -2,59 +2,35 @@
 
 Each check returns a ``Check(name, verdict, detail, fix)`` with verdict ``ok``,
 ``warn`` (works, but worth knowing) or ``fail`` (blocks work: the CLI exits 1).
-The checks: the store is reachable (MongoDB version; embedded file and schema),
-change streams or polling, the indexes the engine expects, registered job types and
-pending types no live worker serves, Tesseract and its OCR languages, the output
-directory is writable, the clock skew against the MongoDB server (leases are
-timestamps written by one machine and judged by another), and input roots.
+The engine's checks: the store is reachable (MongoDB version; embedded file and
+schema), change streams or polling, the indexes the engine expects, registered job
+types and pending types no live worker serves, the output directory is writable, the
+clock skew against the MongoDB server (leases are timestamps written by one machine
+and judged by another), and input roots. Then every check the served job types
+declare (``JobType.checks``, e.g. an OCR engine and its languages), each once.
 
 Nothing here prints a URI with its password: stores describe themselves redacted.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
-import shutil
 import tempfile
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jobtui.engine.checks import FAIL, OK, WARN, Check, CheckContext
 from jobtui.engine.config import Settings
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.base import Store, StoreError
 
-OK, WARN, FAIL = "ok", "warn", "fail"
+__all__ = ["FAIL", "OK", "WARN", "Check", "CheckContext", "run_checks", "report", "worst"]
+
+log = logging.getLogger(__name__)
+
 SKEW_WARN_S = 2.0  # more than this is worth fixing (NTP); more than lease/3 breaks leases
-OCR_TYPES = ("pdf.transcribe", "pdf.markdown")
-
-
-@dataclass
-class Check:
-    name: str
-    verdict: str  # "ok" | "warn" | "fail"
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        """``ok   store        sqlite:/x (schema 1)`` / ``FAIL tesseract   ... — fix``."""
-        label = {OK: "ok", WARN: "warn", FAIL: "FAIL"}.get(self.verdict, self.verdict)
-        text = f"{label:<4} {self.name:<12} {self.detail}"
-        return f"{text} — {self.fix}" if self.fix and self.verdict != OK else text
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-def default_languages() -> str:
-    """The OCR languages PDF jobs use unless told otherwise (``pdf.transcribe``'s default)."""
-    try:
-        from jobtui.engine.processors.pdf import TranscribeParams
-    except ImportError:  # PyMuPDF not installed: nothing will OCR
-        return "deu+eng"
-    return str(TranscribeParams.model_fields["languages"].default)
 
 
 # -- store checks ----------------------------------------------------------------------
@@ -217,71 +193,25 @@ async def open_store_check(settings: Settings) -> tuple[Store | None, Check | No
 # -- machine checks --------------------------------------------------------------------
 
 
-async def _run(cmd: list[str], timeout: float = 10.0) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return -1, f"no answer within {timeout:g}s"
-    return proc.returncode or 0, out.decode("utf-8", "replace")
-
-
-def parse_langs(output: str) -> list[str]:
-    """Languages from ``tesseract --list-langs`` (after its "List of available..." line)."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for i, ln in enumerate(lines):
-        if ln.lower().startswith("list of available languages"):
-            return lines[i + 1 :]
-    return lines
-
-
-def _package(lang: str) -> str:
-    return "tesseract-ocr-" + lang.lower().replace("_", "-")
-
-
-async def tesseract_check(
-    registry: Registry, languages: str | None = None, binary: str = "tesseract"
-) -> Check:
-    """Tesseract on PATH and every language OCR jobs ask for (default ``deu+eng``)."""
-    wanted = [lang for lang in (languages or default_languages()).split("+") if lang]
-    ocr = any(t in registry for t in OCR_TYPES)
-    bad = FAIL if ocr else WARN  # nothing registered here OCRs: worth knowing, not blocking
-    path = shutil.which(binary)
-    if path is None:
-        return Check(
-            "tesseract",
-            bad,
-            f"{binary} not found on PATH (OCR of scanned pages)",
-            "apt-get install tesseract-ocr " + " ".join(_package(x) for x in wanted),
-        )
-    code, out = await _run([path, "--list-langs"])
-    if code != 0:
-        return Check(
-            "tesseract",
-            bad,
-            f"{path} --list-langs failed: {out.strip()[:200]}",
-            "reinstall tesseract-ocr; check TESSDATA_PREFIX",
-        )
-    have = parse_langs(out)
-    missing = [lang for lang in wanted if lang not in have]
-    if missing:
-        names = ", ".join(f"'{m}'" for m in missing)
-        return Check(
-            "tesseract",
-            bad,
-            f"language{'s' if len(missing) > 1 else ''} {names} missing "
-            f"(installed: {', '.join(have) or 'none'})",
-            "apt-get install "
-            + " ".join(_package(m) for m in missing)
-            + " (or put <lang>.traineddata into TESSDATA_PREFIX)",
-        )
-    _, version = await _run([path, "--version"])
-    first = version.splitlines()[0].strip() if version.strip() else "tesseract"
-    return Check("tesseract", OK, f"{first}; languages {', '.join(wanted)} present")
+async def type_checks(ctx: CheckContext) -> list[Check]:
+    """The checks the served job types declare, each once; one that crashes is a
+    ``fail`` line naming it, not a traceback."""
+    out: list[Check] = []
+    for check in ctx.registry.checks():
+        name = getattr(check, "__qualname__", repr(check))
+        try:
+            out.extend(await check(ctx))
+        except Exception as exc:  # noqa: BLE001 - a plug-in's broken check is reported
+            log.debug("doctor check %s crashed", name, exc_info=True)
+            out.append(
+                Check(
+                    name.rsplit(".", 1)[-1][:12],
+                    FAIL,
+                    f"the check {name} crashed: {type(exc).__name__}: {exc}"[:240],
+                    "report this to the plug-in that declares it",
+                )
+            )
+    return out
 
 
 def output_check(output_dir: Path) -> Check:
@@ -347,9 +277,10 @@ async def run_checks(
     registry: Registry,
     *,
     languages: str | None = None,
-    tesseract: str = "tesseract",
+    **options: Any,
 ) -> list[Check]:
-    """Every check, in display order. Never raises for a broken setup: says so."""
+    """Every check, in display order. Never raises for a broken setup: says so.
+    ``languages`` and ``options`` reach the job types' checks (``CheckContext``)."""
     checks: list[Check] = []
     store, failed = await open_store_check(settings)
     if store is None:
@@ -369,7 +300,10 @@ async def run_checks(
             )
         finally:
             await store.close()
-    checks.append(await tesseract_check(registry.select(settings.types), languages, tesseract))
+    ctx = CheckContext(
+        settings, registry.select(settings.types), {"languages": languages, **options}
+    )
+    checks += await type_checks(ctx)
     checks.append(output_check(settings.output_dir))
     checks.append(input_roots_check(list(settings.input_roots)))
     return checks

@@ -3,8 +3,8 @@
 ``concurrent.futures.ProcessPoolExecutor`` cannot stop one running task: cancelling
 a job would mean breaking the whole pool and every other job in it. Here each task
 runs on one known process; cancelling the awaiting coroutine kills that process
-(SIGKILL) and a fresh one takes its place. Processes stay warm across tasks (PyMuPDF's
-import and first-document page faults are paid once) and are recycled after
+(SIGKILL) and a fresh one takes its place. Processes stay warm across tasks (heavy imports
+and a library's first-document page faults are paid once) and are recycled after
 ``max_tasks`` tasks so caches cannot grow without bound over a long batch.
 
 Each process holds up to ``depth`` tasks (default 2): the next one is already in its
@@ -43,14 +43,12 @@ log = logging.getLogger(__name__)
 
 
 # Imported by the fork server, so every worker process (a recycled one too) starts with
-# them loaded: this module (the worker loop), the PDF workload's worker-side modules,
-# and PyMuPDF (~0.3 s to import). A worker then starts in milliseconds.
-DEFAULT_PRELOAD = (
-    "jobtui.engine.procpool",
-    "jobtui.engine.processors.pdf_extract",
-    "jobtui.engine.processors.pdf_output",
-    "pymupdf",
-)
+# them loaded: this module (the worker loop), and ``jobtui.engine.preload``, which
+# imports what the registered job types declare (``JobType.worker_preload``: their
+# worker-side modules and heavy libraries). A worker then starts in milliseconds.
+# An engine passes its own registry's list instead; whichever starts the server first
+# decides (the ``jobtui`` command starts it early, before the engine is imported).
+DEFAULT_PRELOAD = ("jobtui.engine.procpool", "jobtui.engine.preload")
 
 
 def start_forkserver(preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
@@ -61,6 +59,16 @@ def start_forkserver(preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
 
     forkserver.set_forkserver_preload(list(preload))
     forkserver.ensure_running()
+
+
+def call_all(fns: Sequence[Callable[[], None]]) -> None:
+    """Process initializer: run each job type's warm-up (``JobType.worker_warm``). One
+    that fails is logged and skipped: the process still serves every other type."""
+    for fn in fns:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a plug-in's warm-up must not kill the process
+            log.exception("worker warm-up %s failed", getattr(fn, "__qualname__", fn))
 
 
 class RemoteError(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -39,8 +40,7 @@ from jobtui.engine.models import (
     new_id,
     utcnow,
 )
-from jobtui.engine.processors import pdf_extract
-from jobtui.engine.procpool import ProcessPool
+from jobtui.engine.procpool import ProcessPool, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
 from jobtui.engine.store.base import LeaseState, Store
@@ -159,9 +159,13 @@ class Engine:
     def pool(self) -> ProcessPool:
         """The warm process pool for CPU work, started on first use."""
         if self._pool is None:
+            # What the served types declare: modules their processes preload (in the
+            # fork server, once) and warm-ups run in each new process.
+            warms = self.registry.worker_warm()
             self._pool = ProcessPool(
                 self.settings.cpu_workers or os.cpu_count() or 1,
-                initializer=pdf_extract.warm,
+                initializer=functools.partial(call_all, warms) if warms else None,
+                preload=("jobtui.engine.procpool", *self.registry.worker_preload()),
                 niceness=self.settings.cpu_niceness,
             )
         return self._pool

@@ -295,10 +295,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
             "UNKNOWN_JOB_TYPE",
             f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}",
         )
-    if args.type.startswith("pdf."):
+    jt = registry.get(args.type)
+    uses_workers = bool(jt and (jt.worker_preload or jt.worker_warm))
+    if uses_workers:
         from jobtui.engine.procpool import start_forkserver
 
-        start_forkserver()  # loads PyMuPDF in the background while the folder is scanned
+        # Loads what the type's worker processes need (PyMuPDF ...) in the background
+        # while the folder is scanned.
+        start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
 
     if (
         getattr(args, "concurrency", None) is None
@@ -316,9 +320,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
         # Start the CPU worker processes while the folder is scanned, and the engine
         # before enqueueing: jobs are written as files are hashed, largest first, so
         # the first documents run while the rest of the folder is still hashed.
-        warming = (
-            asyncio.create_task(engine.pool().warm()) if args.type.startswith("pdf.") else None
-        )
+        warming = asyncio.create_task(engine.pool().warm()) if uses_workers else None
         await engine.start()
         try:
             report = await _enqueue(engine.api, args)

@@ -29,10 +29,10 @@ from jobtui.engine.inputs import check_input_path, roots_of, safe_name
 from jobtui.engine.models import ErrorCode
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors import pdf_output as po
+from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
 from jobtui.engine.processors.pdf_markdown import structure_markdown
-from jobtui.engine.registry import Registry
+from jobtui.engine.registry import FileTypes, Registry
 
-LANGUAGES_PATTERN = r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$"  # tesseract's "deu+eng" form
 MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than it saves
 # Text documents up to this many pages are checked and extracted in one call to a
 # worker process (~40 ms of work): splitting them would cost more round trips than
@@ -56,7 +56,7 @@ class PdfParams(BaseModel):
 
 
 class _OcrParams(PdfParams):
-    languages: str = Field("deu+eng", pattern=LANGUAGES_PATTERN)
+    languages: str = Field(DEFAULT_LANGUAGES, pattern=LANGUAGES_PATTERN)
     ocr: bool = True  # OCR pages that have no text layer but have images
     force_ocr: bool = False  # OCR every page, even those with a text layer
     dpi: int = Field(300, ge=72, le=600)  # OCR resolution
@@ -396,8 +396,36 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
     }
 
 
+def is_pdf_head(head: bytes) -> bool:
+    """A PDF whatever its name: ``%PDF-`` within the first KiB, as readers accept it."""
+    return b"%PDF-" in head[:1024]
+
+
+#: What the CPU worker processes import once (in the fork server they start from):
+#: the worker-side modules and PyMuPDF (~0.3 s to import).
+WORKER_PRELOAD = (
+    "jobtui.engine.processors.pdf_extract",
+    "jobtui.engine.processors.pdf_output",
+    "pymupdf",
+)
+
+
 def register(registry: Registry) -> None:
-    """Entry point of the ``pdf`` plug-in (pyproject's ``jobtui.handlers``)."""
-    registry.handler("pdf.transcribe", params=TranscribeParams)(transcribe)
-    registry.handler("pdf.markdown", params=MarkdownParams)(markdown)
-    registry.handler("pdf.render", params=RenderParams)(render)
+    """Entry point of the ``pdf`` plug-in (pyproject's ``jobtui.handlers``).
+
+    ``pdf.transcribe`` is what a folder's PDFs get when no job type is named;
+    ``pdf.markdown`` and ``pdf.render`` take them when named explicitly."""
+    common: dict[str, Any] = {
+        "worker_preload": WORKER_PRELOAD,
+        "worker_warm": px.warm,
+    }
+    auto = FileTypes(frozenset({".pdf"}), sniff=is_pdf_head)
+    named = FileTypes(frozenset({".pdf"}), sniff=is_pdf_head, auto=False)
+    ocr = (tesseract_check,)
+    registry.handler("pdf.transcribe", params=TranscribeParams, files=auto, checks=ocr, **common)(
+        transcribe
+    )
+    registry.handler("pdf.markdown", params=MarkdownParams, files=named, checks=ocr, **common)(
+        markdown
+    )
+    registry.handler("pdf.render", params=RenderParams, files=named, **common)(render)
