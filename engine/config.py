@@ -56,14 +56,23 @@ class Settings(BaseModel):
     webhook_attempts: int = Field(5, ge=1, le=100)  # tries per webhook delivery
     webhook_timeout: float = Field(10.0, gt=0)  # seconds per attempt
     # Retention (engine/retention.py): days a finished job is kept; 0 keeps it forever.
-    retention_completed_days: float = Field(30.0, ge=0)
-    retention_failed_days: float = Field(90.0, ge=0)  # failed and cancelled jobs
+    # None: the store's default: the embedded SQLite store keeps completed jobs 30 days,
+    # failed and cancelled ones 90; a MongoDB store keeps everything (a shared database
+    # holds other programs' history: deleting it is the operator's decision).
+    retention_completed_days: float | None = Field(None, ge=0)
+    retention_failed_days: float | None = Field(None, ge=0)
+    retention_cancelled_days: float | None = Field(None, ge=0)  # None: as failed ones
     retention_logs_days: float | None = Field(None, ge=0)  # None/0: as long as their job
     retention_interval: float = Field(600.0, gt=0)  # seconds between sweeps (+/- 10 % jitter)
     # Logging (engine/logsetup.py). None: the command's own default (INFO for
     # ``worker``, WARNING for the rest, whose stdout/stderr is meant for people).
     log_level: Literal["debug", "info", "warning", "error", "critical"] | None = None
     log_format: Literal["text", "json"] = "text"
+    # The seed's documents: a job whose job_type is empty, null or missing is of this type.
+    legacy_job_type: str = Field("session", min_length=1)
+    # A job left `processing` with no jobtui lease (by the seed's worker) is adopted by
+    # the watchdog once it has not been updated for this many seconds.
+    stall_timeout: float = Field(3600.0, gt=0)
 
     @property
     def safe_uri(self) -> str:
@@ -86,9 +95,12 @@ _ENV_FIELDS = {
     "webhook_secret": "WEBHOOK_SECRET",
     "retention_completed_days": "RETENTION_COMPLETED_DAYS",
     "retention_failed_days": "RETENTION_FAILED_DAYS",
+    "retention_cancelled_days": "RETENTION_CANCELLED_DAYS",
     "retention_logs_days": "RETENTION_LOGS_DAYS",
     "log_level": "LOG_LEVEL",
     "log_format": "LOG_FORMAT",
+    "legacy_job_type": "LEGACY_JOB_TYPE",
+    "stall_timeout": "STALL_TIMEOUT",
 }
 
 

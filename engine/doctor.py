@@ -146,6 +146,7 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
             "" if names else "check --types, or install the plug-in that registers them",
         )
     )
+    out.append(await retention_check(store, settings))
     api = OperatorAPI(store, registry)
     unserved = await api.unserved_types()
     live = sum(1 for w in await api.workers() if w.alive)
@@ -165,6 +166,19 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
             )
         )
     return out
+
+
+async def retention_check(store: Store, settings: Settings) -> Check:
+    """The retention in force and what its next sweep would delete (a dry run)."""
+    from jobtui.engine import retention
+
+    gone = await retention.would_delete(store, settings)
+    return Check(
+        "retention",
+        OK,
+        f"{retention.describe(settings, store.kind)}; a sweep now would delete {gone.jobs} "
+        f"jobs, {gone.logs} log lines, {gone.batches} batches",
+    )
 
 
 async def open_store_check(settings: Settings) -> tuple[Store | None, Check | None]:

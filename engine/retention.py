@@ -10,10 +10,14 @@ embedded SQLite store has no TTL. So:
 * **Jobs** (both stores): every engine runs ``RetentionSweep``, which every
   ``settings.retention_interval`` seconds (600, with +/-10 % jitter so engines
   started together do not sweep together) calls ``Store.purge_jobs`` once per
-  period: completed jobs older than ``retention_completed_days``, failed and
-  cancelled ones older than ``retention_failed_days``, with their log lines and the
-  batches left empty. Deletes are idempotent, so many engines sweeping at once is
-  safe (they just find less to do).
+  period: completed jobs older than ``retention_completed_days``, failed ones older
+  than ``retention_failed_days``, cancelled ones older than
+  ``retention_cancelled_days``, with their log lines and the batches left empty.
+  Deletes are idempotent, so many engines sweeping at once is safe.
+* **Defaults depend on the store** (``periods``). The embedded SQLite file is
+  jobtui's own: completed jobs are kept 30 days, failed and cancelled ones 90. A
+  MongoDB database is shared (the seed's application and dashboard read
+  ``event_jobs``): nothing is deleted there unless the operator sets a period.
 * **Log lines** with their own, shorter period (``retention_logs_days``): on
   MongoDB a TTL index on ``ts`` (the server deletes them; ``jobtui doctor`` checks
   the index), and the sweep also deletes them with ``Store.purge_logs`` on every
@@ -41,14 +45,66 @@ DAY = timedelta(days=1)
 JITTER = 0.1
 
 
-def policies(settings: Settings) -> list[tuple[list[JobStatus], timedelta]]:
-    """(statuses, keep for) per enabled job period."""
-    out: list[tuple[list[JobStatus], timedelta]] = []
-    if settings.retention_completed_days > 0:
-        out.append(([JobStatus.COMPLETED], settings.retention_completed_days * DAY))
-    if settings.retention_failed_days > 0:
-        out.append(([JobStatus.FAILED, JobStatus.CANCELLED], settings.retention_failed_days * DAY))
-    return out
+#: Days a finished job is kept on the embedded store when no period is configured.
+SQLITE_DEFAULTS = {JobStatus.COMPLETED: 30.0, JobStatus.FAILED: 90.0, JobStatus.CANCELLED: 90.0}
+
+
+def periods(settings: Settings, store_kind: str) -> dict[JobStatus, float]:
+    """Days each finished status is kept (0: forever). Unset periods take the store's
+    default: ``SQLITE_DEFAULTS`` on the embedded store, forever on MongoDB."""
+    defaults = SQLITE_DEFAULTS if store_kind == "sqlite" else {}
+    failed = settings.retention_failed_days
+    configured = {
+        JobStatus.COMPLETED: settings.retention_completed_days,
+        JobStatus.FAILED: failed,
+        JobStatus.CANCELLED: (
+            settings.retention_cancelled_days
+            if settings.retention_cancelled_days is not None
+            else failed
+        ),
+    }
+    return {
+        status: float(days if days is not None else defaults.get(status, 0.0))
+        for status, days in configured.items()
+    }
+
+
+def policies(settings: Settings, store_kind: str) -> list[tuple[list[JobStatus], timedelta]]:
+    """(statuses, keep for) per enabled period; statuses with the same period share one."""
+    by_days: dict[float, list[JobStatus]] = {}
+    for status, days in periods(settings, store_kind).items():
+        if days > 0:
+            by_days.setdefault(days, []).append(status)
+    return [(statuses, days * DAY) for days, statuses in by_days.items()]
+
+
+def describe(settings: Settings, store_kind: str) -> str:
+    """The retention in force, for ``jobtui doctor`` and ``jobtui purge --dry-run``."""
+    kept = periods(settings, store_kind)
+    on = [f"{s.value} after {d:g} days" for s, d in kept.items() if d > 0]
+    forever = [s.value for s, d in kept.items() if d <= 0]
+    text = "deletes " + ", ".join(on) if on else "deletes no jobs"
+    if on and forever:
+        text += "; keeps " + ", ".join(forever) + " forever"
+    if logs_period(settings) is not None:
+        text += f"; log lines after {settings.retention_logs_days:g} days"
+    return text
+
+
+async def would_delete(
+    store: Store, settings: Settings, now: datetime | None = None
+) -> PurgeResult:
+    """What a sweep at ``now`` would delete (dry runs of the same purges)."""
+    now = now or utcnow()
+    total = PurgeResult(dry_run=True)
+    for statuses, keep in policies(settings, store.kind):
+        total = total + await store.purge_jobs(
+            older_than=now - keep, statuses=statuses, dry_run=True
+        )
+    period = logs_period(settings)
+    if period is not None:
+        total.logs += await store.purge_logs(older_than=now - period, dry_run=True)
+    return total
 
 
 def logs_period(settings: Settings) -> timedelta | None:
@@ -75,7 +131,7 @@ class RetentionSweep:
         job purges deleted (``logs`` counts their log lines plus expired ones)."""
         now = now or self.clock()
         total = PurgeResult()
-        for statuses, keep in policies(self.settings):
+        for statuses, keep in policies(self.settings, self.store.kind):
             total = total + await self.store.purge_jobs(older_than=now - keep, statuses=statuses)
         period = logs_period(self.settings)
         if period is not None:

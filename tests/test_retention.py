@@ -19,7 +19,7 @@ import pytest
 from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.models import Batch, Job, JobStatus, LogEntry, Outcome, utcnow
 from jobtui.engine.registry import Registry
-from jobtui.engine.retention import RetentionSweep, policies
+from jobtui.engine.retention import RetentionSweep, describe, policies, would_delete
 from jobtui.engine.store import _sqlite_schema as schema
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.mongo import MongoStore
@@ -79,16 +79,51 @@ async def sqlite_store(tmp_path: Path) -> SQLiteStore:
 
 def test_retention_defaults_and_environment() -> None:
     s = Settings()
-    assert (s.retention_completed_days, s.retention_failed_days) == (30, 90)
+    assert (s.retention_completed_days, s.retention_failed_days) == (None, None)
     assert s.retention_logs_days is None and s.retention_interval == 600
-    assert policies(s) == [
+    # The embedded store is jobtui's own file: it keeps finished jobs 30 / 90 days.
+    assert policies(s, "sqlite") == [
         ([JobStatus.COMPLETED], 30 * DAY),
         ([JobStatus.FAILED, JobStatus.CANCELLED], 90 * DAY),
     ]
+    # A MongoDB database is shared with other programs: nothing goes unless asked.
+    assert policies(s, "mongodb") == [] and policies(s, "mongomock") == []
+    assert describe(s, "mongodb") == "deletes no jobs"
     env = {"JOBTUI_RETENTION_COMPLETED_DAYS": "0", "JOBTUI_RETENTION_LOGS_DAYS": "7"}
     s = load_settings(environ=env)
     assert s.retention_completed_days == 0 and s.retention_logs_days == 7
-    assert policies(s) == [([JobStatus.FAILED, JobStatus.CANCELLED], 90 * DAY)]  # 0: off
+    assert policies(s, "sqlite") == [([JobStatus.FAILED, JobStatus.CANCELLED], 90 * DAY)]
+    assert policies(s, "mongodb") == []
+    # Opt in on MongoDB, per status.
+    s = load_settings(
+        environ={"JOBTUI_RETENTION_FAILED_DAYS": "365", "JOBTUI_RETENTION_CANCELLED_DAYS": "7"}
+    )
+    assert policies(s, "mongodb") == [
+        ([JobStatus.FAILED], 365 * DAY),
+        ([JobStatus.CANCELLED], 7 * DAY),
+    ]
+    assert describe(s, "mongodb") == (
+        "deletes failed after 365 days, cancelled after 7 days; keeps completed forever"
+    )
+
+
+async def test_mongodb_store_deletes_nothing_by_default() -> None:
+    """The seed's two-year-old history in a MongoDB store survives a sweep unasked."""
+    store = MongoStore.in_memory()
+    await store.open()
+    try:
+        ids = await seed(store, [(JobStatus.COMPLETED, T0), (JobStatus.FAILED, T0)])
+        later = T0 + 800 * DAY
+        sweep = RetentionSweep(store, Settings(), clock=lambda: later)
+        assert (await would_delete(store, Settings(), later)).jobs == 0
+        assert (await sweep.sweep()).jobs == 0
+        assert all([await store.get_job(i) for i in ids])
+        opted = Settings(retention_completed_days=365)
+        assert (await would_delete(store, opted, later)).jobs == 1
+        assert (await RetentionSweep(store, opted).sweep(later)).jobs == 1
+        assert await store.count_jobs() == {"failed": 1}
+    finally:
+        await store.close()
 
 
 # -- the sweep ----------------------------------------------------------------------------
@@ -404,10 +439,22 @@ def test_cli_usage_errors_exit_2(
     assert counts(db) == {"completed": 3, "failed": 1}
 
 
-def test_cli_needs_a_status(db: Path) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["purge", "--older-than", "30d", "--store", str(db)])
-    assert exc.value.code == 2
+def test_cli_needs_a_status(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["purge", "--older-than", "30d", "--store", str(db)]) == 2
+    assert "--status" in capsys.readouterr().err
+    assert counts(db) == {"completed": 3, "failed": 1}
+
+
+def test_cli_dry_run_alone_says_what_retention_would_delete(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["purge", "--dry-run", "--store", str(db)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(
+        "deletes completed after 30 days, failed after 90 days, cancelled after 90 days"
+    )
+    assert out[1] == "would delete 2 jobs, 4 log lines, 1 batches now"  # the 40-day-old ones
+    assert counts(db) == {"completed": 3, "failed": 1}
 
 
 def test_purge_of_many_jobs_is_quick(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
     jobtui purge --older-than 30d --status completed --dry-run
     jobtui purge --older-than 90d --status failed --status cancelled --yes
+    jobtui purge --dry-run        # what the configured retention would delete now
 
 Without ``--yes`` (and not ``--dry-run``) it counts first, prints the counts and asks
 on a terminal; without a terminal it refuses (exit 2) rather than delete unasked.
@@ -43,14 +44,12 @@ def add_parser(sub: argparse._SubParsersAction, add_store_options: Callable[...,
     p = sub.add_parser("purge", help="delete finished jobs (and their logs) older than a period")
     p.add_argument(
         "--older-than",
-        required=True,
         metavar="AGE",
         help="finished longer ago than this: 30d, 12h, 90m, 2w",
     )
     p.add_argument(
         "--status",
         action="append",
-        required=True,
         dest="statuses",
         choices=[s.value for s in JobStatus],
         metavar="STATUS",
@@ -71,7 +70,29 @@ def _confirm(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in {"y", "yes"}
 
 
+async def _retention_dry_run(settings: Settings) -> int:
+    """``purge --dry-run`` alone: what the configured retention's next sweep deletes."""
+    from jobtui.engine import retention
+
+    store = await open_store(settings)
+    try:
+        counted = await retention.would_delete(store, settings)
+        print(f"retention on {store.description}: {retention.describe(settings, store.kind)}")
+        print(f"would delete {_describe(counted)} now")
+        return 0
+    finally:
+        await store.close()
+
+
 async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    if args.older_than is None and not args.statuses and args.dry_run and not args.batch:
+        return await _retention_dry_run(settings)
+    if args.older_than is None or not args.statuses:
+        raise ConfigError(
+            "USAGE",
+            "purge needs --older-than AGE and --status STATUS "
+            "(or --dry-run alone, to count what retention would delete)",
+        )
     age = parse_duration(args.older_than)
     statuses = [JobStatus(s) for s in args.statuses]
     live = [s.value for s in statuses if not s.terminal]
