@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
 from jobtui.engine.logsetup import configure as configure_logging
 from jobtui.engine.models import JobFilter, JobStatus
 from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.signals import ShutdownSignals, signal_name
 from jobtui.engine.store.base import Store, StoreError
 from jobtui.engine.store.factory import open_store, store_banner
 from jobtui.tui import purge
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("worker", help="run the engine headless until SIGINT/SIGTERM")
+    p = sub.add_parser("worker", help="run the engine headless until SIGINT, SIGTERM or SIGHUP")
     _add_store_options(p)
     _add_engine_options(p)
 
@@ -227,21 +227,20 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await engine.start()
-        print(
-            f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
-            file=sys.stderr,
-        )
-        await stop.wait()
-        print(
-            "jobtui: stopping; running jobs get "
-            f"{settings.shutdown_grace:.0f}s to finish, then go back to the queue",
-            file=sys.stderr,
-        )
-        await engine.stop()
+        # SIGINT, SIGTERM (docker stop) and SIGHUP all stop gracefully; a second exits.
+        with ShutdownSignals(lambda _sig: stop.set()):
+            await engine.start()
+            print(
+                f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
+                file=sys.stderr,
+            )
+            await stop.wait()
+            print(
+                f"jobtui: running jobs get {settings.shutdown_grace:.0f}s to finish, "
+                "then go back to the queue",
+                file=sys.stderr,
+            )
+            await engine.stop()
         return EXIT_OK
 
     return await _with_store(settings, body)
@@ -321,15 +320,35 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
         # before enqueueing: jobs are written as files are hashed, largest first, so
         # the first documents run while the rest of the folder is still hashed.
         warming = asyncio.create_task(engine.pool().warm()) if uses_workers else None
-        await engine.start()
-        try:
+
+        async def work() -> Any:
             report = await _enqueue(engine.api, args)
             if warming is not None:
                 await warming
             if report.batch_id:
                 await engine.wait_batch(report.batch_id)
-        finally:
-            await engine.stop(grace=0)
+            return report
+
+        # SIGINT, SIGTERM (timeout, docker stop) and SIGHUP (a closed terminal) end the
+        # run the same way: its running jobs go back to the queue, no attempt burned.
+        work_task: asyncio.Task[Any] | None = None
+        with ShutdownSignals(lambda _sig: work_task and work_task.cancel()) as signals:
+            await engine.start()
+            work_task = asyncio.create_task(work())
+            try:
+                report = await work_task
+            except asyncio.CancelledError:
+                if signals.received is None or not work_task.cancelled():
+                    raise
+            finally:
+                await engine.stop(grace=0)
+            if signals.received is not None and work_task.cancelled():
+                print(
+                    f"jobtui: {signal_name(signals.received)}: stopped; "
+                    "running jobs went back to the queue",
+                    file=sys.stderr,
+                )
+                return signals.exit_code or EXIT_JOB_FAILED
         jobs = (
             await engine.api.all_jobs(JobFilter(batch_id=report.batch_id))
             if report.batch_id

@@ -1,0 +1,224 @@
+"""The fault suite: each fault injected for real into real processes, counting how many
+jobs were lost and how many ran twice (issue 12; the table in docs/operations.md).
+
+Workers are the real ``jobtui`` command (``python -m jobtui.tui.cli``) serving the
+``fault.*`` types of ``tests/fault_plugin.py``, loaded through the ``jobtui.handlers``
+entry point of a dist-info written here. Each execution is appended to a record file:
+"lost" is a job that never completed, "run twice" a job that completed more than once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobStatus
+from jobtui.engine.store.base import Store
+from jobtui.engine.store.factory import open_store
+from tests.util import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Rig:
+    """A store file, a record file and the environment that loads the fault plug-in."""
+
+    tmp: Path
+    store_path: Path
+    record: Path
+    env: dict[str, str]
+    hold_file: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def jobtui(self, *args: str, store: bool = True) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "jobtui.tui.cli", *args]
+        if store:
+            cmd += ["--store", str(self.store_path)]
+        p = subprocess.Popen(
+            cmd,
+            cwd=self.tmp,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=open(self.tmp / f"stderr.{len(self.procs)}", "wb"),  # noqa: SIM115
+        )
+        self.procs.append(p)
+        return p
+
+    def hold(self) -> None:
+        """``fault.work`` jobs wait until ``release``."""
+        self.hold_file.touch()
+
+    def release(self) -> None:
+        self.hold_file.unlink(missing_ok=True)
+
+    def stderr(self, p: subprocess.Popen[bytes]) -> str:
+        return (self.tmp / f"stderr.{self.procs.index(p)}").read_text(errors="replace")
+
+    def lines(self) -> list[list[str]]:
+        if not self.record.exists():
+            return []
+        return [line.split() for line in self.record.read_text().splitlines()]
+
+    def starts(self) -> Counter[str]:
+        return Counter(parts[1] for parts in self.lines() if parts[0] == "start")
+
+    def completions(self) -> Counter[str]:
+        return Counter(parts[1] for parts in self.lines() if parts[0] == "done")
+
+    def tally(self, job_ids: list[str]) -> tuple[int, int]:
+        """(jobs lost, jobs run twice) among ``job_ids``."""
+        done = self.completions()
+        return sum(1 for j in job_ids if done[j] == 0), sum(1 for j in job_ids if done[j] > 1)
+
+
+def write_plugin(where: Path) -> None:
+    """A dist-info whose entry point registers tests/fault_plugin.py's types."""
+    info = where / "jobtui_faulttest-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: jobtui-faulttest\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        "[jobtui.handlers]\nfaulttest = tests.fault_plugin:register\n"
+    )
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    write_plugin(tmp_path / "plugin")
+    config = tmp_path / "jobtui.yaml"
+    config.write_text(
+        "jobtui:\n  shutdown_grace: 0.5\n  heartbeat_interval: 0.5\n  watchdog_interval: 0.5\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path / "plugin")]),
+        "FAULT_RECORD": str(tmp_path / "record"),
+        "JOBTUI_CONFIG": str(config),
+        "FAULT_HOLD": str(tmp_path / "hold"),
+    }
+    r = Rig(tmp_path, tmp_path / "store" / "jobtui.db", tmp_path / "record", env, tmp_path / "hold")
+    r.hold()
+    yield r  # type: ignore[misc]
+    for p in r.procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture
+async def api(rig: Rig) -> AsyncIterator[OperatorAPI]:
+    store: Store = await open_store(Settings(store=rig.store_path))
+    yield OperatorAPI(store)
+    await store.close()
+
+
+async def exited(p: subprocess.Popen[bytes]) -> int | None:
+    return p.poll() is not None or None  # type: ignore[return-value]
+
+
+async def statuses(api: OperatorAPI, batch_id: str) -> Counter[str]:
+    return Counter(j.status.value for j in await api.all_jobs() if j.batch_id == batch_id)
+
+
+async def drain(rig: Rig, api: OperatorAPI, batch_id: str, n: int) -> None:
+    """A fresh worker finishes whatever is left of the batch."""
+    worker = rig.jobtui("worker", "--concurrency", "4", "--poll-interval", "0.2")
+
+    async def all_done() -> bool:
+        return (await statuses(api, batch_id))["completed"] == n
+
+    await wait_for(all_done, timeout=60, interval=0.1, what="the batch completed")
+    worker.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")
+
+
+# -- 3: SIGTERM / SIGHUP hand jobs back like SIGINT --------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+async def test_worker_signal_hands_running_jobs_back(
+    rig: Rig, api: OperatorAPI, sig: signal.Signals
+) -> None:
+    n = 6
+    res = await api.enqueue("fault.work", [{} for _ in range(n)])
+    worker = rig.jobtui("worker", "--concurrency", "3", "--poll-interval", "0.2")
+
+    async def three_started() -> bool:
+        return len(rig.starts()) == 3
+
+    await wait_for(three_started, timeout=30, what="three jobs running")
+    worker.send_signal(sig)
+    await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")
+    assert worker.returncode == 0, rig.stderr(worker)
+    assert sig.name in rig.stderr(worker)
+    jobs = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
+    # Handed back at once: pending, the attempt refunded, no lease left to expire.
+    assert {(j.status, j.attempts) for j in jobs} == {(JobStatus.PENDING, 0)}
+    rig.release()
+    await drain(rig, api, res.batch_id, n)
+    assert rig.tally(res.job_ids) == (0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_run_signal_hands_running_jobs_back(
+    rig: Rig, api: OperatorAPI, sig: signal.Signals
+) -> None:
+    folder = rig.tmp / "in"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"f{i}.txt").write_text(f"file {i}")
+    run = rig.jobtui("run", str(folder), "--type", "fault.work", "--concurrency", "2")
+
+    async def two_started() -> bool:
+        return len(rig.starts()) == 2
+
+    await wait_for(two_started, timeout=30, what="two jobs running")
+    run.send_signal(sig)
+    await wait_for(lambda: exited(run), timeout=30, what="jobtui run exited")
+    assert run.returncode == 128 + sig, rig.stderr(run)
+    assert "Traceback" not in rig.stderr(run)
+    jobs = await api.all_jobs()
+    assert len(jobs) == 5
+    assert {(j.status, j.attempts) for j in jobs} == {(JobStatus.PENDING, 0)}
+    rig.release()
+    assert jobs[0].batch_id is not None
+    await drain(rig, api, jobs[0].batch_id, 5)
+    assert rig.tally([j.job_id for j in jobs]) == (0, 0)
+
+
+@pytest.mark.slow
+async def test_second_signal_exits_at_once_while_the_loop_is_blocked(
+    rig: Rig, api: OperatorAPI
+) -> None:
+    res = await api.enqueue("fault.block", [{"seconds": 120}])
+    worker = rig.jobtui("worker", "--poll-interval", "0.2")
+
+    async def started() -> bool:
+        return len(rig.starts()) == 1
+
+    await wait_for(started, timeout=30, what="the blocking job running")
+    worker.send_signal(signal.SIGTERM)  # the loop is blocked: it cannot act on this one
+
+    async def first_seen() -> bool:
+        return "SIGTERM: stopping" in rig.stderr(worker)
+
+    await wait_for(first_seen, timeout=10, what="the first SIGTERM acknowledged")
+    worker.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(worker), timeout=10, what="the worker exited")
+    assert worker.returncode == 128 + signal.SIGTERM
+    assert "second SIGTERM" in rig.stderr(worker)
+    # Its job is not lost: still processing under a lease that will expire.
+    (job,) = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
+    assert job.status is JobStatus.PROCESSING
