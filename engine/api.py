@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
+from jobtui.engine.ids import MIN_ID_PREFIX as MIN_ID_PREFIX
+from jobtui.engine.ids import SHORT_ID as SHORT_ID
+from jobtui.engine.ids import IdMatch, resolve_id
+from jobtui.engine.ids import short_id as short_id
 from jobtui.engine.models import (
     Batch,
     BatchSummary,
@@ -24,6 +30,8 @@ from jobtui.engine.models import (
     WorkerInfo,
     utcnow,
 )
+from jobtui.engine.params import check_parameters as check_parameters
+from jobtui.engine.params import normalised_parameters
 from jobtui.engine.redact import redact, redact_parameters
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.base import JobCursor, Store
@@ -59,9 +67,16 @@ class LiveWorker:
     alive: bool
 
 
-def dedupe_key(job_type: str, content_hash: str, parameters: dict[str, Any]) -> str:
-    """The key that makes the same input with the same options one job."""
-    opts = {k: v for k, v in parameters.items() if k not in ("path", "sha256")}
+def dedupe_key(
+    job_type: str,
+    content_hash: str,
+    parameters: dict[str, Any],
+    params_model: type[BaseModel] | None = None,
+) -> str:
+    """The key that makes the same input with the same options one job. With the
+    type's ``params_model`` the options are normalised first (``engine/params.py``):
+    whatever front end enqueued, equal settings give equal keys."""
+    opts = normalised_parameters(params_model, parameters)
     opt_hash = hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()
     return f"{job_type}:{content_hash}:{opt_hash[:12]}"
 
@@ -138,13 +153,19 @@ class OperatorAPI:
         recursive: bool = True,
         batch_name: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        batch_id: str | None = None,
     ) -> Any:
         """Scan files and folders, dedupe by content hash, enqueue one batch.
 
+        The parameters are checked against the job type's model first: bad ones
+        raise ``ConfigError("INVALID_PARAMETERS")`` and nothing is written.
         Returns an ``jobtui.engine.enqueue.PathEnqueueReport``.
         """
         from jobtui.engine.enqueue import enqueue_paths
 
+        jt = self.registry.get(job_type)
+        if jt is not None:
+            check_parameters(jt, parameters or {})
         return await enqueue_paths(
             self,
             paths,
@@ -154,6 +175,7 @@ class OperatorAPI:
             recursive=recursive,
             batch_name=batch_name,
             on_progress=on_progress,
+            batch_id=batch_id,
         )
 
     # -- reading ---------------------------------------------------------------
@@ -215,6 +237,16 @@ class OperatorAPI:
         """Results, error details...: values under secret-looking keys redacted."""
         return redact(value)
 
+    async def resolve_id(self, given: str, *, kinds: Sequence[str] = ("job", "batch")) -> IdMatch:
+        """The job or batch an operator means by ``given``: a whole id, or a unique
+        prefix of at least ``MIN_ID_PREFIX`` characters (``ConfigError`` otherwise:
+        ``ID_NOT_FOUND``, ``ID_AMBIGUOUS`` listing the candidates, ``ID_TOO_SHORT``)."""
+        return await resolve_id(self.store, given, kinds)
+
+    async def jobs_by_dedupe_keys(self, keys: Sequence[str]) -> dict[str, Job]:
+        """The stored job of each dedupe key that has one."""
+        return await self.store.find_by_dedupe_keys(list(keys)) if keys else {}
+
     async def batches(self, limit: int = 50) -> list[BatchSummary]:
         return await self.store.list_batches(limit=limit)
 
@@ -246,6 +278,16 @@ class OperatorAPI:
         n = await self.store.retry_jobs(
             batch_id=batch_id, statuses=(JobStatus.FAILED,), now=utcnow()
         )
+        self._wake(n)
+        return n
+
+    async def retry_batch(
+        self,
+        batch_id: str,
+        statuses: Sequence[JobStatus] = (JobStatus.FAILED, JobStatus.CANCELLED),
+    ) -> int:
+        """Every job of the batch in ``statuses`` back to the queue, with a clean slate."""
+        n = await self.store.retry_jobs(batch_id=batch_id, statuses=tuple(statuses), now=utcnow())
         self._wake(n)
         return n
 

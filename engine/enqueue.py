@@ -66,6 +66,8 @@ class PathEnqueueReport:
     found: int = 0  # files considered (named, or met in folders)
     duplicates: dict[str, str] = field(default_factory=dict)  # dedupe_key -> existing status
     duplicate_paths: dict[str, str] = field(default_factory=dict)  # dedupe_key -> path
+    #: every file taken (copies of one content included) -> its job's dedupe key
+    keys: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> paths
     hashed: int = 0
@@ -263,10 +265,14 @@ async def enqueue_paths(
     recursive: bool = True,
     batch_name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    batch_id: str | None = None,
 ) -> PathEnqueueReport:
-    """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch."""
+    """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch
+    (``batch_id``, or a new id)."""
     from jobtui.engine.api import dedupe_key
 
+    jt = api.registry.get(job_type)
+    model = jt.params_model if jt is not None else None
     t0 = time.monotonic()
     params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
     scan = await asyncio.to_thread(scan_paths, list(paths), job_type, recursive)
@@ -277,7 +283,7 @@ async def enqueue_paths(
     # and the first copy met wins.
     files = sorted(scan.files, key=lambda c: -c.size)
 
-    batch_id = new_id()
+    batch_id = batch_id or new_id()
     report = PathEnqueueReport(batch_id=None, found=scan.found)
 
     async def write(chunk: list[_Candidate]) -> None:
@@ -287,9 +293,11 @@ async def enqueue_paths(
             key = None
             if c.sha256 is not None:
                 p["sha256"] = c.sha256
-                key = dedupe_key(job_type, c.sha256, p)
+                key = dedupe_key(job_type, c.sha256, p, model)
                 if force:
                     key = f"{key}:force-{new_id()[:12]}"
+                key_of_hash[c.sha256] = key
+                report.keys[c.path] = key
             plist.append(p)
             keys.append(key)
         res = await api.enqueue(
@@ -301,6 +309,8 @@ async def enqueue_paths(
         report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
 
     by_hash: set[str] = set()
+    key_of_hash: dict[str, str] = {}
+    copies: list[_Candidate] = []
     chunk: list[_Candidate] = []
     size = min(FIRST_CHUNK, CHUNK)
     async with contextlib.aclosing(_hashed_in_order(files, scan, on_progress)) as hashed:
@@ -308,6 +318,7 @@ async def enqueue_paths(
             if c.sha256 is not None:
                 if c.sha256 in by_hash:
                     scan.skip("same_content", c.path)
+                    copies.append(c)
                     continue
                 by_hash.add(c.sha256)
             chunk.append(c)
@@ -316,6 +327,9 @@ async def enqueue_paths(
                 chunk, size = [], min(size * 4, CHUNK)
     if chunk:
         await write(chunk)
+    for c in copies:  # each copy points at the job of the content it repeats
+        if c.sha256 in key_of_hash:
+            report.keys[c.path] = key_of_hash[c.sha256]
     report.hashed = len(files)
     if report.job_ids:
         # Written last, so its total is exact (job states remain the source of truth).

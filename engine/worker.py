@@ -18,6 +18,8 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -43,7 +45,7 @@ from jobtui.engine.models import (
 from jobtui.engine.procpool import ProcessPool, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
-from jobtui.engine.store.base import LeaseState, Store
+from jobtui.engine.store.base import ClaimScope, LeaseState, Store
 from jobtui.engine.watchdog import TerminalHooks, Watchdog
 from jobtui.engine.webhooks import Webhooks
 
@@ -78,7 +80,9 @@ class Engine:
     (``settings.types`` globs narrow it further). ``settings``: concurrency,
     lease_seconds, heartbeat_interval, poll_interval, watchdog_interval,
     shutdown_grace, output_dir, cpu_workers. ``run_watchdog``: whether this engine
-    also recovers expired leases (safe in many engines at once).
+    also recovers expired leases (safe in many engines at once). ``scope``: claim
+    only these jobs (a batch and named jobs; ``jobtui run``), or all when None;
+    ``serve_also`` widens it while the engine runs.
     """
 
     def __init__(
@@ -89,8 +93,10 @@ class Engine:
         *,
         run_watchdog: bool = True,
         worker_id: str | None = None,
+        scope: ClaimScope | None = None,
     ) -> None:
         self.store = store
+        self.scope = scope
         self.settings = settings or Settings()
         self.registry = registry.select(self.settings.types)
         self.worker_id = worker_id or f"{hostname()}:{os.getpid()}:{new_id()[:6]}"
@@ -145,6 +151,12 @@ class Engine:
     def wake(self) -> None:
         """Claim now (a local enqueue or retry happened)."""
         self._wake.set()
+
+    def serve_also(self, job_ids: Iterable[str]) -> None:
+        """Add jobs to this engine's ``scope`` (no effect when it serves everything)."""
+        if self.scope is not None:
+            self.scope = replace(self.scope, job_ids=self.scope.job_ids | frozenset(job_ids))
+            self.wake()
 
     def poke(self) -> None:
         """Run a heartbeat now (a local cancel happened)."""
@@ -263,6 +275,7 @@ class Engine:
                         lease_seconds=self.settings.lease_seconds,
                         timeouts={jt.name: jt.timeout for jt in self.registry.types()},
                         now=now,
+                        scope=self.scope,
                     )
                 except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
                     log.warning("claim failed (%s); retrying", short(exc))

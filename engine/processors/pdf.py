@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobCancelled, JobFailed
-from jobtui.engine.inputs import check_input_path, roots_of, safe_name
+from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.models import ErrorCode
+from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
@@ -40,7 +41,6 @@ MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than 
 SINGLE_CALL_MAX_PAGES = 64
 OCR_PAGES_PER_PART = 8  # OCR costs ~0.5 s a page: small parts keep progress moving
 PROBE_SAMPLE = 8  # pages sampled to guess whether a document is scanned
-STEM_MAX_BYTES = 120  # keeps "<stem>-<sha12>.structured.md" well under NAME_MAX (255)
 
 
 class PdfParams(BaseModel):
@@ -95,14 +95,6 @@ def split_pages(
     n = max(math.ceil(pages / pages_per_part), min(cores, pages // max(min_part, 1)), 1)
     size = math.ceil(pages / n)
     return [(s, min(s + size, pages)) for s in range(0, pages, size)]
-
-
-def output_base(path: str) -> str:
-    """The readable part of an output name: the input's stem, safe and bounded."""
-    stem = safe_name(Path(path).stem)  # a crafted name cannot leave the output dir
-    while len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX_BYTES:
-        stem = stem[:-1]
-    return stem
 
 
 def output_stem(path: str, sha256: str) -> str:

@@ -35,6 +35,7 @@ from jobtui.engine.models import (
     job_from_document,
 )
 from jobtui.engine.store import _mongo_compat as compat
+from jobtui.engine.store.base import ClaimScope
 
 Query = dict[str, Any]
 Branches = list[dict[str, Any]]
@@ -60,16 +61,17 @@ def types_clause(types: Sequence[str]) -> Branches:
     return branches
 
 
-def claimable(types: Sequence[str], now: datetime) -> Query:
-    """Pending, due, not cancelled, of a type some free slot can take."""
-    return where(
-        {"status": JobStatus.PENDING.value},
-        [
-            [{"cancel_requested": False}, {"cancel_requested": None}],
-            [{"run_after": None}, {"run_after": {"$lte": now}}],
-            types_clause(types),
-        ],
-    )
+def claimable(types: Sequence[str], now: datetime, scope: ClaimScope | None = None) -> Query:
+    """Pending, due, not cancelled, of a type some free slot can take (in ``scope``)."""
+    ors: list[Branches] = [
+        [{"cancel_requested": False}, {"cancel_requested": None}],
+        [{"run_after": None}, {"run_after": {"$lte": now}}],
+        types_clause(types),
+    ]
+    if scope is not None:
+        batch: Branches = [] if scope.batch_id is None else [{"batch_id": scope.batch_id}]
+        ors.append([*batch, *one_of("job_id", sorted(scope.job_ids))])
+    return where({"status": JobStatus.PENDING.value}, ors)
 
 
 def overdue(now: datetime) -> Branches:
@@ -157,6 +159,7 @@ def finish_update(outcome: Outcome, now: datetime) -> Query:
             fields["results"] = free_form(outcome.results)
     else:
         fields["run_after"] = outcome.run_after
+        fields["progress"] = None  # back in the queue: no progress ("pending 55%")
         if error is not None:  # keep why the last attempt failed, for the console
             fields["error"] = error
     update: Query = {"$set": fields}

@@ -244,6 +244,8 @@ def finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[An
     else:
         sets.append("run_after = ?")
         params.append(to_us(outcome.run_after))
+        paths.append("'$.progress'")  # back in the queue: no progress ("pending 55%")
+        values.append("null")
         if error is not None:  # keep why the last attempt failed, for the console
             paths.append("'$.error'")
             values.append(dumps(error))
@@ -263,9 +265,11 @@ def claim_statement(
     lease_seconds: float,
     timeouts: Mapping[str, float | None],
     now: datetime,
+    scope: tuple[str | None, Sequence[str]] | None = None,
 ) -> tuple[str, list[Any]]:
     """The claim: one ``UPDATE ... RETURNING`` over the job types with free slots
-    (``slots`` holds only those). Exposed so a test can EXPLAIN its query plan."""
+    (``slots`` holds only those). ``scope``: ``(batch_id, job_ids)``, the only jobs
+    it may take (``ClaimScope``). Exposed so a test can EXPLAIN its query plan."""
     types = sorted(slots)
     now_us = to_us(now)
     # "?" are numbered in textual order: the SET parameters come first.
@@ -280,14 +284,24 @@ def claim_statement(
     # One limited pick per job type, each an O(log n) range of jobs_claim, merged
     # in claim order under the overall limit: at most slots[t] jobs of type t and
     # `limit` in all, in one statement. Each row gets its own random token.
+    in_scope, scope_params = "", []
+    if scope is not None:
+        # The scope's rows come from jobs_batch and the primary key; the pending jobs
+        # of everyone else (a shared queue may hold thousands) are never read.
+        in_scope = (
+            "rowid IN (SELECT rowid FROM jobs WHERE batch_id = ? AND status = 'pending'"
+            " UNION ALL SELECT rowid FROM jobs WHERE job_id IN"
+            " (SELECT value FROM json_each(?))) AND "
+        )
+        scope_params = [scope[0], dumps(sorted(scope[1]))]
     pick = (
         "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
-        " WHERE status = 'pending' AND job_type = ? AND cancel_requested = 0"
+        f" WHERE {in_scope}status = 'pending' AND job_type = ? AND cancel_requested = 0"
         " AND (run_after IS NULL OR run_after <= ?)"
         " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
     )
     for t in types:
-        params += [t, now_us, min(slots[t], limit)]
+        params += [*scope_params, t, now_us, min(slots[t], limit)]
     params.append(limit)
     sql = (
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"

@@ -75,6 +75,16 @@ def purgeable(statuses: Sequence[JobStatus]) -> list[JobStatus]:
     return sorted(set(wanted), key=lambda s: s.value)
 
 
+@dataclass(frozen=True)
+class ClaimScope:
+    """Narrows a claim to some jobs: those of ``batch_id`` and those whose id is in
+    ``job_ids`` (either may be empty). ``jobtui run`` claims only the jobs of its own
+    files this way, never other people's work queued in a shared store."""
+
+    batch_id: str | None = None
+    job_ids: frozenset[str] = frozenset()
+
+
 @dataclass
 class InsertResult:
     inserted: list[str] = field(default_factory=list)  # job_ids written
@@ -144,6 +154,7 @@ class Store(ABC):
         lease_seconds: float,
         timeouts: Mapping[str, float | None],
         now: datetime,
+        scope: ClaimScope | None = None,
     ) -> list[Job]:
         """Atomically move up to ``limit`` claimable jobs to ``processing``.
 
@@ -153,7 +164,8 @@ class Store(ABC):
         ``slots[t]`` jobs of type ``t``. Order: ``priority`` descending, then
         ``created_at``. Each claimed job gets ``attempts + 1``, ``started_at=now``,
         ``worker_id``, a fresh ``lease {owner, token, expires_at=now+lease_seconds}``
-        and ``timeout_at=now+timeouts[t]`` (None when no timeout).
+        and ``timeout_at=now+timeouts[t]`` (None when no timeout). With ``scope``,
+        only jobs inside it are claimable.
         """
 
     @abstractmethod
@@ -180,7 +192,8 @@ class Store(ABC):
 
         ``outcome.status`` terminal: sets ``completed_at=now``, results or error,
         clears the lease. ``pending``: back to the queue with ``run_after`` (a
-        retry), clears the lease; ``refund_attempt`` also takes ``attempts - 1``.
+        retry), clears the lease and the progress (a waiting job has none);
+        ``refund_attempt`` also takes ``attempts - 1``.
         With ``only_if_overdue`` (the watchdog) it also requires the lease to have
         expired or ``timeout_at`` to have passed at ``now``. Returns whether it applied.
         """
@@ -208,6 +221,13 @@ class Store(ABC):
 
     @abstractmethod
     async def get_job(self, job_id: str) -> Job | None: ...
+
+    @abstractmethod
+    async def ids_with_prefix(
+        self, prefix: str, *, batches: bool = False, limit: int = 10
+    ) -> list[str]:
+        """Up to ``limit`` job ids (batch ids with ``batches``) that start with
+        ``prefix``, in order: one range of the id index, however many ids exist."""
 
     @abstractmethod
     async def list_jobs(

@@ -36,6 +36,7 @@ from jobtui.engine.store import _mongo_compat as compat
 from jobtui.engine.store import _mongo_docs as docs
 from jobtui.engine.store import _mongo_purge as purge
 from jobtui.engine.store.base import (
+    ClaimScope,
     InsertResult,
     JobCursor,
     LeaseState,
@@ -224,7 +225,10 @@ class MongoStore(Store):
         lease_seconds: float,
         timeouts: Mapping[str, float | None],
         now: datetime,
+        scope: ClaimScope | None = None,
     ) -> list[Job]:
+        if scope is not None and scope.batch_id is None and not scope.job_ids:
+            return []  # an empty scope holds nothing
         free = {t: n for t, n in slots.items() if n > 0}
         claimed: list[Job] = []
         while len(claimed) < limit and free:
@@ -235,7 +239,7 @@ class MongoStore(Store):
             if len(limits) == 1:  # usual case: the timeout is known before the match
                 fields["timeout_at"] = docs.deadline(now, limits.pop())
             doc = await self._jobs.find_one_and_update(
-                docs.claimable(types, now),
+                docs.claimable(types, now, scope),
                 {"$set": fields, "$inc": {"attempts": 1}},
                 sort=_CLAIM_SORT,
                 return_document=ReturnDocument.AFTER,
@@ -327,6 +331,16 @@ class MongoStore(Store):
         return [docs.to_job(doc) for doc in await cursor.to_list(None)]
 
     # -- operator verbs --------------------------------------------------------
+
+    async def ids_with_prefix(
+        self, prefix: str, *, batches: bool = False, limit: int = 10
+    ) -> list[str]:
+        coll, field = (self._batches, "batch_id") if batches else (self._jobs, "job_id")
+        rng: dict[str, str] = {"$gte": prefix}
+        if prefix:
+            rng["$lt"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        cursor = coll.find({field: rng}, {"_id": 0, field: 1}).sort(field, 1).limit(limit)
+        return [str(d[field]) for d in await cursor.to_list(None) if d.get(field) is not None]
 
     async def get_job(self, job_id: str) -> Job | None:
         doc = await self._jobs.find_one({"job_id": job_id})

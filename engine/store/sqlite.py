@@ -57,6 +57,7 @@ from jobtui.engine.store._sqlite_rows import (
 )
 from jobtui.engine.store._sqlite_thread import SQLiteThread
 from jobtui.engine.store.base import (
+    ClaimScope,
     InsertResult,
     JobCursor,
     LeaseState,
@@ -156,7 +157,10 @@ class SQLiteStore(Store):
         lease_seconds: float,
         timeouts: Mapping[str, float | None],
         now: datetime,
+        scope: ClaimScope | None = None,
     ) -> list[Job]:
+        if scope is not None and scope.batch_id is None and not scope.job_ids:
+            return []  # an empty scope holds nothing
         types = sorted(t for t, n in slots.items() if n > 0)
         if not types or limit <= 0:
             return []
@@ -167,6 +171,7 @@ class SQLiteStore(Store):
             lease_seconds=lease_seconds,
             timeouts=timeouts,
             now=now,
+            scope=None if scope is None else (scope.batch_id, sorted(scope.job_ids)),
         )
         rows = await self._t.write(self._all, sql, params)
         jobs = [row_job(r) for r in rows]
@@ -250,6 +255,20 @@ class SQLiteStore(Store):
         return [row_job(r) for r in rows]
 
     # -- operator verbs -----------------------------------------------------------
+
+    async def ids_with_prefix(
+        self, prefix: str, *, batches: bool = False, limit: int = 10
+    ) -> list[str]:
+        table, col = ("batches", "batch_id") if batches else ("jobs", "job_id")
+        # A range of the primary key (LIKE would scan: it is case-insensitive here).
+        sql = f"SELECT {col} FROM {table} WHERE {col} >= ?"
+        args: list[Any] = [prefix]
+        if prefix:
+            sql += f" AND {col} < ?"
+            args.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        sql += f" ORDER BY {col} LIMIT ?"
+        args.append(limit)
+        return [r[0] for r in await self._t.read(self._all, sql, args)]
 
     async def get_job(self, job_id: str) -> Job | None:
         rows = await self._t.read(
