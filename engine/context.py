@@ -1,14 +1,19 @@
 """What a handler gets: its job, progress and log reporting, cancellation, CPU work.
 
 Progress writes are throttled to one per second per job (the latest value is
-written at most a second late, never lost). Log lines are buffered and written in
-bulk by the engine's log writer. CPU-bound work goes to the engine's process pool
+written at most a second late) and made by a background task: a handler never waits
+on the store for them, and a store that is briefly away (a failover, a restart) only
+delays them: a failed write is retried with backoff, keeping only the latest value,
+and never ends the attempt. Log lines are buffered and written in bulk by the
+engine's log writer. CPU-bound work goes to the engine's process pool
 through ``run_cpu``; cancelling the job kills the process running it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +27,11 @@ if TYPE_CHECKING:
     from jobtui.engine.procpool import ProcessPool
     from jobtui.engine.store.base import Store
 
+log = logging.getLogger(__name__)
+
 PROGRESS_MIN_INTERVAL = 1.0  # seconds between progress writes of one job
+PROGRESS_RETRY_MAX = 5.0  # longest wait between tries while the store is away
+PROGRESS_FLUSH_S = 5.0  # how long the end of an attempt waits for its last progress write
 
 
 class JobContext:
@@ -49,7 +58,7 @@ class JobContext:
         self._pool = pool
         self._last_write = 0.0
         self._pending: Progress | None = None
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._writer: asyncio.Task[None] | None = None
         self._seq = 0
         self.progress_writes = 0
         self.lease_lost = False  # set by the engine: this attempt may write nothing more
@@ -74,27 +83,60 @@ class JobContext:
     async def progress(
         self, percent: float, step: str | None = None, message: str | None = None
     ) -> None:
-        """Report progress; written at most once a second, the last value always."""
+        """Report progress; written at most once a second, the last value always.
+
+        Returns at once: the write is made by a background task (see the module doc).
+        """
         self._pending = Progress(
             percent=round(max(0.0, min(100.0, percent)), 2), step=step, message=message
         )
-        wait = self._last_write + PROGRESS_MIN_INTERVAL - time.monotonic()
-        if wait <= 0:
-            await self._write_progress()
-        elif self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(
-                wait, lambda: loop.create_task(self._write_progress())
+        if self._writer is None or self._writer.done():
+            if time.monotonic() - self._last_write >= PROGRESS_MIN_INTERVAL:
+                self.progress_writes += 1  # counted as issued (the handler goes on)
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(), name=f"progress-{self.job_id}"
             )
 
-    async def _write_progress(self) -> None:
-        self._flush_handle = None
-        progress, self._pending = self._pending, None
-        if progress is None:
+    async def _write_loop(self) -> None:
+        """Write the latest pending value, at most once a second, until none is left."""
+        retry = 0.2
+        while self._pending is not None and not self.lease_lost:
+            wait = self._last_write + PROGRESS_MIN_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if self._writer is not asyncio.current_task():
+                    return
+                self.progress_writes += 1
+            progress, self._pending = self._pending, None
+            if progress is None:
+                return
+            self._last_write = time.monotonic()
+            try:
+                await self._store.set_progress(self.job_id, self._token, progress)
+                retry = 0.2
+            except Exception as exc:  # noqa: BLE001 - store away: the attempt goes on
+                log.warning(
+                    "progress of %s not written (%s: %s); retrying in %.1fs",
+                    self.job_id,
+                    type(exc).__name__,
+                    (str(exc).splitlines() or [""])[0][:120],
+                    retry,
+                )
+                if self._pending is None:
+                    self._pending = progress  # newer values replace it, never older ones
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, PROGRESS_RETRY_MAX)
+                self._last_write = 0.0
+
+    async def flush_progress(self) -> None:
+        """At the end of an attempt: write the last value if the store answers soon."""
+        if self._pending is None and (self._writer is None or self._writer.done()):
             return
-        self._last_write = time.monotonic()
-        self.progress_writes += 1
-        await self._store.set_progress(self.job_id, self._token, progress)
+        if self._writer is None or self._writer.done():
+            self._last_write = 0.0
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._writer), PROGRESS_FLUSH_S)
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to this job's log (written in bulk, shortly)."""
@@ -106,7 +148,8 @@ class JobContext:
         return await self._pool().run(fn, *args)
 
     def close(self) -> None:
-        """Drop a scheduled progress write (the attempt is over)."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        """Stop writing progress (the attempt is over)."""
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+        self._writer = None
+        self._pending = None

@@ -411,7 +411,7 @@ class Engine:
         try:
             async with asyncio.timeout(jt.timeout):
                 result = await jt.handler(r.ctx, params)
-            await r.ctx._write_progress()
+            await r.ctx.flush_progress()
             return Outcome(status=JobStatus.COMPLETED, results=result or {})
         except JobCancelled:
             return self._cancelled_outcome(r)

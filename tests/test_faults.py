@@ -9,10 +9,12 @@ entry point of a dist-info written here. Each execution is appended to a record 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from jobtui.engine.config import Settings
 from jobtui.engine.models import JobStatus
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.factory import open_store
+from tests.nxserver import free_port, nx_executable, start_nx, stop_nx
 from tests.util import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,3 +225,57 @@ async def test_second_signal_exits_at_once_while_the_loop_is_blocked(
     # Its job is not lost: still processing under a lease that will expire.
     (job,) = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
     assert job.status is JobStatus.PROCESSING
+
+
+# -- 2: a MongoDB outage shorter than the lease --------------------------------------
+
+
+@pytest.mark.slow
+async def test_mongodb_outage_shorter_than_the_lease_reruns_nothing(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """nx-27017 stopped for 10 s (lease 30 s) while 12 jobs run and write progress; they
+    are let finish during the outage, so their completions wait for the server too."""
+    if nx_executable() is None:
+        pytest.skip("nx-27017 is not installed")
+    port = free_port()
+    uri, server = start_nx(tmp_path / "nx", port)
+    store = await open_store(Settings(mongodb_uri=uri, database="outage"))
+    api = OperatorAPI(store)
+    try:
+        n = 12
+        res = await api.enqueue("fault.work", [{"seconds": 0.5} for _ in range(n)])
+        args = ("worker", "--mongodb-uri", uri, "--database", "outage", "--concurrency", "6")
+        workers = [rig.jobtui(*args, "--poll-interval", "0.2", store=False) for _ in range(2)]
+
+        async def all_started() -> bool:
+            return len(rig.starts()) == n
+
+        await wait_for(all_started, timeout=60, what="every job running")
+        stop_nx(server)
+        down_at = time.monotonic()
+        await asyncio.sleep(5)  # the outage itself: a deliberate duration
+        rig.release()  # the handlers end while the server is away
+
+        async def all_handlers_done() -> bool:
+            return len(rig.completions()) == n
+
+        await wait_for(all_handlers_done, timeout=30, what="every handler returned")
+        await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
+        assert all(w.poll() is None for w in workers), "a worker died with the server"
+        _, server = start_nx(tmp_path / "nx", port)
+
+        async def completed() -> bool:
+            try:
+                return (await statuses(api, res.batch_id))["completed"] == n
+            except Exception:  # noqa: BLE001 - the client is still reconnecting
+                return False
+
+        await wait_for(completed, timeout=60, interval=0.2, what="every job completed")
+        jobs = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
+        assert rig.tally(res.job_ids) == (0, 0)
+        assert rig.starts() == Counter({j: 1 for j in res.job_ids}), "a job was re-run"
+        assert {j.attempts for j in jobs} == {1}
+    finally:
+        await store.close()
+        stop_nx(server)
