@@ -1,24 +1,39 @@
-"""Configuration: defaults < YAML file < environment < command line.
+"""Configuration: one validated model, read from defaults < YAML file < environment <
+command line.
 
-The YAML file may use our own keys or the seed's (``session_worker.max_concurrent``,
-``session_worker.poll_interval_sec``, ``mongodb.uri``), so an existing
-``config.yaml`` keeps working. A URI's password is never printed: use
-``Settings.safe_uri`` / ``redact_uri``.
+``Settings`` is a plain pydantic model: code and tests build it explicitly and it reads
+nothing from the environment. ``load_settings`` (what the CLI calls) layers the
+sources on top of it through pydantic-settings: every field has an environment
+variable ``JOBTUI_<FIELD>`` (nested: ``JOBTUI_COLLECTIONS__JOBS``), ``MONGODB_URI``
+keeps working, and the YAML file (engine/config_file.py) is checked key by key, so a
+misspelt key is an error that names it and the key it probably meant. A URI's password
+is never printed: use ``Settings.safe_uri`` / ``redact_uri``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from jobtui.engine.errors import ConfigError
-from jobtui.engine.uri import redact_uri
+from jobtui.engine.uri import redact_uri, uri_database
 
 ENV_PREFIX = "JOBTUI_"
+DEFAULT_DATABASE = "jobtui"
 
 
 def default_store_path() -> Path:
@@ -26,20 +41,44 @@ def default_store_path() -> Path:
 
 
 class Collections(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     jobs: str = "jobs"
     batches: str = "batches"
     logs: str = "job_logs"
     workers: str = "workers"
 
 
+def _split_list(value: Any, seps: str) -> Any:
+    """``"a:b"`` -> ``["a", "b"]`` for list settings given as one string (environment)."""
+    if isinstance(value, str):
+        for sep in seps[1:]:
+            value = value.replace(sep, seps[0])
+        return [v.strip() for v in value.split(seps[0]) if v.strip()]
+    return value
+
+
 class Settings(BaseModel):
-    """Every option. Environment: ``MONGODB_URI`` and ``JOBTUI_<FIELD>`` (upper case)."""
+    """Every option; see docs/configuration.md for the table of names."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=False)
 
     mongodb_uri: str | None = None
-    database: str = "jobtui"
+    # The database: this explicit name, else the URI's path, else ``mongodb_db_name``
+    # (the seed's ``mongodb.db_name``), else "jobtui". Always a name once validated.
+    database: str = ""
+    mongodb_db_name: str | None = None
     collections: Collections = Field(default_factory=Collections)
     store: Path | None = None  # embedded SQLite file; default under the user's data dir
     concurrency: int = Field(4, ge=1, le=1024)
+    # Per job type caps on top of ``concurrency`` (the seed's max_concurrent_per_type);
+    # a type's own declared limit applies when it has no entry here.
+    concurrency_per_type: Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode] = Field(
+        default_factory=dict
+    )
+    # False: this process claims nothing (the seed's ``session_worker.active: false``);
+    # the console then only watches and ``jobtui worker`` refuses to start.
+    claim: bool = True
     poll_interval: float = Field(2.0, gt=0)
     lease_seconds: float = Field(30.0, gt=0)
     heartbeat_interval: float = Field(1.0, gt=0)
@@ -50,9 +89,11 @@ class Settings(BaseModel):
     # Added to the CPU worker processes' nice value: the engine's own process (its
     # event loop, the console) keeps the CPU it needs while they use the rest.
     cpu_niceness: int = Field(10, ge=0, le=19)
-    types: list[str] | None = None  # job-type globs this engine serves (None: all)
-    input_roots: list[Path] = Field(default_factory=list)  # empty: workers may read any path
-    webhook_secret: str | None = None  # HMAC key for webhooks that carry no secret of their own
+    # Job-type globs this engine serves (None: all); environment: comma-separated.
+    types: Annotated[list[str] | None, NoDecode] = None
+    # Workers read input only under these (empty: any path); environment: os.pathsep.
+    input_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    webhook_secret: str | None = None  # signs webhooks that carry no secret of their own
     webhook_attempts: int = Field(5, ge=1, le=100)  # tries per webhook delivery
     webhook_timeout: float = Field(10.0, gt=0)  # seconds per attempt
     # Retention (engine/retention.py): days a finished job is kept; 0 keeps it forever.
@@ -74,6 +115,55 @@ class Settings(BaseModel):
     # the watchdog once it has not been updated for this many seconds.
     stall_timeout: float = Field(3600.0, gt=0)
 
+    @field_validator("mongodb_uri", mode="before")
+    @classmethod
+    def _no_uri(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("types", mode="before")
+    @classmethod
+    def _types(cls, v: Any) -> Any:
+        return _split_list(v, ", ")
+
+    @field_validator("input_roots", mode="before")
+    @classmethod
+    def _roots(cls, v: Any) -> Any:
+        return _split_list(v, os.pathsep)
+
+    @field_validator("concurrency_per_type", mode="before")
+    @classmethod
+    def _per_type(cls, v: Any) -> Any:
+        if isinstance(v, str):  # environment: "pdf.transcribe=2,session=1"
+            pairs = [p.partition("=") for p in _split_list(v, ", ")]
+            if any(not sep or not k for k, sep, _ in pairs):
+                raise ValueError("expected TYPE=N[,TYPE=N...]")
+            return {k.strip(): n.strip() for k, _, n in pairs}
+        return v
+
+    @_model_validator(mode="after")
+    def _resolve_database(self) -> Settings:
+        if not self.database:
+            # Not through setattr: that would mark ``database`` as explicitly set.
+            self.__dict__["database"] = self.database_source[0]
+        return self
+
+    @property
+    def database_source(self) -> tuple[str, str]:
+        """``(name, where it came from)`` as the rules above resolve it."""
+        if self.database and "database" in self.model_fields_set:
+            return self.database, "setting"
+        from_uri = uri_database(self.mongodb_uri) if self.mongodb_uri else None
+        if from_uri:
+            return from_uri, "URI path"
+        if self.mongodb_db_name:
+            return self.mongodb_db_name, "mongodb.db_name"
+        return DEFAULT_DATABASE, "default"
+
     @property
     def safe_uri(self) -> str:
         return redact_uri(self.mongodb_uri) if self.mongodb_uri else ""
@@ -83,52 +173,54 @@ class Settings(BaseModel):
         return self.store or default_store_path()
 
 
-_ENV_FIELDS = {
-    "database": "DATABASE",
-    "store": "STORE",
-    "concurrency": "CONCURRENCY",
-    "poll_interval": "POLL_INTERVAL",
-    "lease_seconds": "LEASE_SECONDS",
-    "output_dir": "OUTPUT_DIR",
-    "cpu_workers": "CPU_WORKERS",
-    "cpu_niceness": "CPU_NICENESS",
-    "webhook_secret": "WEBHOOK_SECRET",
-    "retention_completed_days": "RETENTION_COMPLETED_DAYS",
-    "retention_failed_days": "RETENTION_FAILED_DAYS",
-    "retention_cancelled_days": "RETENTION_CANCELLED_DAYS",
-    "retention_logs_days": "RETENTION_LOGS_DAYS",
-    "log_level": "LOG_LEVEL",
-    "log_format": "LOG_FORMAT",
-    "legacy_job_type": "LEGACY_JOB_TYPE",
-    "stall_timeout": "STALL_TIMEOUT",
-}
+class _Environ(EnvSettingsSource):
+    """The environment source, reading a given mapping (tests) instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return dict(
+            parse_env_vars(
+                self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+            )
+        )
 
 
-def _from_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # only with a config file: ~25 ms of every command's start otherwise
+class _Layered(BaseSettings, Settings):
+    """``Settings`` with its sources: CLI (init kwargs) > environment > YAML."""
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(
-            "CONFIG_UNREADABLE", f"cannot read config file {path}: {exc.strerror}"
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError("CONFIG_INVALID", f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError("CONFIG_INVALID", f"config file {path} must hold a mapping")
-    out: dict[str, Any] = dict(data.get("jobtui") or {})
-    seed = data.get("session_worker") or {}
-    if "max_concurrent" in seed:
-        out.setdefault("concurrency", seed["max_concurrent"])
-    if "poll_interval_sec" in seed:
-        out.setdefault("poll_interval", seed["poll_interval_sec"])
-    mongo = data.get("mongodb") or {}
-    if mongo.get("uri"):
-        out.setdefault("mongodb_uri", os.path.expandvars(str(mongo["uri"])))
-    if mongo.get("database"):
-        out.setdefault("database", mongo["database"])
-    return out
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_ignore_empty=True,  # JOBTUI_X= (empty) means unset, as before
+        case_sensitive=False,
+        extra="forbid",
+        populate_by_name=True,
+    )
+    mongodb_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("JOBTUI_MONGODB_URI", "MONGODB_URI", "mongodb_uri"),
+    )
+
+    _sources: ClassVar[tuple[dict[str, str], dict[str, Any]]] = ({}, {})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ, from_file = cls._sources
+        return (
+            init_settings,
+            _Environ(settings_cls, environ),
+            InitSettingsSource(settings_cls, from_file),
+        )
 
 
 def load_settings(
@@ -136,25 +228,31 @@ def load_settings(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Build settings from a YAML file, the environment and CLI overrides (None = unset)."""
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    """Build settings from a YAML file, the environment and CLI overrides (None = unset).
+
+    Raises ``ConfigError`` (``CONFIG_INVALID`` / ``CONFIG_UNREADABLE``) with a message
+    that names the setting and never shows a secret.
+    """
+    from jobtui.engine.config_file import read_config_file
+
+    env = dict(os.environ if environ is None else environ)
     cfg = config_file or env.get(ENV_PREFIX + "CONFIG")
-    if cfg:
-        values.update(_from_yaml(Path(cfg)))
-    if env.get("MONGODB_URI"):
-        values["mongodb_uri"] = env["MONGODB_URI"]
-    for field_name, suffix in _ENV_FIELDS.items():
-        if env.get(ENV_PREFIX + suffix):
-            values[field_name] = env[ENV_PREFIX + suffix]
-    if env.get(ENV_PREFIX + "INPUT_ROOTS"):  # a list, like PATH: os.pathsep between roots
-        values["input_roots"] = [r for r in env[ENV_PREFIX + "INPUT_ROOTS"].split(os.pathsep) if r]
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if values.get("mongodb_uri") in ("", "none"):
-        values["mongodb_uri"] = None
+    from_file = read_config_file(Path(cfg), env) if cfg else {}
+    init = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _Layered._sources = (env, from_file)
     try:
-        return Settings.model_validate(values)
+        layered = _Layered(**init)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError("CONFIG_INVALID", f"invalid setting {where}: {first['msg']}") from None
+        raise ConfigError("CONFIG_INVALID", _explain(exc)) from None
+    finally:
+        _Layered._sources = ({}, {})
+    # A plain Settings (no environment magic) from exactly what the sources gave.
+    return Settings.model_validate({k: getattr(layered, k) for k in layered.model_fields_set})
+
+
+def _explain(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    where = f"jobtui.{'.'.join(loc)} in a config file, {ENV_PREFIX}{loc[0].upper()}"
+    return f"invalid setting {'.'.join(loc)} ({where} or its option): {first['msg']}{more}"

@@ -98,7 +98,10 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
     else:
         version = info.get("version") or "version unknown"
         rs = f", replica set {info['replica_set']}" if info.get("replica_set") else ""
-        out.append(Check("store", OK, f"{store.description}, server {version}{rs}"))
+        from jobtui.engine.store.factory import describe_store
+
+        where = describe_store(settings, store)
+        out.append(Check("store", OK, f"{where}; server {version}{rs}"))
         if info.get("change_streams"):
             out.append(Check("changes", OK, "change streams: workers wake on new jobs at once"))
         else:

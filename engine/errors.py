@@ -43,9 +43,15 @@ class JobCancelled(Exception):
 
 
 class ConfigError(Exception):
-    """Bad configuration or usage: the CLI prints ``code: message`` and exits 2."""
+    """Bad configuration or usage: the CLI prints ``code: message`` and exits 2.
+
+    The message is redacted here, once for every caller: a config line or URI quoted
+    in it never shows a password, token or secret."""
 
     def __init__(self, code: str, message: str) -> None:
+        from jobtui.engine.uri import redact_secrets
+
+        message = redact_secrets(message)
         super().__init__(message)
         self.code = code
         self.message = message

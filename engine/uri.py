@@ -7,6 +7,7 @@ operator can paste console output into a ticket without leaking credentials.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 # Query options whose value is a secret (TLS key passphrase, AWS session tokens...).
 _SECRET_OPTION = re.compile(r"(?i)([?&](?:[a-z]*password|authmechanismproperties)=)[^&]*")
@@ -44,3 +45,35 @@ def scrub(text: str, uri: str) -> str:
     userinfo, at, _ = rest.rpartition("@") if sep else ("", "", "")
     password = userinfo.split(":", 1)[1] if at and ":" in userinfo else ""
     return text.replace(password, "***") if password else text
+
+
+def uri_database(uri: str) -> str | None:
+    """The database a MongoDB URI names in its path (``mongodb://h/mydb`` -> ``mydb``)."""
+    _, sep, rest = uri.partition("://")
+    if not sep:
+        return None
+    after_userinfo = rest[rest.rfind("@") + 1 :]
+    _, slash, path = after_userinfo.partition("/")
+    name = unquote(path.partition("?")[0]) if slash else ""
+    return name or None
+
+
+# ``scheme://user:password@`` anywhere in a text: the password ends at the last "@" of
+# the run of non-space characters (an unescaped "@" in it is still hidden whole).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):\S*@")
+# ``password: x``, ``api_token=x``, ``"secret": "x"``: keys that name a secret.
+_SECRET_KEY = re.compile(
+    r"""(?ix)
+    (["']?\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|credentials?)["']?)
+    (\s*[:=]\s*)
+    ("[^"\n]*"|'[^'\n]*'|[^\s,;}&]+)
+    """
+)
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with URI passwords, secret query options and ``password: x``-style
+    values replaced by ``***``. Applied to every config and store error message."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    text = _SECRET_OPTION.sub(r"\1***", text)
+    return _SECRET_KEY.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)

@@ -255,8 +255,10 @@ class Engine:
         free = self.settings.concurrency - len(self._jobs)
         per_type: dict[str, int] = {}
         by_type = collections.Counter(r.jt.name for r in self._jobs.values())
+        caps = self.settings.concurrency_per_type  # the operator's caps beat the type's own
         for jt in self.registry.types():
-            cap = free if jt.concurrency is None else min(free, jt.concurrency - by_type[jt.name])
+            limit = caps.get(jt.name, jt.concurrency)
+            cap = free if limit is None else min(free, limit - by_type[jt.name])
             if cap > 0:
                 per_type[jt.name] = cap
         return free, per_type
@@ -265,7 +267,7 @@ class Engine:
         while not self._stopping:
             free, slots = self._free_slots()
             claimed: list[Job] = []
-            if not self._paused and free > 0 and slots:
+            if not self._paused and self.settings.claim and free > 0 and slots:
                 try:
                     now = utcnow()
                     claimed = await self.store.claim(

@@ -35,6 +35,7 @@ from jobtui.engine.models import (
     Progress,
     WorkerInfo,
 )
+from jobtui.engine.uri import redact_secrets
 
 # Keyset cursor for job pages: (created_at, job_id) of the last row seen.
 JobCursor = tuple[datetime, str]
@@ -99,6 +100,7 @@ class StoreError(Exception):
     """
 
     def __init__(self, code: str, message: str) -> None:
+        message = redact_secrets(message)  # whatever a driver quoted: no password shown
         super().__init__(message)
         self.code = code
         self.message = message

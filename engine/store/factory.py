@@ -25,11 +25,28 @@ def make_store(settings: Settings) -> Store:
     return SQLiteStore(settings.store_path)
 
 
+def describe_store(settings: Settings, store: Store) -> str:
+    """Which store, database and collections are in use; shown by every command's
+    first line and by ``doctor``, so an operator sees at once where jobs go."""
+    if store.kind == "sqlite":
+        return store.description
+    name, source = settings.database_source
+    why = {"setting": "set explicitly", "default": "the default"}.get(source, f"from {source}")
+    head = "mongomock (in memory)" if store.kind == "mongomock" else f"MongoDB {settings.safe_uri}"
+    c = settings.collections
+    return (
+        f"{head}, database {name} ({why}), collections {c.jobs}, {c.batches}, {c.logs}, {c.workers}"
+    )
+
+
 def store_banner(settings: Settings, store: Store) -> str:
-    """The first line every command prints: which store, database and collections."""
-    if settings.mongodb_uri:
-        return f"store {store.description}"
-    return f"embedded store {store.description} (set MONGODB_URI to share a queue between machines)"
+    """The first line every command prints (after ``jobtui: ``)."""
+    if store.kind == "sqlite":
+        return (
+            f"embedded store {store.description} "
+            "(set MONGODB_URI to share a queue between machines)"
+        )
+    return f"store {describe_store(settings, store)}"
 
 
 async def open_store(settings: Settings) -> Store:
