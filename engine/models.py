@@ -124,6 +124,12 @@ class Job(BaseModel):
     webhook: dict[str, Any] | None = None
     logs: list[dict[str, Any]] | None = None  # legacy embedded log array (read only)
 
+    def adopt_type_policy(self, max_attempts: int) -> None:
+        """A legacy document carries no ``max_attempts``: its job type's applies (the
+        model's default of 3 is only for documents that say nothing at all)."""
+        if "max_attempts" not in self.model_fields_set:
+            self.max_attempts = max_attempts
+
     @property
     def path(self) -> str | None:
         p = self.parameters.get("path") if isinstance(self.parameters, dict) else None
@@ -148,10 +154,17 @@ class Job(BaseModel):
         return out
 
 
-def job_from_document(doc: dict[str, Any]) -> Job:
-    """A stored job, tolerating the seed's legacy ``event_jobs`` documents: no
-    ``job_type`` means ``session``, ``null`` means the field's default, a string error
-    or a bare number for progress are wrapped. Both stores read jobs through this."""
+#: The job type of the seed's documents when none is configured (``legacy_job_type``).
+LEGACY_JOB_TYPE = "session"
+
+
+def job_from_document(doc: dict[str, Any], legacy_type: str = LEGACY_JOB_TYPE) -> Job:
+    """A stored job, tolerating the seed's legacy ``event_jobs`` documents: an empty,
+    null or missing ``job_type`` means ``legacy_type`` (the seed's code writes ``""``),
+    ``null`` elsewhere means the field's default, a string error or a bare number for
+    progress are wrapped. Both stores read jobs through this."""
+    if not doc.get("job_type"):
+        doc["job_type"] = legacy_type
     for name in _DEFAULTED_FIELDS:
         if name in doc and doc[name] is None:
             del doc[name]
@@ -205,6 +218,42 @@ class BatchSummary(BaseModel):
         if self.counts.get("failed", 0) or self.counts.get("cancelled", 0):
             return "finished with errors"
         return "completed"
+
+
+#: The seed's ``event_batches.status`` words (jobtui's own views say more; see
+#: ``BatchSummary.status`` and docs/migrating.md for the mapping).
+SEED_BATCH_STATUS = ("pending", "processing", "completed", "failed")
+
+
+def batch_counters(counts: dict[str, int], last_completed_at: datetime | None) -> dict[str, Any]:
+    """The seed's ``event_batches`` fields, derived from a batch's job counts by status.
+
+    ``failed_jobs`` includes cancelled ones (the seed knew no cancel, and its dashboard
+    shows progress as completed + failed of total); ``cancelled_jobs`` says how many.
+    ``status``: ``pending`` until a job starts, ``processing`` while any is left,
+    ``completed`` when every job completed, ``failed`` when all ended and any did not.
+    """
+    pending = counts.get(JobStatus.PENDING.value, 0)
+    processing = counts.get(JobStatus.PROCESSING.value, 0)
+    completed = counts.get(JobStatus.COMPLETED.value, 0)
+    failed = counts.get(JobStatus.FAILED.value, 0)
+    cancelled = counts.get(JobStatus.CANCELLED.value, 0)
+    total = pending + processing + completed + failed + cancelled
+    finished = total > 0 and pending + processing == 0
+    if finished:
+        status = "completed" if failed + cancelled == 0 else "failed"
+    else:
+        status = "pending" if processing + completed + failed + cancelled == 0 else "processing"
+    return {
+        "total_jobs": total,
+        "completed_jobs": completed,
+        "failed_jobs": failed + cancelled,
+        "cancelled_jobs": cancelled,
+        "pending_jobs": pending,
+        "processing_jobs": processing,
+        "status": status,
+        "completed_at": last_completed_at if finished else None,
+    }
 
 
 class LogEntry(BaseModel):

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobtui.engine.api import OperatorAPI, hostname
+from jobtui.engine.batchcounts import BatchRecounter
 from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobCancelled, JobFailed
@@ -117,8 +118,19 @@ class Engine:
         self.terminal_hooks = TerminalHooks()
         self.webhooks = Webhooks.from_settings(store, self.settings)
         self.terminal_hooks.add(self.webhooks.on_terminal)
+        #: writes the seed's counters into batch documents (engine/batchcounts.py)
+        self.batch_counts = BatchRecounter(store)
+        self.terminal_hooks.add(self.batch_counts.on_terminal)
         self._watchdog = (
-            Watchdog(store, self.registry, self.logs, self.terminal_hooks) if run_watchdog else None
+            Watchdog(
+                store,
+                self.registry,
+                self.logs,
+                self.terminal_hooks,
+                stall_timeout=self.settings.stall_timeout,
+            )
+            if run_watchdog
+            else None
         )
         #: expires old finished jobs and log lines (engine/retention.py); with the watchdog
         self.retention = RetentionSweep(store, self.settings) if run_watchdog else None
@@ -191,6 +203,7 @@ class Engine:
             asyncio.create_task(self._finisher.run(), name="jobtui-finisher"),
             asyncio.create_task(self._claim_loop(), name="jobtui-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="jobtui-heartbeat"),
+            self.batch_counts.start(),
         ]
         if self._watchdog is not None:
             self._tasks.append(
@@ -218,6 +231,8 @@ class Engine:
         leftovers = [r.task for r in self._jobs.values() if r.task is not None]
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.batch_counts.flush()
         await self.webhooks.stop()  # a few seconds for deliveries still queued, then drop
         for t in self._tasks:
             t.cancel()
@@ -318,6 +333,7 @@ class Engine:
         assert job.lease is not None
         if jt is None:  # cannot happen: we only claim our own types
             raise RuntimeError(f"claimed unregistered type {job.job_type}")
+        job.adopt_type_policy(jt.max_attempts)  # a legacy document names none
         ctx = JobContext(
             job,
             store=self.store,

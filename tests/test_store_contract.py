@@ -583,6 +583,130 @@ async def test_legacy_documents_load_list_retry_cancel(store: Store) -> None:
     assert old and old.completed_at and close_to(old.completed_at, T0 - HOUR + MIN)
 
 
+async def test_empty_null_and_missing_job_type_are_the_legacy_type(store: Store) -> None:
+    """The seed's code writes ``job_type: ""``; older documents hold null or nothing.
+    All three are the legacy type (``session``) in claims, counts and filters."""
+    insert = store._insert_raw_job  # type: ignore[attr-defined]  # test hook
+    await insert(legacy_doc("jt-empty", "pending", job_type=""))
+    await insert(legacy_doc("jt-null", "pending", job_type=None))
+    await insert(legacy_doc("jt-missing", "pending"))
+    await insert(legacy_doc("jt-session", "pending", job_type="session"))
+    await insert(legacy_doc("jt-pdf", "pending", job_type="pdf"))
+    assert await store.pending_job_types() == {"session": 4, "pdf": 1}
+    sessions = JobFilter(job_type=["session"])
+    assert await store.count_jobs(sessions) == {"pending": 4}
+    listed = await store.list_jobs(sessions)
+    assert {j.job_id for j in listed} == {"jt-empty", "jt-null", "jt-missing", "jt-session"}
+    assert {j.job_type for j in listed} == {"session"}
+    assert await claim(store, {"other": 9}) == []
+    got = await claim(store, {"session": 3})
+    assert len(got) == 3 and {j.job_type for j in got} == {"session"}
+    got += await claim(store, {"session": 9, "pdf": 9})
+    assert {j.job_id for j in got} == {
+        "jt-empty", "jt-null", "jt-missing", "jt-session", "jt-pdf"
+    }  # fmt: skip
+
+
+async def test_legacy_type_is_configurable(store: Store) -> None:
+    store.legacy_type = "old.session"  # type: ignore[attr-defined]  # as the factory sets it
+    insert = store._insert_raw_job  # type: ignore[attr-defined]  # test hook
+    await insert(legacy_doc("lt-empty", "pending", job_type=""))
+    await insert(legacy_doc("lt-missing", "pending"))
+    await store.insert_jobs([job("session", job_id="lt-session")])
+    assert await store.pending_job_types() == {"old.session": 2, "session": 1}
+    got = await claim(store, {"old.session": 9})
+    assert {j.job_id for j in got} == {"lt-empty", "lt-missing"}
+    assert {j.job_type for j in got} == {"old.session"}
+
+
+async def test_unleased_processing_jobs_are_adopted_once(store: Store) -> None:
+    """A job the seed's worker left ``processing`` (no lease) is found once it has not
+    been updated for the stall timeout, and adopted by exactly one conditional write."""
+    insert = store._insert_raw_job  # type: ignore[attr-defined]  # test hook
+    await insert(legacy_doc("stale", "processing", updated_at=T0 - 3 * HOUR))
+    await insert(legacy_doc("busy", "processing", updated_at=T0 - MIN))
+    await store.insert_jobs([job("a", job_id="ours")])
+    (ours,) = await claim(store, {"a": 1}, now=T0 - 5 * HOUR, lease=1)  # long expired
+    found = await store.find_unleased(T0 - HOUR)
+    assert [j.job_id for j in found] == ["stale"]  # never a job of ours, leased or not
+    retry = Outcome(status=JobStatus.PENDING, error=JobError(code="TIMEOUT", message="stalled"))
+    results = await asyncio.gather(
+        *(store.finish_unleased("stale", retry, stalled_before=T0 - HOUR, now=T0) for _ in range(3))
+    )
+    assert sorted(results) == [False, False, True]
+    adopted = await store.get_job("stale")
+    assert adopted and adopted.status == JobStatus.PENDING and adopted.attempts == 1
+    assert adopted.error and adopted.error.code == "TIMEOUT"
+    assert await store.find_unleased(T0 + HOUR) != []  # "busy" is unleased too, later
+    assert not await store.finish_unleased("busy", retry, stalled_before=T0 - HOUR, now=T0)
+    assert not await store.finish_unleased(ours.job_id, retry, stalled_before=T0, now=T0)
+    got = await claim(store, {"session": 5})
+    assert [j.job_id for j in got] == ["stale"] and got[0].attempts == 2
+
+
+async def test_retry_and_cancel_reach_unleased_processing_jobs_at_once(store: Store) -> None:
+    insert = store._insert_raw_job  # type: ignore[attr-defined]  # test hook
+    await insert(legacy_doc("orphan-r", "processing"))
+    await insert(legacy_doc("orphan-c", "processing"))
+    await store.insert_jobs([job("a", job_id="leased")])
+    await claim(store, {"a": 1})
+    assert await store.retry_jobs(job_id="orphan-r", now=T0) == 1
+    assert await status_of(store, "orphan-r") == JobStatus.PENDING
+    assert await store.retry_jobs(job_id="leased", now=T0) == 0  # a live lease: not ours to take
+    assert await store.cancel_jobs(job_id="orphan-c", now=T0) == 1
+    cancelled = await store.get_job("orphan-c")
+    assert cancelled and cancelled.status == JobStatus.CANCELLED
+    assert cancelled.error and cancelled.error.code == ErrorCode.CANCELLED
+    assert await store.cancel_jobs(job_id="leased", now=T0) == 1
+    leased = await store.get_job("leased")
+    assert leased and leased.status == JobStatus.PROCESSING and leased.cancel_requested
+
+
+def stored_counters(summary: Any) -> dict[str, Any]:
+    extra = summary.batch.model_extra or {}
+    names = ("completed_jobs", "failed_jobs", "pending_jobs", "processing_jobs", "status")
+    return {"total_jobs": summary.batch.total_jobs, **{k: extra.get(k) for k in names}}
+
+
+async def test_batch_counters_are_written_from_a_recount(store: Store) -> None:
+    """The seed's readers see ``event_batches`` counters equal to a count of the jobs."""
+    batch = Batch(name="b", total_jobs=99)  # a wrong total is corrected by the recount
+    jobs = [job("a", batch_id=batch.batch_id) for _ in range(5)]
+    await store.insert_jobs(jobs)
+    await store.create_batch(batch)
+    summary = await store.get_batch(batch.batch_id)
+    assert summary and stored_counters(summary) == {
+        "total_jobs": 5, "completed_jobs": 0, "failed_jobs": 0, "pending_jobs": 5,
+        "processing_jobs": 0, "status": "pending",
+    }  # fmt: skip
+    c = await claim(store, {"a": 3})
+    assert await store.finish(c[0].job_id, token(c[0]), done(), now=T0 + MIN)
+    assert await store.finish(c[1].job_id, token(c[1]), done(JobStatus.FAILED), now=T0 + MIN)
+    await store.recount_batches([batch.batch_id, None], now=T0 + MIN)
+    summary = await store.get_batch(batch.batch_id)
+    assert summary and stored_counters(summary) == {
+        "total_jobs": 5, "completed_jobs": 1, "failed_jobs": 1, "pending_jobs": 2,
+        "processing_jobs": 1, "status": "processing",
+    }  # fmt: skip
+    assert (summary.batch.model_extra or {}).get("completed_at") is None
+    # Cancelling the pending ones recounts at once; the last running one then ends.
+    assert await store.cancel_jobs(batch_id=batch.batch_id, now=T0 + MIN) == 3
+    assert await store.finish(c[2].job_id, token(c[2]), done(), now=T0 + 2 * MIN)
+    await store.recount_batches([batch.batch_id], now=T0 + 2 * MIN)
+    summary = await store.get_batch(batch.batch_id)
+    assert summary and stored_counters(summary) == {
+        "total_jobs": 5, "completed_jobs": 2, "failed_jobs": 3, "pending_jobs": 0,
+        "processing_jobs": 0, "status": "failed",
+    }  # fmt: skip
+    assert (summary.batch.model_extra or {}).get("cancelled_jobs") == 2
+    assert summary.counts == {"completed": 2, "failed": 1, "cancelled": 2}
+    # A retry puts one back: the counters follow at once.
+    assert await store.retry_jobs(job_id=c[1].job_id, now=T0 + 3 * MIN) == 1
+    summary = await store.get_batch(batch.batch_id)
+    assert summary and stored_counters(summary)["status"] == "processing"
+    assert stored_counters(summary)["pending_jobs"] == 1
+
+
 # -- workers and liveness ------------------------------------------------------------
 
 

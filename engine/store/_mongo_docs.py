@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from jobtui.engine.models import (
+    LEGACY_JOB_TYPE,
     Batch,
     BatchSummary,
     ErrorCode,
@@ -53,20 +54,32 @@ def one_of(field: str, values: Sequence[Any]) -> Branches:
     return [{field: v} for v in values]
 
 
-def types_clause(types: Sequence[str]) -> Branches:
-    """``job_type`` in ``types``; legacy documents without one count as ``session``."""
+def types_clause(types: Sequence[str], legacy: str = LEGACY_JOB_TYPE) -> Branches:
+    """``job_type`` in ``types``, where an empty, null or missing one is ``legacy``.
+
+    ``{job_type: {$eq: null}}`` matches null *and* missing fields on a real server, so
+    the legacy branches mean ``$in: ["", null]``. Spelled this way because nx-27017
+    mis-evaluates that ``$in`` inside an ``$or`` beside other clauses, and inside an
+    ``$or`` its ``{job_type: null}`` matches only missing fields (measured); ``$eq``
+    is right on all three backends.
+    """
     branches = one_of("job_type", list(types))
-    if "session" in types:
-        branches.append({"job_type": {"$exists": False}})
+    if legacy in types:
+        branches += [{"job_type": ""}, {"job_type": {"$eq": None}}]
     return branches
 
 
-def claimable(types: Sequence[str], now: datetime, scope: ClaimScope | None = None) -> Query:
+def claimable(
+    types: Sequence[str],
+    now: datetime,
+    scope: ClaimScope | None = None,
+    legacy: str = LEGACY_JOB_TYPE,
+) -> Query:
     """Pending, due, not cancelled, of a type some free slot can take (in ``scope``)."""
     ors: list[Branches] = [
         [{"cancel_requested": False}, {"cancel_requested": None}],
         [{"run_after": None}, {"run_after": {"$lte": now}}],
-        types_clause(types),
+        types_clause(types, legacy),
     ]
     if scope is not None:
         batch: Branches = [] if scope.batch_id is None else [{"batch_id": scope.batch_id}]
@@ -79,7 +92,17 @@ def overdue(now: datetime) -> Branches:
     return [{"lease.expires_at": {"$lt": now}}, {"timeout_at": {"$lt": now}}]
 
 
-def job_filter(flt: JobFilter | None, *extra: Branches) -> Query:
+def unleased(stalled_before: datetime) -> Query:
+    """``processing`` with no jobtui lease (the seed's worker left it there) and not
+    updated since ``stalled_before``. A jobtui claim writes the lease together with
+    the status, so a job of ours is never processing without one."""
+    return where(
+        {"status": JobStatus.PROCESSING.value, "lease": None},
+        [[{"updated_at": {"$eq": None}}, {"updated_at": {"$lt": stalled_before}}]],
+    )
+
+
+def job_filter(flt: JobFilter | None, *extra: Branches, legacy: str = LEGACY_JOB_TYPE) -> Query:
     """The operator's ``JobFilter`` (all given fields must match) plus extra clauses."""
     eq: dict[str, Any] = {}
     ors: list[Branches] = []
@@ -87,7 +110,7 @@ def job_filter(flt: JobFilter | None, *extra: Branches) -> Query:
         if flt.status:
             ors.append(one_of("status", [s.value for s in flt.status]))
         if flt.job_type:
-            ors.append(types_clause(flt.job_type))
+            ors.append(types_clause(flt.job_type, legacy))
         if flt.batch_id is not None:
             eq["batch_id"] = flt.batch_id
         if flt.text:
@@ -135,6 +158,7 @@ def claim_set(worker_id: str, token: str, now: datetime, lease_seconds: float) -
             "expires_at": now + timedelta(seconds=lease_seconds),
         },
         "started_at": now,
+        "processing_started_at": now,  # the seed's name for it; its dashboard reads it
         "worker_id": worker_id,
         "updated_at": now,
     }
@@ -235,11 +259,11 @@ def plain(raw: Mapping[str, Any], datetimes: Sequence[str] = ()) -> dict[str, An
     return cast("dict[str, Any]", doc)
 
 
-def to_job(raw: Mapping[str, Any]) -> Job:
+def to_job(raw: Mapping[str, Any], legacy: str = LEGACY_JOB_TYPE) -> Job:
     """Read a stored job, tolerating the seed's legacy ``event_jobs`` documents."""
     doc = plain(raw, _JOB_DATETIMES)
     compat.fix_legacy_logs(doc)
-    return job_from_document(doc)
+    return job_from_document(doc, legacy)
 
 
 def to_batch(raw: Mapping[str, Any]) -> Batch:

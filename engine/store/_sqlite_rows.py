@@ -160,12 +160,12 @@ def row_job(row: Sequence[Any]) -> Job:
     return Job.model_validate(data)
 
 
-def legacy_job(raw: Mapping[str, Any]) -> Job:
-    """Read a seed-era ``event_jobs`` document the way ``MongoStore`` does: no
-    ``job_type`` means ``session``, ``null`` means the default, a string error or a
-    bare number for progress are wrapped."""
+def legacy_job(raw: Mapping[str, Any], legacy_type: str) -> Job:
+    """Read a seed-era ``event_jobs`` document the way ``MongoStore`` does: an empty,
+    null or missing ``job_type`` means ``legacy_type``, ``null`` means the default, a
+    string error or a bare number for progress are wrapped."""
     doc = {k: v for k, v in raw.items() if k != "_id"}
-    return job_from_document(doc)
+    return job_from_document(doc, legacy_type)
 
 
 def job_where(flt: JobFilter | None) -> tuple[str, list[Any]]:
@@ -218,6 +218,10 @@ INSERT_JOB = (
 )
 FENCE = "job_id = ? AND lease_token = ? AND status = 'processing'"
 OVERDUE = "(lease_expires_at < ? OR timeout_at < ?)"
+# Processing with no jobtui lease, not updated since ? (see Store.find_unleased).
+UNLEASED = (
+    "status = 'processing' AND lease_token IS NULL AND (updated_at IS NULL OR updated_at < ?)"
+)
 CLEAR_LEASE = "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL"
 # A job ended as cancelled without an error still says why (as MongoStore does).
 _CANCELLED_ANYWAY = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}

@@ -11,7 +11,8 @@ Rules every implementation keeps (they are DESIGN.md's invariants):
   several), never read-then-update, and takes at most the free slots it is given.
 * Every write by a running worker (``set_progress``, ``finish``) is fenced by
   ``job_id`` *and* ``lease.token``: a worker that lost its lease changes nothing.
-* Batch counts are derived from job states at read time; no counters to drift.
+* Batch counts are derived from job states at read time; the counters written into
+  batch documents for the seed's readers (``recount_batches``) are recounts too.
 * Timestamps go in and come out as timezone-aware UTC ``datetime``.
 """
 
@@ -162,7 +163,7 @@ class Store(ABC):
 
         Claimable: ``status=pending``, ``run_after`` unset or ``<= now``, not
         ``cancel_requested``, and ``job_type`` a key of ``slots`` whose value is > 0
-        (legacy jobs without ``job_type`` count as ``session``). At most
+        (an empty, null or missing ``job_type`` is the store's legacy type). At most
         ``slots[t]`` jobs of type ``t``. Order: ``priority`` descending, then
         ``created_at``. Each claimed job gets ``attempts + 1``, ``started_at=now``,
         ``worker_id``, a fresh ``lease {owner, token, expires_at=now+lease_seconds}``
@@ -219,6 +220,33 @@ class Store(ABC):
     async def find_overdue(self, now: datetime, limit: int = 100) -> list[Job]:
         """Jobs in ``processing`` whose lease expired or whose ``timeout_at`` passed."""
 
+    @abstractmethod
+    async def find_unleased(self, stalled_before: datetime, limit: int = 100) -> list[Job]:
+        """Jobs in ``processing`` without a jobtui lease (left by the seed's worker, which
+        took no leases) and not updated since ``stalled_before``. A jobtui claim writes
+        status and lease together, so no job of ours ever matches."""
+
+    @abstractmethod
+    async def finish_unleased(
+        self, job_id: str, outcome: Outcome, *, stalled_before: datetime, now: datetime
+    ) -> bool:
+        """End such a job's attempt as ``finish`` would (``outcome`` terminal or back to
+        ``pending``), counting the attempt the earlier worker made (``attempts + 1``).
+        Conditional on the job still matching ``find_unleased``: two watchdogs, or a
+        watchdog and an operator's retry, cannot both apply. Returns whether it did."""
+
+    # -- batch counters (the seed's ``event_batches`` readers) ----------------------
+
+    @abstractmethod
+    async def recount_batches(self, batch_ids: Sequence[str | None], *, now: datetime) -> None:
+        """Write each batch's counters (``models.batch_counters``: ``total_jobs``,
+        ``completed_jobs``, ``failed_jobs``, ``pending_jobs``, ``processing_jobs``,
+        ``status``, ``completed_at``) from a count of its jobs by state, for readers
+        of the stored batch (the seed's dashboard). Derived every time, so they cannot
+        drift; jobtui's own views count at read time. ``None`` ids are skipped.
+        ``create_batch``, ``cancel_jobs`` and ``retry_jobs`` recount what they touch;
+        the engine recounts the batches of the jobs it ends."""
+
     # -- operator verbs --------------------------------------------------------
 
     @abstractmethod
@@ -270,9 +298,10 @@ class Store(ABC):
     async def cancel_jobs(
         self, *, job_id: str | None = None, batch_id: str | None = None, now: datetime
     ) -> int:
-        """Pending jobs become ``cancelled`` (error code ``CANCELLED``) at once;
-        processing ones get ``cancel_requested=True`` for their worker to see.
-        Returns how many jobs were affected. Terminal jobs are left alone."""
+        """Pending jobs become ``cancelled`` (error code ``CANCELLED``) at once, and so
+        do processing ones without a jobtui lease (no worker of ours would see a
+        request); processing ones get ``cancel_requested=True`` for their worker to
+        see. Returns how many jobs were affected. Terminal jobs are left alone."""
 
     @abstractmethod
     async def retry_jobs(
@@ -284,11 +313,14 @@ class Store(ABC):
         now: datetime,
     ) -> int:
         """Jobs in ``statuses`` go back to ``pending`` with a clean slate
-        (attempts 0, no error, no lease, no cancel request). Returns the count."""
+        (attempts 0, no error, no lease, no cancel request). A job named by ``job_id``
+        that is ``processing`` without a jobtui lease (see ``find_unleased``) is
+        retried too. Returns the count."""
 
     @abstractmethod
     async def pending_job_types(self) -> dict[str, int]:
-        """Pending jobs counted by job type (legacy jobs count as ``session``)."""
+        """Pending jobs counted by job type (an empty, null or missing ``job_type``
+        counts as the store's legacy type)."""
 
     # -- retention ---------------------------------------------------------------
 

@@ -19,10 +19,11 @@ def make_store(settings: Settings) -> Store:
             logs=c.logs,
             workers=c.workers,
             logs_ttl_seconds=(settings.retention_logs_days or 0) * 86400 or None,
+            legacy_type=settings.legacy_job_type,
         )
     from jobtui.engine.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.store_path)
+    return SQLiteStore(settings.store_path, legacy_type=settings.legacy_job_type)
 
 
 def describe_store(settings: Settings, store: Store) -> str:

@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from jobtui.engine.models import (
+    LEGACY_JOB_TYPE,
     Batch,
     BatchSummary,
     Job,
@@ -29,6 +30,7 @@ from jobtui.engine.models import (
     Outcome,
     Progress,
     WorkerInfo,
+    batch_counters,
     new_token,
     utcnow,
 )
@@ -76,8 +78,11 @@ class MongoStore(Store):
         event_listeners: list[Any] | None = None,
         server_selection_timeout_ms: int = 5000,
         logs_ttl_seconds: float | None = None,
+        legacy_type: str = LEGACY_JOB_TYPE,
     ) -> None:
         self.uri = uri
+        #: the job type of documents whose job_type is empty, null or missing
+        self.legacy_type = legacy_type
         #: expireAfterSeconds of the TTL index on the log lines' ``ts`` (None: no TTL)
         self.logs_ttl_seconds = logs_ttl_seconds
         self.database_name = database
@@ -117,6 +122,9 @@ class MongoStore(Store):
         store = cls("mongomock://memory", database=database, client=AsyncMongoMockClient())
         store._owns_client = True
         return store
+
+    def _job(self, doc: Any) -> Job:
+        return docs.to_job(doc, self.legacy_type)
 
     @property
     def description(self) -> str:
@@ -178,6 +186,8 @@ class MongoStore(Store):
 
     async def create_batch(self, batch: Batch) -> None:
         await self._batches.insert_one(batch.model_dump(mode="python"))
+        # Jobs may have run already (enqueue writes them first): count, never assume.
+        await self.recount_batches([batch.batch_id], now=utcnow())
 
     async def insert_jobs(self, jobs: Sequence[Job]) -> InsertResult:
         if not jobs:
@@ -206,7 +216,7 @@ class MongoStore(Store):
         cursor = self._jobs.find({"dedupe_key": {"$in": list(keys)}})
         return {
             job.dedupe_key: job
-            for job in map(docs.to_job, await cursor.to_list(None))
+            for job in map(self._job, await cursor.to_list(None))
             if job.dedupe_key
         }
 
@@ -239,14 +249,14 @@ class MongoStore(Store):
             if len(limits) == 1:  # usual case: the timeout is known before the match
                 fields["timeout_at"] = docs.deadline(now, limits.pop())
             doc = await self._jobs.find_one_and_update(
-                docs.claimable(types, now, scope),
+                docs.claimable(types, now, scope, self.legacy_type),
                 {"$set": fields, "$inc": {"attempts": 1}},
                 sort=_CLAIM_SORT,
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
                 break
-            job = docs.to_job(doc)
+            job = self._job(doc)
             if "timeout_at" not in fields:  # types differ in timeout: fenced follow-up
                 job.timeout_at = docs.deadline(now, timeouts.get(job.job_type))
                 await self._jobs.update_one(
@@ -254,7 +264,7 @@ class MongoStore(Store):
                     {"$set": {"timeout_at": job.timeout_at}},
                 )
             claimed.append(job)
-            kind = job.job_type if job.job_type in free else "session"
+            kind = job.job_type if job.job_type in free else self.legacy_type
             free[kind] = free.get(kind, 1) - 1
             if free[kind] <= 0:
                 del free[kind]
@@ -328,7 +338,24 @@ class MongoStore(Store):
     async def find_overdue(self, now: datetime, limit: int = 100) -> list[Job]:
         flt = docs.where({"status": JobStatus.PROCESSING.value}, [docs.overdue(now)])
         cursor = self._jobs.find(flt).limit(limit)
-        return [docs.to_job(doc) for doc in await cursor.to_list(None)]
+        return [self._job(doc) for doc in await cursor.to_list(None)]
+
+    async def find_unleased(self, stalled_before: datetime, limit: int = 100) -> list[Job]:
+        cursor = self._jobs.find(docs.unleased(stalled_before)).limit(limit)
+        return [self._job(doc) for doc in await cursor.to_list(None)]
+
+    async def finish_unleased(
+        self, job_id: str, outcome: Outcome, *, stalled_before: datetime, now: datetime
+    ) -> bool:
+        update = docs.finish_update(outcome, now)
+        update["$inc"] = {"attempts": 1}  # the attempt the earlier worker made
+        res = await self._jobs.update_one(
+            {**docs.unleased(stalled_before), "job_id": job_id}, update
+        )
+        if res.matched_count != 1:
+            return False
+        await self.recount_batches(await self._batches_of({"job_id": job_id}), now=now)
+        return True
 
     # -- operator verbs --------------------------------------------------------
 
@@ -344,7 +371,7 @@ class MongoStore(Store):
 
     async def get_job(self, job_id: str) -> Job | None:
         doc = await self._jobs.find_one({"job_id": job_id})
-        return docs.to_job(doc) if doc else None
+        return self._job(doc) if doc else None
 
     async def list_jobs(
         self,
@@ -357,16 +384,19 @@ class MongoStore(Store):
         direction = DESCENDING if newest_first else ASCENDING
         keyset = docs.keyset(after, newest_first)
         cursor = (
-            self._jobs.find(docs.job_filter(flt, *keyset))
+            self._jobs.find(docs.job_filter(flt, *keyset, legacy=self.legacy_type))
             .sort([("created_at", direction), ("job_id", direction)])
             .limit(limit)
         )
-        return [docs.to_job(doc) for doc in await cursor.to_list(None)]
+        return [self._job(doc) for doc in await cursor.to_list(None)]
 
     async def count_jobs(self, flt: JobFilter | None = None) -> dict[str, int]:
         rows = await compat.aggregate(
             self._jobs,
-            [{"$match": docs.job_filter(flt)}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
+            [
+                {"$match": docs.job_filter(flt, legacy=self.legacy_type)},
+                {"$group": {"_id": "$status", "n": {"$sum": 1}}},
+            ],
         )
         return {str(r["_id"]): int(r["n"]) for r in rows if r["n"]}
 
@@ -381,6 +411,39 @@ class MongoStore(Store):
             fallback=docs.batch_counts_pipeline(ids, with_times=False),
         )
         return docs.summaries(batches, rows)
+
+    async def recount_batches(self, batch_ids: Sequence[str | None], *, now: datetime) -> None:
+        """Write the seed's counters into each batch document from a recount of its jobs.
+
+        Recounts race (two engines finish jobs of one batch): each write carries the
+        wall-clock time its count started (``counts_as_of``) and applies only over an
+        older one, so a slow, stale count never overwrites a newer count.
+        """
+        ids = sorted({b for b in batch_ids if b})
+        if not ids:
+            return
+        as_of = int(utcnow().timestamp() * 1_000_000)
+        rows = await compat.aggregate(
+            self._jobs,
+            docs.batch_counts_pipeline(ids),
+            fallback=docs.batch_counts_pipeline(ids, with_times=False),
+        )
+        for summary in docs.summaries([Batch(batch_id=b) for b in ids], rows):
+            fields = batch_counters(summary.counts, summary.last_completed_at or now)
+            await self._batches.update_one(
+                docs.where(
+                    {"batch_id": summary.batch.batch_id},
+                    [[{"counts_as_of": {"$eq": None}}, {"counts_as_of": {"$lt": as_of}}]],
+                ),
+                {"$set": {**fields, "counts_as_of": as_of, "updated_at": now}},
+            )
+
+    async def _batches_of(self, scope: dict[str, Any]) -> list[str | None]:
+        """The batch an operator verb's scope touched (that of its job, for one job)."""
+        if "batch_id" in scope:
+            return [scope["batch_id"]]
+        doc = await self._jobs.find_one({"job_id": scope["job_id"]}, {"_id": 0, "batch_id": 1})
+        return [doc.get("batch_id")] if doc else []
 
     async def get_batch(self, batch_id: str) -> BatchSummary | None:
         doc = await self._batches.find_one({"batch_id": batch_id})
@@ -410,11 +473,19 @@ class MongoStore(Store):
         pending = await self._jobs.update_many(
             {**scope, "status": JobStatus.PENDING.value}, {"$set": docs.cancel_set(now)}
         )
+        # Processing with no jobtui lease: no worker of ours will see a cancel request.
+        orphaned = await self._jobs.update_many(
+            {**scope, "status": JobStatus.PROCESSING.value, "lease": None},
+            {"$set": docs.cancel_set(now)},
+        )
         running = await self._jobs.update_many(
             {**scope, "status": JobStatus.PROCESSING.value},
             {"$set": {"cancel_requested": True, "updated_at": now}},
         )
-        return int(pending.matched_count + running.matched_count)
+        n = pending.matched_count + orphaned.matched_count + running.matched_count
+        if n:
+            await self.recount_batches(await self._batches_of(scope), now=now)
+        return int(n)
 
     async def retry_jobs(
         self,
@@ -426,10 +497,15 @@ class MongoStore(Store):
     ) -> int:
         if not statuses:
             return 0
-        flt = docs.where(
-            docs.scope(job_id, batch_id), [docs.one_of("status", [s.value for s in statuses])]
+        scope = docs.scope(job_id, batch_id)
+        wanted = docs.one_of("status", [s.value for s in statuses])
+        if job_id is not None:  # named: also one the seed's worker left processing
+            wanted.append({"status": JobStatus.PROCESSING.value, "lease": {"$eq": None}})
+        res = await self._jobs.update_many(
+            docs.where(scope, [wanted]), {"$set": docs.retry_set(now)}
         )
-        res = await self._jobs.update_many(flt, {"$set": docs.retry_set(now)})
+        if res.matched_count:
+            await self.recount_batches(await self._batches_of(scope), now=now)
         return int(res.matched_count)
 
     async def pending_job_types(self) -> dict[str, int]:
@@ -442,7 +518,7 @@ class MongoStore(Store):
         )
         out: dict[str, int] = {}
         for row in rows:
-            key = row["_id"] or "session"
+            key = row["_id"] or self.legacy_type  # "", null and missing alike
             out[key] = out.get(key, 0) + int(row["n"])
         return out
 

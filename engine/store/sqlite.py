@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobtui.engine.models import (
+    LEGACY_JOB_TYPE,
     Batch,
     BatchSummary,
     Job,
@@ -30,6 +31,7 @@ from jobtui.engine.models import (
     Outcome,
     Progress,
     WorkerInfo,
+    batch_counters,
     utcnow,
 )
 from jobtui.engine.store import _sqlite_purge as purge
@@ -41,6 +43,7 @@ from jobtui.engine.store._sqlite_rows import (
     INSERT_JOB,
     OVERDUE,
     SELECT,
+    UNLEASED,
     chunks,
     claim_statement,
     dumps,
@@ -72,8 +75,16 @@ class SQLiteStore(Store):
 
     kind = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        legacy_type: str = LEGACY_JOB_TYPE,
+    ) -> None:
         self.path = Path(path).expanduser()
+        #: the job type of jobs written with an empty ``job_type`` (stored as this type)
+        self.legacy_type = legacy_type
         self._busy_timeout = busy_timeout
         self._t = SQLiteThread(self.path, lambda: schema.connect(self.path, busy_timeout))
 
@@ -111,9 +122,20 @@ class SQLiteStore(Store):
         data = batch.model_dump()
         row = (data.pop("batch_id"), to_us(data.pop("created_at")), dumps(data))
         sql = "INSERT INTO batches (batch_id, created_at, doc) VALUES (?, ?, ?)"
-        await self._t.write(self._count, sql, row)
+
+        def run() -> None:
+            self._count(sql, row)
+            # Jobs may have run already (enqueue writes them first): count, never assume.
+            self._recount([batch.batch_id], to_us(utcnow()))
+
+        await self._t.write(run)
 
     async def insert_jobs(self, jobs: Sequence[Job]) -> InsertResult:
+        # The file is ours alone: an empty job_type is written as the legacy type, so
+        # claims and counts need no second spelling of it.
+        jobs = [
+            j if j.job_type else j.model_copy(update={"job_type": self.legacy_type}) for j in jobs
+        ]
         rows = [(job.job_id, job.dedupe_key, job_row(job)) for job in jobs]
         return await self._t.write(self._insert_rows, rows) if rows else InsertResult()
 
@@ -142,8 +164,8 @@ class SQLiteStore(Store):
     async def _insert_raw_job(self, doc: dict[str, Any]) -> None:
         """Test hook: store a seed-era document (no ``job_type``, an embedded ``logs``
         array, unknown fields) the way an old deployment left it. It is stored as a
-        ``session`` job with its extras kept in ``doc``."""
-        job = legacy_job(doc)
+        legacy-type job with its extras kept in ``doc``."""
+        job = legacy_job(doc, self.legacy_type)
         await self._t.write(self._insert_rows, [(job.job_id, None, job_row(job))])
 
     # -- worker verbs -------------------------------------------------------------
@@ -253,6 +275,65 @@ class SQLiteStore(Store):
         )
         rows = await self._t.read(self._all, sql, (to_us(now), to_us(now), limit))
         return [row_job(r) for r in rows]
+
+    async def find_unleased(self, stalled_before: datetime, limit: int = 100) -> list[Job]:
+        sql = f"SELECT {SELECT} FROM jobs WHERE {UNLEASED} LIMIT ?"
+        rows = await self._t.read(self._all, sql, (to_us(stalled_before), limit))
+        return [row_job(r) for r in rows]
+
+    async def finish_unleased(
+        self, job_id: str, outcome: Outcome, *, stalled_before: datetime, now: datetime
+    ) -> bool:
+        sql, params = finish_statement(outcome, to_us(now))
+        # The same SET as a fenced finish, under the "still unleased" condition instead
+        # of the lease fence, and counting the attempt the earlier worker made.
+        sets, _ = sql.split(f" WHERE {FENCE}")
+        sql = f"{sets}, attempts = attempts + 1 WHERE job_id = ? AND {UNLEASED}"
+        params += [job_id, to_us(stalled_before)]
+
+        def run() -> bool:
+            changed = self._count(sql, params) > 0
+            if changed:
+                self._recount(self._batches_of(job_id, None), to_us(now))
+            return changed
+
+        return await self._t.write(run)
+
+    # -- batch counters -------------------------------------------------------------
+
+    async def recount_batches(self, batch_ids: Sequence[str | None], *, now: datetime) -> None:
+        ids = sorted({b for b in batch_ids if b})
+        if ids:
+            await self._t.write(self._recount, ids, to_us(now))
+
+    def _recount(self, batch_ids: Sequence[str | None], now_us: int) -> None:
+        """On the store thread, inside a write transaction (so the count and the write
+        are one snapshot): the seed's counters of each batch, from its jobs."""
+        ids = sorted({b for b in batch_ids if b})
+        counts: dict[str, dict[str, int]] = {b: {} for b in ids}
+        last: dict[str, int] = {}
+        for part in chunks(ids):
+            for batch_id, status, n, completed in self._all(
+                "SELECT batch_id, status, count(*), max(completed_at) FROM jobs"
+                f" WHERE batch_id IN ({marks(part)}) GROUP BY batch_id, status",
+                part,
+            ):
+                counts[batch_id][status] = n
+                if completed is not None:
+                    last[batch_id] = max(last.get(batch_id, completed), completed)
+        for batch_id in ids:
+            fields = batch_counters(counts[batch_id], from_us(last.get(batch_id, now_us)))
+            fields["updated_at"] = from_us(now_us)
+            self._count(
+                "UPDATE batches SET doc = json_patch(doc, json(?)) WHERE batch_id = ?",
+                (dumps(fields), batch_id),
+            )
+
+    def _batches_of(self, job_id: str | None, batch_id: str | None) -> list[str | None]:
+        """On the store thread: the batch an operator verb touched."""
+        if batch_id is not None:
+            return [batch_id]
+        return [r[0] for r in self._all("SELECT batch_id FROM jobs WHERE job_id = ?", (job_id,))]
 
     # -- operator verbs -----------------------------------------------------------
 
@@ -380,6 +461,10 @@ class SQLiteStore(Store):
             f" {CLEAR_LEASE},"
             f" doc = json_set(doc, '$.error', json(?)) WHERE {where} AND status = 'pending'"
         )
+        # Processing with no jobtui lease: no worker of ours would see a cancel request.
+        cancel_orphaned = cancel_pending.replace(
+            "status = 'pending'", "status = 'processing' AND lease_token IS NULL"
+        )
         flag_running = (
             "UPDATE jobs SET cancel_requested = 1, updated_at = ?"
             f" WHERE {where} AND status = 'processing'"
@@ -387,8 +472,12 @@ class SQLiteStore(Store):
 
         def run() -> int:
             error = dumps(CANCELLED_BY_OPERATOR)
-            pending = self._count(cancel_pending, (now_us, now_us, error, *params))
-            return pending + self._count(flag_running, (now_us, *params))
+            n = self._count(cancel_pending, (now_us, now_us, error, *params))
+            n += self._count(cancel_orphaned, (now_us, now_us, error, *params))
+            n += self._count(flag_running, (now_us, *params))
+            if n:
+                self._recount(self._batches_of(job_id, batch_id), now_us)
+            return n
 
         return await self._t.write(run)
 
@@ -408,10 +497,19 @@ class SQLiteStore(Store):
             f" {CLEAR_LEASE}, run_after = NULL, timeout_at = NULL, started_at = NULL,"
             " completed_at = NULL, updated_at = ?,"
             " doc = json_remove(doc, '$.error', '$.results', '$.progress')"
-            f" WHERE {where} AND status IN ({marks(statuses)})"
+            f" WHERE {where} AND (status IN ({marks(statuses)})"
+            # named: also one the seed's worker left processing (no jobtui lease)
+            + (" OR (status = 'processing' AND lease_token IS NULL))" if job_id else ")")
         )
         args = (to_us(now), *params, *[s.value for s in statuses])
-        return await self._t.write(self._count, sql, args)
+
+        def run() -> int:
+            n = self._count(sql, args)
+            if n:
+                self._recount(self._batches_of(job_id, batch_id), to_us(now))
+            return n
+
+        return await self._t.write(run)
 
     async def pending_job_types(self) -> dict[str, int]:
         # An index-only scan of the partial jobs_claim (pending rows only); left

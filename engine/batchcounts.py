@@ -1,0 +1,64 @@
+"""Keeps the counters in stored batch documents true for the seed's readers.
+
+The seed's dashboard reads ``event_batches`` (``total_jobs``, ``completed_jobs``,
+``failed_jobs``, ``pending_jobs``, ``processing_jobs``, ``status``, ``completed_at``).
+jobtui never increments them: whenever a job this engine ran (or its watchdog
+recovered) ends, its batch is marked, and a loop recounts marked batches from their
+jobs (``Store.recount_batches``). Recounts are coalesced: while one runs, more jobs of
+the batch may end; the next pass counts them all, at most every ``min_interval``
+seconds per engine, so a batch of 100,000 fast jobs is not counted 100,000 times.
+The last job of a batch always leads to a recount after it ended, so the final
+counters are exact; ``flush`` (at engine stop) recounts what is still marked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from jobtui.engine.finisher import retrying, short
+from jobtui.engine.models import Job, Outcome, utcnow
+from jobtui.engine.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class BatchRecounter:
+    def __init__(self, store: Store, *, min_interval: float = 0.25) -> None:
+        self.store = store
+        self.min_interval = min_interval
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.recounts = 0
+
+    def on_terminal(self, job: Job, outcome: Outcome) -> None:
+        """Terminal hook (synchronous, O(1)): mark the job's batch for a recount."""
+        if job.batch_id:
+            self._dirty.add(job.batch_id)
+            self._wake.set()
+
+    async def _recount_dirty(self) -> None:
+        ids, self._dirty = sorted(self._dirty), set()
+        if not ids:
+            return
+        try:
+            await retrying(lambda: self.store.recount_batches(ids, now=utcnow()))
+            self.recounts += 1
+        except Exception as exc:  # noqa: BLE001 - the next job end marks them again
+            log.warning("batch counters of %d batch(es) not written: %s", len(ids), short(exc))
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._recount_dirty()
+            await asyncio.sleep(self.min_interval)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name="jobtui-batch-counts")
+        return self._task
+
+    async def flush(self) -> None:
+        """Recount every marked batch now (engine stop; tests)."""
+        await self._recount_dirty()
