@@ -62,7 +62,16 @@ def _describe(outcome: Outcome) -> str:
 
 
 class _Running:
-    __slots__ = ("cancel_requested", "ctx", "finishing", "job", "jt", "task", "token")
+    __slots__ = (
+        "cancel_requested",
+        "ctx",
+        "finishing",
+        "handing_back",
+        "job",
+        "jt",
+        "task",
+        "token",
+    )
 
     def __init__(self, job: Job, jt: JobType, token: str, ctx: JobContext) -> None:
         self.job = job
@@ -72,6 +81,8 @@ class _Running:
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
         self.finishing = False  # the outcome is decided and queued: nothing may cancel it now
+        self.handing_back = False  # cancelled to be handed back: cancelling again would
+        # interrupt the hand back itself
 
 
 class Engine:
@@ -110,6 +121,7 @@ class Engine:
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
+        self._stop_task: asyncio.Future[None] | None = None
         self._paused = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._pool: ProcessPool | None = None
@@ -218,16 +230,45 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._watch(stream), name="jobtui-watch"))
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming; wait up to ``grace`` seconds for running jobs; hand the rest back."""
+        """Stop claiming; wait up to ``grace`` seconds for running jobs; hand the rest back.
+
+        Safe to call again while a stop is under way: the later call waits for the same
+        stop, and with ``grace=0`` it first cuts the wait short (``hand_back_now``). The
+        stop runs in its own task, so a caller that is cancelled (a console that exits
+        while "finishing") does not leave jobs half stopped.
+        """
         grace = self.settings.shutdown_grace if grace is None else grace
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop(grace))
+        elif grace <= 0:
+            self.hand_back_now()
+        await asyncio.shield(self._stop_task)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def hand_back_now(self) -> int:
+        """Stop claiming and hand every running job back now: to ``pending``, the
+        attempt refunded (what ``stop`` does after its grace period). For a quit that
+        should not wait, or a closed terminal. Returns how many jobs go back."""
+        self._stopping = True
+        self._wake.set()
+        n = 0
+        for r in self._jobs.values():
+            if r.task is not None and not r.task.done() and not (r.finishing or r.handing_back):
+                r.handing_back = True
+                r.task.cancel()  # _run_job sees _stopping and hands the lease back
+                n += 1
+        return n
+
+    async def _stop(self, grace: float) -> None:
         self._stopping = True
         self._wake.set()
         running = [r.task for r in self._jobs.values() if r.task is not None]
         if running and grace > 0:
             await asyncio.wait(running, timeout=grace)
-        for r in list(self._jobs.values()):
-            if r.task is not None and not r.task.done():
-                r.task.cancel()  # _run_job sees _stopping and hands the lease back
+        self.hand_back_now()
         leftovers = [r.task for r in self._jobs.values() if r.task is not None]
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,10 +86,15 @@ class JobtuiApp(App[int]):
         refresh_interval: float = 1.0,
         clock: Callable[[], datetime] | None = None,
         theme_dirs: list[Path] | None = None,
+        engine_factory: Callable[[], Engine] | None = None,
     ) -> None:
         super().__init__()
         self.api = api
         self.engine = engine
+        # How to make an engine when a watch-only console starts claiming (key W);
+        # None: this console cannot claim (tests, a read-only API).
+        self.engine_factory = engine_factory
+        self._watch_api = api if engine is None else OperatorAPI(api.store, api.registry)
         self.settings = settings if settings is not None else Settings.model_validate({})
         self.refresh_interval = refresh_interval
         self.now: Callable[[], datetime] = clock or utcnow
@@ -103,6 +109,7 @@ class JobtuiApp(App[int]):
         self._served = 0  # requests covered by a completed refresh
         self._served_changed = asyncio.Event()
         self._disconnected_since: datetime | None = None
+        self.finishing_until: float | None = None  # monotonic deadline of a "finish" quit
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
@@ -219,8 +226,12 @@ class JobtuiApp(App[int]):
         )
 
     def _status(self, connected: bool, error: str | None = None) -> StatusInfo:
-        engine = self.engine if not self.engine_stopped else None
+        engine = self.live_engine
+        finishing = None
+        if self.finishing_until is not None and self.engine is not None:
+            finishing = len(self.engine.running)
         return StatusInfo(
+            finishing=finishing,
             store=self.api.store.description,
             connected=connected,
             error=error,
@@ -228,6 +239,7 @@ class JobtuiApp(App[int]):
             running_here=len(engine.running) if engine is not None else None,
             throughput=engine.throughput() if engine is not None else None,
             paused=engine.paused if engine is not None else False,
+            output_dir=str(self.settings.output_dir) if engine is not None else None,
         )
 
     def _disconnected(self, exc: BaseException) -> ConsoleSnapshot:
@@ -362,27 +374,139 @@ class JobtuiApp(App[int]):
         """ctrl+q and the palette's Quit ask like ``q`` does when jobs run here."""
         self.request_quit()
 
+    @property
+    def live_engine(self) -> Engine | None:
+        """The engine of this process while it may still claim or run jobs."""
+        return self.engine if self.engine is not None and not self.engine_stopped else None
+
     def request_quit(self) -> None:
-        engine = self.engine if not self.engine_stopped else None
+        """Quit; with jobs running here, ask first. A quit while running jobs are being
+        finished asks whether to stop waiting and hand them back now."""
+        if self.finishing_until is not None:
+            self._ask_hand_back_now()
+            return
+        engine = self.live_engine
         running = len(engine.running) if engine is not None else 0
         if not running:
-            self.exit(0)
+            self.exit(0)  # the caller (run_console) stops the engine: nothing runs here
             return
 
         def chosen(choice: str | None) -> None:
             if choice == "finish":
-                self.notify(f"Finishing {running} job(s)…", timeout=self.settings.shutdown_grace)
-                self.run_worker(self.stop_engine_and_exit(self.settings.shutdown_grace))
+                grace = self.settings.shutdown_grace
+                self.finishing_until = time.monotonic() + grace
+                self.notify(
+                    f"Finishing {running} job(s) (up to {grace:.0f}s); "
+                    "quit again to hand them back now",
+                    timeout=min(grace, 10),
+                )
+                self.request_refresh()
+                self.run_worker(self.stop_engine_and_exit(grace), group="quit")
             elif choice == "handback":
-                self.run_worker(self.stop_engine_and_exit(0))
+                self.hand_back_and_exit()
 
         self.push_screen(QuitScreen(running, self.settings.shutdown_grace), chosen)
 
+    def _ask_hand_back_now(self) -> None:
+        if isinstance(self.screen, ConfirmScreen):
+            return  # the question is open already
+        engine = self.engine
+        running = len(engine.running) if engine is not None else 0
+        left = max(0.0, (self.finishing_until or 0.0) - time.monotonic())
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.hand_back_and_exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Still finishing {running} job(s), up to {left:.0f}s more. Quit now?",
+                yes="Hand back and quit",
+                no="Keep finishing",
+                explain="Quitting now hands them back at once: they go back to the queue "
+                "(pending, this attempt not counted) and start again from the beginning on "
+                "any worker. Their work so far is lost; nothing is left running.",
+            ),
+            answered,
+        )
+
+    def hand_back_and_exit(self) -> None:
+        """Hand every job running here back to the queue now (pending, attempt
+        refunded), then exit. Also what a closed terminal (SIGHUP) or SIGTERM does."""
+        if self.engine is not None:
+            self.engine.hand_back_now()  # at once, before anything else can go wrong
+        if self._exit:
+            return  # exiting already; run_console's stop(0) waits for the hand back
+        self.run_worker(self.stop_engine_and_exit(0), group="quit")
+
     async def stop_engine_and_exit(self, grace: float) -> None:
-        if self.engine is not None and not self.engine_stopped:
+        # Engine.stop runs in its own task: if this worker is cancelled (the app exits
+        # some other way meanwhile), the stop goes on, and run_console's own stop(0)
+        # cuts its wait short and hands the jobs back.
+        if self.engine is not None:
             self.engine_stopped = True
             await self.engine.stop(grace=grace)
         self.exit(0)
+
+    # -- watch-only: claiming on and off -------------------------------------------------
+
+    @property
+    def can_switch_claiming(self) -> bool:
+        return self.finishing_until is None and (
+            self.live_engine is not None or self.engine_factory is not None
+        )
+
+    def ask_switch_claiming(self) -> None:
+        """Start or stop claiming in this console, after a confirmation that says what
+        will happen (the jobs running here go back to the queue when it stops)."""
+        if not self.can_switch_claiming:
+            return
+        engine = self.live_engine
+        if engine is None:
+            question = "Start claiming jobs in this console?"
+            explain = (
+                f"This machine then runs up to {self.settings.concurrency} job(s) at once "
+                f"of: {', '.join(self.api.registry.names()) or 'no registered type'}."
+            )
+            yes = "Start claiming"
+        else:
+            running = len(engine.running)
+            question = "Stop claiming: watch only?"
+            explain = (
+                f"The {running} job(s) running here go back to the queue now (pending, the "
+                "attempt not counted) for other workers."
+                if running
+                else "No job runs here now; this console then only watches."
+            )
+            yes = "Watch only"
+
+        async def answered(sure: bool | None) -> None:
+            if sure:
+                await self.switch_claiming()
+
+        self.push_screen(
+            ConfirmScreen(question, yes=yes, no="Keep as is", explain=explain), answered
+        )
+
+    async def switch_claiming(self) -> None:
+        engine = self.live_engine
+        if engine is not None:
+            self.engine_stopped = True
+            await engine.stop(grace=0)
+            self.engine = None
+            self.engine_stopped = False
+            self.api = self._watch_api
+            self.notify("Watch only: this console claims nothing")
+        elif self.engine_factory is not None:
+            engine = self.engine_factory()
+            await engine.start()
+            self.engine = engine
+            self.engine_stopped = False
+            self.api = engine.api
+            self.notify("Claiming: this console runs jobs")
+        self.request_refresh()
+        with contextlib.suppress(Exception):
+            self.main.update_keys()
 
     # -- command palette --------------------------------------------------------------------------
 

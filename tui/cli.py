@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_options(parser, sub=False)
     _add_engine_options(parser, sub=False)
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="console only: watch, claim no job here (key W switches claiming on)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("worker", help="run the engine headless until SIGINT, SIGTERM or SIGHUP")
@@ -480,7 +485,8 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command is None:
         from jobtui.tui.console import run_console
 
-        return await run_console(settings)
+        watch = bool(getattr(args, "watch", False)) or not getattr(settings, "claim", True)
+        return await run_console(settings, watch=watch, registry=registry)
     return await COMMANDS[args.command](args, settings, registry)
 
 

@@ -1,4 +1,5 @@
-"""``jobtui`` with no subcommand: open the store, start an engine here, run the console.
+"""``jobtui`` with no subcommand: open the store, start an engine here, run the console
+(``jobtui --watch``: no engine, a console that claims nothing).
 
 The engine and the console share one asyncio loop; the engine's CPU work runs in its
 process pool, so the console never stalls. Whatever way the console ends, the engine
@@ -8,17 +9,20 @@ stops and hands back any lease it still holds (nothing is lost, invariant 10).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.engine.logsetup import divert
-from jobtui.engine.registry import default_registry
+from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.store.factory import open_store
 from jobtui.engine.worker import Engine
 
@@ -56,25 +60,58 @@ def notifier(app: Any, repeat_after: float = 30.0) -> Callable[[logging.LogRecor
     return sink
 
 
-async def run_console(settings: Settings) -> int:
-    """Run the console until the operator quits; returns the process exit code."""
+async def run_console(
+    settings: Settings, *, watch: bool = False, registry: Registry | None = None
+) -> int:
+    """Run the console until the operator quits; returns the process exit code.
+
+    ``watch``: start watch-only (no engine here, nothing claimed); the console can
+    start one later (key ``W``, with a confirmation). A closed terminal (SIGHUP) or
+    SIGTERM hands the jobs running here back at once, then the console exits.
+    """
     from jobtui.tui.app import JobtuiApp  # textual loads only when the console runs
 
     # A store that cannot be opened raises StoreError: the CLI prints
     # "jobtui: CODE: message" and exits 2, like every other command.
     store = await open_store(settings)
     start_process_helpers()
-    engine = Engine(store, default_registry(), settings)
-    app = JobtuiApp(api=engine.api, engine=engine, settings=settings)
+    registry = registry if registry is not None else default_registry()
+
+    def new_engine() -> Engine:
+        return Engine(store, registry, settings)
+
+    engine = None if watch else new_engine()
+    app = JobtuiApp(
+        api=engine.api if engine is not None else OperatorAPI(store, registry),
+        engine=engine,
+        settings=settings,
+        engine_factory=new_engine,
+    )
+    loop = asyncio.get_running_loop()
     try:
-        with divert(notifier(app)):
-            await engine.start()
+        with divert(notifier(app)), _on_signals(loop, app.hand_back_and_exit):
+            if engine is not None:
+                await engine.start()
             await app.run_async()
     finally:
         try:
-            if not app.engine_stopped:
-                app.engine_stopped = True
-                await engine.stop(grace=0)
+            if app.engine is not None:
+                # Whatever way the app ended (even while "finishing"): hand back now.
+                await app.engine.stop(grace=0)
         finally:
             await store.close()
     return app.return_code or 0
+
+
+@contextlib.contextmanager
+def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> Iterator[None]:
+    """SIGHUP (the terminal was closed) and SIGTERM call ``handler`` on the loop.
+    Textual reads ctrl+c as a key, so SIGINT is not among them."""
+    signals = (signal.SIGHUP, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

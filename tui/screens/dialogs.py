@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
@@ -24,17 +24,24 @@ class ConfirmScreen(ModalScreen[bool]):
         ),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes") -> None:
+    def __init__(
+        self, question: str, yes: str = "Yes", no: str = "No", *, explain: str = ""
+    ) -> None:
         super().__init__(classes="dialog-screen")
         self.question = question
         self.yes = yes
+        self.no = no
+        self.explain = explain  # what will happen, said before the operator chooses
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm-dialog"):
-            yield Label(self.question, id="question")
+            with VerticalScroll(classes="dialog-body"):
+                yield Label(self.question, id="question")
+                if self.explain:
+                    yield Label(self.explain, id="explain")
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, id="yes", variant="error")
-                yield Button("No", id="no", variant="primary")
+                yield Button(self.no, id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -60,10 +67,17 @@ class QuitScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="quit-dialog"):
-            yield Label(
-                f"{self.running} job(s) are running in this process. Before quitting:",
-                id="question",
-            )
+            with VerticalScroll(classes="dialog-body"):
+                yield Label(
+                    f"{self.running} job(s) are running in this process. Before quitting:",
+                    id="question",
+                )
+                yield Label(
+                    f"Finish: wait up to {self.grace:.0f}s for them, then hand back the rest. "
+                    "Hand back: they go back to the queue now (pending, the attempt not "
+                    "counted) and start again from the beginning on any worker.",
+                    id="explain",
+                )
             with Horizontal(classes="buttons"):
                 yield Button(f"Finish them (≤{self.grace:.0f}s)", id="finish", variant="primary")
                 yield Button("Hand them back", id="handback", variant="warning")

@@ -70,6 +70,7 @@ CONDITIONAL_ACTIONS = (
     "retry_failed",
     "cancel_batch",
     "pause",
+    "switch_claiming",
     "clear_filter",
 )
 
@@ -141,6 +142,14 @@ class MainScreen(Screen[None]):
             "Pause/Resume",
             id="pause",
             tooltip="Pause or resume claiming new jobs in this process",
+        ),
+        Binding(
+            "W",
+            "switch_claiming",
+            "Claim on/off",
+            key_display="W",
+            id="switch-claiming",
+            tooltip="Switch this console between claiming jobs and watch-only (asks first)",
         ),
         Binding(
             "question_mark", "help", "Help", key_display="?", id="help", tooltip="Show every key"
@@ -417,7 +426,9 @@ class MainScreen(Screen[None]):
         if action == "cancel_batch":
             return True if batch is not None and not batch.finished else None
         if action == "pause":
-            return True if self.jobtui.engine is not None else None
+            return True if self.jobtui.live_engine is not None else None
+        if action == "switch_claiming":
+            return True if self.jobtui.can_switch_claiming else None
         if action == "clear_filter":
             return True if self.filter.active else None
         return True
@@ -516,6 +527,9 @@ class MainScreen(Screen[None]):
 
     def action_pause(self) -> None:
         self.jobtui.toggle_pause()
+
+    def action_switch_claiming(self) -> None:
+        self.jobtui.ask_switch_claiming()
 
     def action_help(self) -> None:
         from jobtui.tui.screens.help import HelpScreen

@@ -1,0 +1,315 @@
+"""Quitting never strands jobs, and a watch-only console claims nothing.
+
+- A quit while running jobs are being finished asks before it abandons anything,
+  says what will happen, and hands them back at once (pending, attempt refunded).
+- Whatever ends the app while it finishes, ``Engine.stop(grace=0)`` (what
+  ``run_console`` does last) hands the jobs back without waiting for the grace.
+- A closed terminal is SIGHUP to a real ``run_console`` process in a pty.
+- ``--watch`` / ``claim: false``: no engine, nothing claimed, WATCH-ONLY shown; key
+  ``W`` (with a confirmation) starts and stops claiming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Settings
+from jobtui.engine.models import JobFilter, JobStatus
+from jobtui.engine.store.sqlite import SQLiteStore
+from jobtui.engine.worker import Engine
+from jobtui.tui.app import JobtuiApp
+from jobtui.tui.console import start_process_helpers
+from jobtui.tui.screens.dialogs import ConfirmScreen, QuitScreen
+from jobtui.tui.screens.main import MainScreen
+from jobtui.tui.widgets.status import StatusLine
+from tests.test_console import FAST, Gate, hold_registry
+from tests.test_console_data import until
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (80, 24)
+GRACE = 120.0  # long: a quit that waited for it would time the test out
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "jobs.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+def settings(tmp_path: Path, **kw: Any) -> Settings:
+    return Settings(
+        concurrency=4, output_dir=tmp_path / "out", shutdown_grace=GRACE, **FAST, **kw
+    )
+
+
+@pytest.fixture
+async def engine(store: SQLiteStore, gate: Gate, tmp_path: Path) -> AsyncIterator[Engine]:
+    start_process_helpers()
+    eng = Engine(store, hold_registry(gate), settings(tmp_path))
+    await eng.start()
+    yield eng
+    gate.release.set()
+    await eng.stop(grace=0)
+
+
+async def two_running(engine: Engine, gate: Gate) -> list[str]:
+    res = await engine.api.enqueue("hold", [{"path": "/h/1.pdf"}, {"path": "/h/2.pdf"}])
+    await until(lambda: gate.inside == 2, what="two jobs running")
+    return res.job_ids
+
+
+async def assert_handed_back(api: OperatorAPI, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        detail = await api.job_detail(job_id)
+        assert detail is not None
+        j = detail.job
+        assert j.status == JobStatus.PENDING, j.status
+        assert j.attempts == 0 and j.lease is None  # the attempt was refunded
+        assert any("handed back" in e.message for e in detail.logs), [e.message for e in detail.logs]
+
+
+def status_text(app: JobtuiApp) -> str:
+    return app.main.query_one(StatusLine).plain
+
+
+async def start_finishing(app: JobtuiApp, pilot: Any) -> None:
+    await app.refresh_now()
+    await pilot.press("q")
+    assert isinstance(app.screen, QuitScreen)
+    await pilot.click("#finish")
+    await until(lambda: app.finishing_until is not None, what="finishing")
+    await app.refresh_now()
+    assert "FINISHING" in status_text(app)
+
+
+async def test_second_quit_while_finishing_asks_then_hands_back_at_once(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    job_ids = await two_running(engine, gate)
+    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    started = time.monotonic()
+    async with app.run_test(size=SIZE) as pilot:
+        await start_finishing(app, pilot)
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        # It says what will happen, and "Keep finishing" has the focus.
+        said = f"{screen.question} {screen.explain}"
+        assert "Still finishing 2 job(s)" in said and "back to the queue" in said
+        assert "not counted" in said
+        assert screen.focused is not None and screen.focused.id == "no"
+        await pilot.press("q")  # a third q while the question is open changes nothing
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")  # keep finishing
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and app.return_code is None
+        assert gate.inside == 2  # still running
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.click("#yes")
+        await until(lambda: app.return_code is not None, what="exit", timeout=30)
+    assert time.monotonic() - started < GRACE / 2  # did not wait for the grace
+    await assert_handed_back(engine.api, job_ids)
+
+
+async def test_app_ending_otherwise_while_finishing_still_hands_back(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    """ctrl+c, a crash, a closed driver: the app ends while its finish worker waits.
+    The engine's stop goes on by itself, and run_console's stop(0) cuts it short."""
+    job_ids = await two_running(engine, gate)
+    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_finishing(app, pilot)
+        app.exit(0)  # not through our quit: the finishing worker is cancelled
+    assert gate.inside == 2  # the worker's cancellation did not stop the engine's stop
+    await asyncio.wait_for(engine.stop(grace=0), 30)  # what run_console does last
+    await assert_handed_back(engine.api, job_ids)
+
+
+async def test_hand_back_choice_on_first_quit(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    job_ids = await two_running(engine, gate)
+    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, QuitScreen)
+        explain = str(screen.query_one("#explain").render())
+        assert "not counted" in explain and "back to the queue" in explain
+        await pilot.click("#handback")
+        await until(lambda: app.return_code is not None, what="exit", timeout=30)
+    await assert_handed_back(engine.api, job_ids)
+
+
+# -- watch-only -------------------------------------------------------------------------------
+
+
+async def test_watch_only_claims_nothing_and_says_so(store: SQLiteStore, tmp_path: Path) -> None:
+    """A console with no engine (``jobtui --watch``) and its key W: claiming starts only
+    after the confirmation, and stops again (its running jobs handed back)."""
+    gate = Gate()
+    registry = hold_registry(gate)
+    api = OperatorAPI(store, registry)
+    res = await api.enqueue("hold", [{"path": f"/w/{i}.pdf"} for i in range(3)])
+    made: list[Engine] = []
+
+    def factory() -> Engine:
+        made.append(Engine(store, registry, settings(tmp_path)))
+        return made[-1]
+
+    start_process_helpers()
+    app = JobtuiApp(api=api, engine=None, settings=settings(tmp_path), engine_factory=factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        assert "WATCH-ONLY" in status_text(app)
+        assert app.main.check_action("pause", ()) is None
+        await app.refresh_now()
+        counts = await api.count_jobs(JobFilter(batch_id=res.batch_id))
+        assert counts == {"pending": 3} and not await store.list_workers()
+        # W asks; No (focused) keeps watching
+        await pilot.press("W")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.engine is None and not made
+        # W, yes: this console claims
+        await pilot.press("W")
+        await pilot.click("#yes")
+        await until(lambda: gate.inside == 3, what="claimed after the switch")
+        await app.refresh_now()
+        assert "WATCH-ONLY" not in status_text(app)
+        assert "running 3 (3 here)" in status_text(app) or "run 3" in status_text(app)
+        # W again: watch only; the running jobs go back to the queue at once
+        await pilot.press("W")
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen) and "3 job(s)" in screen.explain
+        await pilot.click("#yes")
+        await until(lambda: app.engine is None, what="watch only again")
+        await app.refresh_now()
+        assert "WATCH-ONLY" in status_text(app)
+    await assert_handed_back(api, res.job_ids)
+    assert not await store.list_workers()  # the stopped engine unregistered
+
+
+# -- a closed terminal: SIGHUP to a real console process ---------------------------------------
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from pydantic import BaseModel
+from jobtui.engine.config import Settings
+from jobtui.engine.registry import Registry
+from jobtui.tui.console import run_console
+
+class Params(BaseModel):
+    path: str | None = None
+
+reg = Registry()
+
+@reg.handler("hold", params=Params)
+async def hold(ctx, params):
+    await asyncio.sleep(3600)
+
+work = Path(sys.argv[1])
+settings = Settings(
+    store=work / "jobs.db", output_dir=work / "out", shutdown_grace=600,
+    poll_interval=0.05, heartbeat_interval=0.1, watchdog_interval=0.2,
+)
+sys.exit(asyncio.run(run_console(settings, registry=reg)))
+"""
+
+
+async def test_closed_terminal_sighup_hands_running_jobs_back(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        api = OperatorAPI(store)
+        res = await api.enqueue("hold", [{"path": "/t/1.pdf"}, {"path": "/t/2.pdf"}])
+        script = tmp_path / "child.py"
+        script.write_text(textwrap.dedent(CHILD))
+        master, slave = pty.openpty()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TERM": "xterm-256color",
+            "COLUMNS": "80",
+            "LINES": "24",
+            "JOBTUI_CONFIG_DIR": str(tmp_path / "config"),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+            cwd=tmp_path,
+        )
+        os.close(slave)
+        screen = bytearray()
+        reader = threading.Thread(target=_drain, args=(master, screen), daemon=True)
+        reader.start()
+        try:
+
+            async def both_running() -> bool:
+                counts = await api.count_jobs(JobFilter(batch_id=res.batch_id))
+                return counts.get("processing", 0) == 2
+
+            await until(both_running, timeout=60, what="the console claimed both jobs")
+            os.close(master)  # the terminal goes away...
+            master = -1
+            proc.send_signal(signal.SIGHUP)  # ...and its process gets SIGHUP
+            t0 = time.monotonic()
+            rc = await asyncio.to_thread(proc.wait, 60)
+            assert time.monotonic() - t0 < 30  # not the 600 s grace
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if master >= 0:
+                os.close(master)
+        assert rc == 0, bytes(screen[-2000:]).decode(errors="replace")
+        await assert_handed_back(api, res.job_ids)
+    finally:
+        await store.close()
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    """Read the pty as a terminal would (a full pty buffer would block the app)."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
