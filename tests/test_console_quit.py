@@ -63,9 +63,7 @@ def gate() -> Gate:
 
 
 def settings(tmp_path: Path, **kw: Any) -> Settings:
-    return Settings(
-        concurrency=4, output_dir=tmp_path / "out", shutdown_grace=GRACE, **FAST, **kw
-    )
+    return Settings(concurrency=4, output_dir=tmp_path / "out", shutdown_grace=GRACE, **FAST, **kw)
 
 
 @pytest.fixture
@@ -91,7 +89,9 @@ async def assert_handed_back(api: OperatorAPI, job_ids: list[str]) -> None:
         j = detail.job
         assert j.status == JobStatus.PENDING, j.status
         assert j.attempts == 0 and j.lease is None  # the attempt was refunded
-        assert any("handed back" in e.message for e in detail.logs), [e.message for e in detail.logs]
+        assert any("handed back" in e.message for e in detail.logs), [
+            e.message for e in detail.logs
+        ]
 
 
 def status_text(app: JobtuiApp) -> str:

@@ -485,7 +485,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command is None:
         from jobtui.tui.console import run_console
 
-        watch = bool(getattr(args, "watch", False)) or not getattr(settings, "claim", True)
+        watch = bool(getattr(args, "watch", False)) or not settings.claim
         return await run_console(settings, watch=watch, registry=registry)
     return await COMMANDS[args.command](args, settings, registry)
 

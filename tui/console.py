@@ -9,20 +9,20 @@ stops and hands back any lease it still holds (nothing is lost, invariant 10).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.engine.logsetup import divert
 from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.signals import ShutdownSignals
 from jobtui.engine.store.factory import open_store
 from jobtui.engine.worker import Engine
 
@@ -87,9 +87,14 @@ async def run_console(
         settings=settings,
         engine_factory=new_engine,
     )
-    loop = asyncio.get_running_loop()
     try:
-        with divert(notifier(app)), _on_signals(loop, app.hand_back_and_exit):
+        # A closed terminal (SIGHUP) or SIGTERM: hand the jobs back at once and exit.
+        # Textual reads ctrl+c as a key, so SIGINT is not among them; nothing is printed
+        # on the first (the screen belongs to Textual); a second exits at once.
+        on_signal = ShutdownSignals(
+            lambda _sig: app.hand_back_and_exit(), (signal.SIGHUP, signal.SIGTERM), first=""
+        )
+        with divert(notifier(app)), on_signal:
             if engine is not None:
                 await engine.start()
             await app.run_async()
@@ -101,17 +106,3 @@ async def run_console(
         finally:
             await store.close()
     return app.return_code or 0
-
-
-@contextlib.contextmanager
-def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> Iterator[None]:
-    """SIGHUP (the terminal was closed) and SIGTERM call ``handler`` on the loop.
-    Textual reads ctrl+c as a key, so SIGINT is not among them."""
-    signals = (signal.SIGHUP, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, handler)
-    try:
-        yield
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
