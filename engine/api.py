@@ -147,7 +147,7 @@ class OperatorAPI:
         self,
         paths: Sequence[str],
         *,
-        job_type: str = "pdf.transcribe",
+        job_type: str | None = None,
         parameters: dict[str, Any] | None = None,
         force: bool = False,
         recursive: bool = True,
@@ -155,7 +155,8 @@ class OperatorAPI:
         on_progress: Callable[[int, int], None] | None = None,
         batch_id: str | None = None,
     ) -> Any:
-        """Scan files and folders, dedupe by content hash, enqueue one batch.
+        """Scan files and folders, dedupe by content hash, enqueue one batch; each file
+        under ``job_type``, or (None) under the job type that declared its kind.
 
         The parameters are checked against the job type's model first: bad ones
         raise ``ConfigError("INVALID_PARAMETERS")`` and nothing is written.

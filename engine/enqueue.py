@@ -4,12 +4,20 @@
 console's drop/paste use (through ``OperatorAPI.enqueue_paths``):
 
 * Folders are walked recursively (``recursive``), following symlinks; a directory
-  is entered once per ``(st_dev, st_ino)``, so symlink loops end. For ``pdf.*`` job
-  types only ``*.pdf`` files (any case) are taken from folders; a file named
-  explicitly is always taken, so a bad input shows as an error on its own job.
+  is entered once per ``(st_dev, st_ino)``, so symlink loops end.
+* Each file goes to the job type that declared it (``JobType.files``). Without a job
+  type (``job_type=None``, what a dropped folder does) every file goes to its
+  automatic type (``Registry.type_for_file``: by extension, else by the first 512
+  bytes), so a folder of documents and scans becomes one batch of two job types. With a
+  job type, a folder gives only the files that type accepts (a type that declares no
+  files takes every file); a file named explicitly is then always taken, so a bad
+  input shows as an error on its own job. Files no type takes are counted skipped.
 * Files are hashed (SHA-256, streamed) in a thread pool, never on the event loop;
   ``on_progress(done, total)`` follows the hashing. One content is one job: a
   symlink or a copy reached twice is skipped (``same_file`` / ``same_content``).
+* ``parameters`` go to every job; without a job type, a key goes only to the types
+  whose parameters model declares it (a key none declares goes to all, and fails
+  visibly as ``INVALID_PARAMETERS`` where it is not allowed).
 * The job's dedupe key is ``jobtui.engine.api.dedupe_key(job_type, sha256, parameters)``;
   a key already in the store (queued, running or finished) is reported as a
   duplicate with its status and not enqueued again, unless ``force`` (then the key
@@ -27,7 +35,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import stat
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -35,7 +42,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from jobtui.engine.models import Batch, new_id
+from jobtui.engine.params import check_parameters
+from jobtui.engine.registry import JobType, Registry
+from jobtui.engine.scan import REASONS, _Candidate, _Scan, scan_paths
+
+__all__ = ["REASONS", "PathEnqueueReport", "enqueue_paths", "hash_file", "scan_paths"]
 
 if TYPE_CHECKING:
     from jobtui.engine.api import OperatorAPI
@@ -44,19 +58,6 @@ CHUNK = 1000  # jobs per bulk insert
 FIRST_CHUNK = 16  # the first insert: small, so work can start while the rest is hashed
 HASH_THREADS = 4  # hashlib releases the GIL on large updates; I/O overlaps too
 HASH_BLOCK = 1 << 20
-EXAMPLES_PER_REASON = 3
-
-#: reason -> what the summary says
-REASONS = {
-    "not_pdf": "not PDF",
-    "unreadable": "unreadable",
-    "missing": "missing",
-    "not_regular": "not a regular file",
-    "same_file": "same file reached twice",
-    "same_content": "copy of another file",
-    "same_folder": "folder reached twice",
-    "subfolder": "subfolder (not recursive)",
-}
 
 
 @dataclass
@@ -79,7 +80,7 @@ class PathEnqueueReport:
 
     def summary_line(self) -> str:
         """One line for the terminal, e.g. ``12 files: 9 queued in batch 3f2a…, 2 already
-        completed, 1 skipped (1 not PDF)``."""
+        completed, 1 skipped (1 no job type takes it)``."""
         parts = [f"{self.found} file{'s' if self.found != 1 else ''}: {self.queued} queued"]
         if self.batch_id and self.queued:
             parts[0] += f" in batch {self.batch_id[:12]}"
@@ -93,106 +94,6 @@ class PathEnqueueReport:
             detail = ", ".join(f"{n} {REASONS.get(r, r)}" for r, n in sorted(self.skipped.items()))
             parts.append(f"{total_skipped} skipped ({detail})")
         return ", ".join(parts)
-
-
-@dataclass
-class _Candidate:
-    path: str  # absolute, symlinks resolved
-    size: int
-    explicit: bool  # named by the caller (not found in a folder)
-    sha256: str | None = None
-
-
-@dataclass
-class _Scan:
-    files: list[_Candidate] = field(default_factory=list)
-    found: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    def skip(self, reason: str, path: str) -> None:
-        self.skipped[reason] += 1
-        ex = self.examples.setdefault(reason, [])
-        if len(ex) < EXAMPLES_PER_REASON:
-            ex.append(path)
-
-
-def _wanted(job_type: str) -> Callable[[str], bool]:
-    if job_type.startswith("pdf."):
-        return lambda name: name.lower().endswith(".pdf")
-    return lambda name: True
-
-
-def scan_paths(paths: Sequence[str], job_type: str, recursive: bool = True) -> _Scan:
-    """Walk ``paths`` (blocking: run it in a thread). Files in walk order, names sorted."""
-    scan = _Scan()
-    wanted = _wanted(job_type)
-    seen_files: set[tuple[int, int]] = set()
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def take(path: str, st: os.stat_result, explicit: bool) -> None:
-        scan.found += 1
-        if (st.st_dev, st.st_ino) in seen_files:
-            scan.skip("same_file", path)
-            return
-        seen_files.add((st.st_dev, st.st_ino))
-        scan.files.append(_Candidate(os.path.realpath(path), st.st_size, explicit))
-
-    def walk(top: str, st: os.stat_result) -> None:
-        stack = [(top, st)]
-        while stack:
-            folder, fst = stack.pop()
-            if (fst.st_dev, fst.st_ino) in seen_dirs:
-                scan.skip("same_folder", folder)
-                continue
-            seen_dirs.add((fst.st_dev, fst.st_ino))
-            try:
-                with os.scandir(folder) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-            except OSError:
-                scan.skip("unreadable", folder)
-                continue
-            subdirs = []
-            for entry in entries:
-                try:
-                    est = entry.stat(follow_symlinks=True)
-                except FileNotFoundError:
-                    scan.skip("missing", entry.path)  # a dangling symlink
-                    continue
-                except OSError:
-                    scan.skip("unreadable", entry.path)
-                    continue
-                if stat.S_ISDIR(est.st_mode):
-                    if recursive:
-                        subdirs.append((entry.path, est))
-                    else:
-                        scan.skip("subfolder", entry.path)
-                elif not stat.S_ISREG(est.st_mode):
-                    scan.skip("not_regular", entry.path)
-                elif not wanted(entry.name):
-                    scan.found += 1
-                    scan.skip("not_pdf", entry.path)
-                else:
-                    take(entry.path, est, explicit=False)
-            stack.extend(reversed(subdirs))  # depth first, in name order
-
-    for raw in paths:
-        path = os.path.abspath(os.path.expanduser(raw))
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            scan.skip("missing", path)
-            continue
-        except OSError:
-            scan.skip("unreadable", path)
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            walk(path, st)
-        elif stat.S_ISREG(st.st_mode):
-            take(path, st, explicit=True)
-        else:
-            scan.skip("not_regular", path)
-    return scan
 
 
 def hash_file(path: str) -> str:
@@ -246,20 +147,52 @@ async def _hashed_in_order(
                 fut.cancel()
 
 
-def _default_batch_name(paths: Sequence[str], job_type: str) -> str:
-    """The folder's (or file's) name when one path was given, else the job type."""
+def _default_batch_name(paths: Sequence[str], job_types: Sequence[str]) -> str:
+    """The folder's (or file's) name when one path was given, else the job type(s)."""
     if len(paths) == 1:
         name = os.path.basename(os.path.expanduser(paths[0]).rstrip("/"))
         if name:
             return name
-    return job_type
+    return ", ".join(job_types) or "files"
+
+
+def _fits(model: type[BaseModel], key: str) -> bool:
+    """Whether ``model`` takes the parameter ``key`` (declared, or extras allowed)."""
+    return key in model.model_fields or model.model_config.get("extra") == "allow"
+
+
+class _Params:
+    """The parameters each job type's jobs get (see the module's docstring)."""
+
+    def __init__(self, registry: Registry, params: dict[str, Any], explicit: bool) -> None:
+        self.registry = registry
+        self.params = params
+        self.explicit = explicit
+        self.models = [jt.params_model for jt in registry.types()]
+        self._cache: dict[str, tuple[dict[str, Any], str, bool]] = {}
+
+    def of(self, job_type: str) -> tuple[dict[str, Any], str, bool]:
+        """``(parameters, path parameter, takes sha256)`` for ``job_type``."""
+        if job_type not in self._cache:
+            jt: JobType | None = self.registry.get(job_type)
+            if jt is None:
+                self._cache[job_type] = (self.params, "path", True)
+            else:
+                model = jt.params_model
+                params = {
+                    k: v
+                    for k, v in self.params.items()
+                    if self.explicit or _fits(model, k) or not any(_fits(m, k) for m in self.models)
+                }
+                self._cache[job_type] = (params, jt.path_param, _fits(model, "sha256"))
+        return self._cache[job_type]
 
 
 async def enqueue_paths(
     api: OperatorAPI,
     paths: Sequence[str],
     *,
-    job_type: str = "pdf.transcribe",
+    job_type: str | None = None,
     parameters: dict[str, Any] | None = None,
     force: bool = False,
     recursive: bool = True,
@@ -268,14 +201,21 @@ async def enqueue_paths(
     batch_id: str | None = None,
 ) -> PathEnqueueReport:
     """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch
-    (``batch_id``, or a new id)."""
+    (``batch_id``, or a new id); each file under ``job_type``, or (None) under the type
+    that declared its kind. Without a job type the parameters are checked here against
+    every automatic type they go to (``ConfigError("INVALID_PARAMETERS")``, nothing
+    written); ``OperatorAPI.enqueue_paths`` checks them for a named type."""
     from jobtui.engine.api import dedupe_key
 
-    jt = api.registry.get(job_type)
-    model = jt.params_model if jt is not None else None
     t0 = time.monotonic()
+    registry = api.registry
     params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
-    scan = await asyncio.to_thread(scan_paths, list(paths), job_type, recursive)
+    params_of = _Params(registry, params, explicit=job_type is not None)
+    if job_type is None and params:
+        for jt in registry.types():
+            if jt.files is not None and jt.files.auto:
+                check_parameters(jt, params_of.of(jt.name)[0])
+    scan = await asyncio.to_thread(scan_paths, list(paths), job_type, recursive, registry=registry)
     # Largest first: the batch ends sooner when the long documents start early. Hashed
     # in that order and written in chunks that start small, so with an engine running
     # (jobtui run, the console) the first documents start while the rest are hashed.
@@ -286,27 +226,40 @@ async def enqueue_paths(
     batch_id = batch_id or new_id()
     report = PathEnqueueReport(batch_id=None, found=scan.found)
 
+    used: dict[str, None] = {}  # the job types of the jobs written, in order
+
     async def write(chunk: list[_Candidate]) -> None:
-        plist, keys = [], []
+        by_type: dict[str, list[_Candidate]] = {}
         for c in chunk:
-            p = {**params, "path": c.path}
-            key = None
-            if c.sha256 is not None:
-                p["sha256"] = c.sha256
-                key = dedupe_key(job_type, c.sha256, p, model)
-                if force:
-                    key = f"{key}:force-{new_id()[:12]}"
-                key_of_hash[c.sha256] = key
-                report.keys[c.path] = key
-            plist.append(p)
-            keys.append(key)
-        res = await api.enqueue(
-            job_type, plist, dedupe_keys=keys, make_batch=False, batch_id=batch_id
-        )
-        report.job_ids.extend(res.job_ids)
-        report.duplicates.update(res.duplicates)
-        path_of = dict(zip(keys, (c.path for c in chunk), strict=True))
-        report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
+            by_type.setdefault(c.job_type, []).append(c)
+        for jtype, cands in by_type.items():
+            base, path_param, takes_sha = params_of.of(jtype)
+            jt = registry.get(jtype)
+            model = jt.params_model if jt is not None else None
+            plist, keys = [], []
+            for c in cands:
+                p = {**base, path_param: c.path}
+                key = None
+                if c.sha256 is not None:
+                    if takes_sha:
+                        p["sha256"] = c.sha256
+                    opts = {k: v for k, v in p.items() if k != path_param}
+                    key = dedupe_key(jtype, c.sha256, opts, model)
+                    if force:
+                        key = f"{key}:force-{new_id()[:12]}"
+                    key_of_hash[c.sha256] = key
+                    report.keys[c.path] = key
+                plist.append(p)
+                keys.append(key)
+            res = await api.enqueue(
+                jtype, plist, dedupe_keys=keys, make_batch=False, batch_id=batch_id
+            )
+            if res.job_ids:
+                used[jtype] = None
+            report.job_ids.extend(res.job_ids)
+            report.duplicates.update(res.duplicates)
+            path_of = dict(zip(keys, (c.path for c in cands), strict=True))
+            report.duplicate_paths.update({k: path_of[k] for k in res.duplicates if k in path_of})
 
     by_hash: set[str] = set()
     key_of_hash: dict[str, str] = {}
@@ -336,9 +289,10 @@ async def enqueue_paths(
         await api.store.create_batch(
             Batch(
                 batch_id=batch_id,
-                name=batch_name or _default_batch_name(paths, job_type),
+                name=batch_name or _default_batch_name(paths, list(used)),
                 total_jobs=len(report.job_ids),
-                job_type=job_type,
+                # One type's batch names it; a mixed one has several (its jobs say).
+                job_type=next(iter(used)) if len(used) == 1 else None,
             )
         )
         report.batch_id = batch_id

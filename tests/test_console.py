@@ -583,7 +583,9 @@ async def test_enqueue_by_paste_and_confirm(
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         app.post_message(events.Paste(f"file://{urllib.parse.quote(str(inbox))}\n"))
-        await until(lambda: _found(app, "Found 4 PDFs (skipped 1 not PDF)"), what="scan")
+        await until(
+            lambda: _found(app, "Found 4 PDFs (skipped 1 not for this job type)"), what="scan"
+        )
         button = app.screen.query_one("#enqueue-ok", Button)
         assert not button.disabled and "4" in str(button.label)
         await pilot.click("#enqueue-ok")

@@ -1,5 +1,6 @@
 """Folder enqueue: recursion, symlinks (incl. loops), content dedupe, re-runs, --force,
-concurrent enqueuers, chunked bulk writes into one batch, progress, the summary line."""
+concurrent enqueuers, chunked bulk writes into one batch, progress, the summary line,
+and each file under the job type that declared its kind (one batch, several types)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from jobtui.engine import enqueue as enq
 from jobtui.engine.api import OperatorAPI, dedupe_key
 from jobtui.engine.models import JobStatus, Outcome, utcnow
+from jobtui.engine.registry import FileTypes, Registry, default_registry
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.sqlite import SQLiteStore
 
@@ -44,8 +47,11 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def api_for(store: Store) -> OperatorAPI:
-    return OperatorAPI(store)
+REGISTRY = default_registry()
+
+
+def api_for(store: Store, registry: Registry = REGISTRY) -> OperatorAPI:
+    return OperatorAPI(store, registry)
 
 
 async def all_jobs(store: Store) -> list[Any]:
@@ -68,13 +74,13 @@ async def test_folder_scan_dedupes_and_reports(store: Store, tree: Path) -> None
         assert j.parameters["sha256"] == sha
         assert j.dedupe_key == dedupe_key("pdf.transcribe", sha, j.parameters)
         assert j.batch_id == rep.batch_id and j.job_type == "pdf.transcribe"
-    assert rep.skipped["not_pdf"] == 1
+    assert rep.skipped["unsupported"] == 1  # notes.txt: no job type takes .txt
     assert rep.skipped["same_content"] == 1  # sub/a-copy.pdf
     assert rep.skipped["same_file"] == 1  # link.pdf -> a.pdf
     assert rep.skipped["missing"] == 1  # dangling.pdf
     assert rep.skipped["same_folder"] >= 2  # sub/loop -> root, alias -> sub
     assert rep.skipped["not_regular"] == 1  # pipe.pdf
-    assert rep.skipped_examples["not_pdf"] == [str(tree / "notes.txt")]
+    assert rep.skipped_examples["unsupported"] == [str(tree / "notes.txt")]
     assert rep.found == 7  # 4 PDFs, notes.txt, the copy and the symlinked a.pdf
     assert rep.duplicates == {}
     # Progress followed the hashing and ended at total.
@@ -85,7 +91,7 @@ async def test_folder_scan_dedupes_and_reports(store: Store, tree: Path) -> None
     assert summary.batch.name == "scan"
     line = rep.summary_line()
     assert line.startswith("7 files: 4 queued in batch ")
-    assert "1 not PDF" in line and "1 copy of another file" in line
+    assert "1 no job type takes it" in line and "1 copy of another file" in line
     # Largest first: the batch ends sooner when the long documents start early.
     first = next(j for j in jobs if j.job_id == rep.job_ids[0])
     assert Path(first.parameters["path"]).name == "d.pdf"
@@ -144,17 +150,94 @@ async def test_not_recursive_and_explicit_files(store: Store, tree: Path) -> Non
     rep = await api.enqueue_paths([str(tree)], recursive=False)
     assert len(rep.job_ids) == 2  # a.pdf, b.PDF
     assert rep.skipped["subfolder"] == 2  # sub, alias
-    # A file named explicitly is taken whatever its extension (errors show on its job).
-    rep = await api.enqueue_paths([str(tree / "notes.txt"), str(tree / "nope.pdf")])
+    # With a job type, a file named explicitly is taken whatever its extension (errors
+    # show on its job); without one, it needs a type that takes its kind.
+    named = [str(tree / "notes.txt"), str(tree / "nope.pdf")]
+    rep = await api.enqueue_paths(named, job_type="pdf.transcribe")
     assert len(rep.job_ids) == 1 and rep.skipped == {"missing": 1}
     job = await store.get_job(rep.job_ids[0])
     assert job is not None and job.parameters["path"].endswith("notes.txt")
+    rep = await api.enqueue_paths(named)
+    assert rep.job_ids == [] and rep.skipped == {"missing": 1, "unsupported": 1}
 
 
-async def test_non_pdf_job_types_take_every_file(store: Store, tree: Path) -> None:
+async def test_types_that_declare_no_files_take_every_file(store: Store, tree: Path) -> None:
     rep = await api_for(store).enqueue_paths([str(tree)], job_type="noop")
     assert len(rep.job_ids) == 5  # the 4 PDFs and notes.txt
-    assert "not_pdf" not in rep.skipped
+    assert "not_accepted" not in rep.skipped and "unsupported" not in rep.skipped
+
+
+async def test_a_named_type_takes_only_its_files(store: Store, tree: Path) -> None:
+    rep = await api_for(store).enqueue_paths([str(tree)], job_type="pdf.render")
+    assert len(rep.job_ids) == 4 and rep.skipped["not_accepted"] == 1  # notes.txt
+    assert "1 not for this job type" in rep.summary_line()
+    jobs = await all_jobs(store)
+    assert {j.job_type for j in jobs} == {"pdf.render"}
+    summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
+    assert summary is not None and summary.batch.job_type == "pdf.render"
+
+
+class CountParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str  # the path parameter, named its own way
+    words: bool = True
+
+
+async def _count(ctx: Any, params: Any) -> None:
+    return None
+
+
+def _mixed_registry() -> Registry:
+    reg = Registry()
+    reg.load_entry_points()
+    reg.handler(
+        "text.count",
+        params=CountParams,
+        files=FileTypes(
+            frozenset({".txt", ".md"}),
+            sniff=lambda head: head.startswith(b"WORDS:"),
+            path_param="source",
+        ),
+    )(_count)
+    return reg
+
+
+async def test_a_folder_of_kinds_is_one_batch_of_several_types(store: Store, tree: Path) -> None:
+    """Without a job type each file goes to the type that declared its kind: by
+    extension, else by its first bytes; parameters go where a model declares them."""
+    (tree / "scan-without-extension").write_bytes(b"%PDF-1.7 sniffed")
+    (tree / "words").write_bytes(b"WORDS: sniffed by the plug-in")
+    (tree / "image.xyz").write_bytes(b"\x89 no type")
+    api = api_for(store, _mixed_registry())
+    rep = await api.enqueue_paths([str(tree)], parameters={"languages": "eng", "words": False})
+    jobs = await all_jobs(store)
+    by_name = {Path(j.parameters.get("path") or j.parameters["source"]).name: j for j in jobs}
+    assert {n: j.job_type for n, j in by_name.items()} == {
+        "a.pdf": "pdf.transcribe",
+        "b.PDF": "pdf.transcribe",
+        "c.pdf": "pdf.transcribe",
+        "d.pdf": "pdf.transcribe",
+        "scan-without-extension": "pdf.transcribe",
+        "notes.txt": "text.count",
+        "words": "text.count",
+    }
+    assert {j.batch_id for j in jobs} == {rep.batch_id} and len(rep.job_ids) == 7
+    assert rep.skipped["unsupported"] == 1 and rep.skipped_examples["unsupported"] == [
+        str(tree / "image.xyz")
+    ]
+    notes = by_name["notes.txt"]
+    # The plug-in's model declares neither languages nor sha256 (and forbids extras).
+    assert notes.parameters == {"source": str((tree / "notes.txt").resolve()), "words": False}
+    CountParams.model_validate(notes.parameters)
+    sha = hashlib.sha256(b"not a pdf").hexdigest()
+    assert notes.dedupe_key == dedupe_key("text.count", sha, {"words": False})
+    pdf = by_name["a.pdf"]
+    assert pdf.parameters["languages"] == "eng" and "words" not in pdf.parameters
+    summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
+    assert summary is not None and summary.total == 7 and summary.batch.job_type is None
+    # Enqueued again: every file is a duplicate of its own type's job.
+    again = await api.enqueue_paths([str(tree)], parameters={"languages": "eng", "words": False})
+    assert again.job_ids == [] and len(again.duplicates) == 7
 
 
 async def test_the_same_folder_twice_in_one_call(store: Store, tree: Path) -> None:
@@ -177,7 +260,7 @@ async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tr
     for s in stores:
         await s.open()
     try:
-        reps = await asyncio.gather(*(OperatorAPI(s).enqueue_paths([str(tree)]) for s in stores))
+        reps = await asyncio.gather(*(api_for(s).enqueue_paths([str(tree)]) for s in stores))
         assert sorted(len(r.job_ids) for r in reps) in ([0, 4], [1, 3], [2, 2])
         assert sum(len(r.job_ids) for r in reps) == 4
         assert len(await stores[0].list_jobs(limit=100)) == 4
@@ -271,7 +354,7 @@ async def test_two_thousand_files_in_bulk(tmp_path: Path) -> None:
     await store.open()
     try:
         seen: list[int] = []
-        rep = await OperatorAPI(store).enqueue_paths(
+        rep = await api_for(store).enqueue_paths(
             [str(root)], on_progress=lambda d, t: seen.append(d)
         )
         assert len(rep.job_ids) == 2000 and seen[-1] == 2000

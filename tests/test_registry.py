@@ -134,7 +134,16 @@ def test_the_core_names_no_job_type() -> None:
     """worker, procpool, registry, enqueue and doctor name no workload: what a type
     needs is declared on its JobType."""
     root = Path(registry_mod.__file__).resolve().parent
-    for name in ("worker", "procpool", "registry", "doctor", "checks", "preload"):
+    for name in (
+        "worker",
+        "procpool",
+        "registry",
+        "enqueue",
+        "scan",
+        "doctor",
+        "checks",
+        "preload",
+    ):
         text = (root / f"{name}.py").read_text(encoding="utf-8").lower()
         for word in ("pdf", "pymupdf", "tesseract", "image.ocr"):
             assert word not in text, f"engine/{name}.py names {word!r}"

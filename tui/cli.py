@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=hlp)
         p.add_argument("paths", nargs="+", metavar="PATH")
-        p.add_argument("--type", default="pdf.transcribe", help="job type (default pdf.transcribe)")
+        p.add_argument(
+            "--type",
+            default=None,
+            help="job type for every file (default: each file under the type that takes "
+            "its kind, e.g. .pdf -> pdf.transcribe; files no type takes are skipped)",
+        )
         p.add_argument(
             "--param",
             action="append",
@@ -294,13 +299,13 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
 async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from jobtui.engine.worker import Engine
 
-    if args.type not in registry:
+    if args.type is not None and args.type not in registry:
         raise ConfigError(
             "UNKNOWN_JOB_TYPE",
             f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}",
         )
-    jt = registry.get(args.type)
-    uses_workers = bool(jt and (jt.worker_preload or jt.worker_warm))
+    served = registry.select([args.type] if args.type else None)
+    uses_workers = bool(served.worker_preload() or served.worker_warm())
     if uses_workers:
         from jobtui.engine.procpool import start_forkserver
 

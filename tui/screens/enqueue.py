@@ -90,9 +90,11 @@ def paths_text(paths: Sequence[str]) -> str:
     )
 
 
-def quick_scan(paths: Sequence[str], job_type: str, recursive: bool) -> ScanResult:
+def quick_scan(
+    paths: Sequence[str], job_type: str, recursive: bool, registry: Registry
+) -> ScanResult:
     """What enqueueing would take, by the engine's own walk (blocking; run in a thread)."""
-    scan = scan_paths(paths, job_type, recursive)
+    scan = scan_paths(paths, job_type, recursive, registry=registry)
     return ScanResult(
         files=len(scan.files), missing=scan.examples.get("missing", []), skipped=dict(scan.skipped)
     )
@@ -200,7 +202,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
 
     @work(thread=True, exclusive=True, group="enqueue-scan")
     def _scan(self, key: tuple[tuple[str, ...], str, bool]) -> None:
-        result = quick_scan(*key)
+        result = quick_scan(*key, self.registry)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._scanned, key, result)
 
