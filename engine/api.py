@@ -164,8 +164,8 @@ class OperatorAPI:
         """
         from jobtui.engine.enqueue import enqueue_paths
 
-        jt = self.registry.get(job_type)
-        if jt is not None:
+        jt = self.registry.get(job_type) if job_type else None
+        if jt is not None:  # without a type, enqueue_paths checks each type it uses
             check_parameters(jt, parameters or {})
         return await enqueue_paths(
             self,

@@ -168,7 +168,11 @@ class _Params:
         self.registry = registry
         self.params = params
         self.explicit = explicit
-        self.models = [jt.params_model for jt in registry.types()]
+        # The types a file can go to without a named type: a key that none of them
+        # declares goes to all of them (and is refused where extras are forbidden).
+        self.models = [
+            jt.params_model for jt in registry.types() if jt.files is not None and jt.files.auto
+        ]
         self._cache: dict[str, tuple[dict[str, Any], str, bool]] = {}
 
     def of(self, job_type: str) -> tuple[dict[str, Any], str, bool]:

@@ -361,3 +361,15 @@ async def test_two_thousand_files_in_bulk(tmp_path: Path) -> None:
         assert (await store.get_batch(rep.batch_id)).total == 2000  # type: ignore[arg-type,union-attr]
     finally:
         await store.close()
+
+
+async def test_without_a_type_a_misspelt_parameter_is_refused_before_any_write(
+    store: Store, tree: Path
+) -> None:
+    from jobtui.engine.errors import ConfigError
+
+    api = api_for(store, _mixed_registry())
+    with pytest.raises(ConfigError) as err:
+        await api.enqueue_paths([str(tree)], parameters={"langauges": "eng"})
+    assert err.value.code == "INVALID_PARAMETERS" and "'languages'" in err.value.message
+    assert await all_jobs(store) == [] and await store.list_batches() == []
