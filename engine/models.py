@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     PDF_ENCRYPTED = "PDF_ENCRYPTED"
     PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
     OUTPUT_ERROR = "OUTPUT_ERROR"
+    UNSUPPORTED_PARAMETER = "UNSUPPORTED_PARAMETER"  # a parameter jobtui cannot honour
 
 
 class JobError(BaseModel):

@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import timedelta
@@ -29,7 +30,7 @@ from jobtui.engine.api import OperatorAPI, hostname
 from jobtui.engine.batchcounts import BatchRecounter
 from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
-from jobtui.engine.errors import JobCancelled, JobFailed
+from jobtui.engine.errors import ConfigError, JobCancelled, JobFailed
 from jobtui.engine.finisher import Finisher, short
 from jobtui.engine.logsink import LogSink
 from jobtui.engine.models import (
@@ -51,6 +52,7 @@ from jobtui.engine.watchdog import TerminalHooks, Watchdog
 from jobtui.engine.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
+TRACEBACK_CHARS = 8000  # of a handler's traceback kept in error.details
 
 
 def _describe(outcome: Outcome) -> str:
@@ -110,6 +112,13 @@ class Engine:
         self.store = store
         self.scope = scope
         self.settings = settings or Settings()
+        unmatched = [t for t in self.settings.types or [] if not registry.select([t]).names()]
+        if unmatched:  # a typo, or a plug-in not installed here: serving nothing is no use
+            raise ConfigError(
+                "UNKNOWN_JOB_TYPE",
+                f"no job type registered here matches --types {' '.join(unmatched)}; "
+                f"registered: {', '.join(registry.names()) or 'none'}",
+            )
         self.registry = registry.select(self.settings.types)
         self.worker_id = worker_id or f"{hostname()}:{os.getpid()}:{new_id()[:6]}"
         self.api = OperatorAPI(store, self.registry, engine=self)
@@ -494,7 +503,13 @@ class Engine:
             r.ctx.log(f"failed: {exc.code}: {exc.message}", "error")
             return Outcome(status=JobStatus.FAILED, error=err)
         except Exception as exc:  # noqa: BLE001 - any handler error is recorded on the job
-            err = JobError(code=ErrorCode.HANDLER_ERROR, message=f"{type(exc).__name__}: {exc}")
+            err = JobError(
+                code=ErrorCode.HANDLER_ERROR,
+                message=f"{type(exc).__name__}: {exc}",
+                # Kept as the seed did (the detail screen shows it; webhooks never carry
+                # details); the tail, where the cause is, if it is very long.
+                details={"traceback": traceback.format_exc()[-TRACEBACK_CHARS:]},
+            )
             if job.attempts < job.max_attempts:
                 return self._retry_outcome(r, err)
             r.ctx.log(f"failed after {job.attempts} attempts: {err.message}", "error")

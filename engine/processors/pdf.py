@@ -421,3 +421,6 @@ def register(registry: Registry) -> None:
         markdown
     )
     registry.handler("pdf.render", params=RenderParams, files=named, **common)(render)
+    from jobtui.engine.processors import pdf_seed  # the seed's "pdf" job documents
+
+    pdf_seed.register(registry, checks=ocr, **common)

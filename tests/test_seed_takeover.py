@@ -1,0 +1,444 @@
+"""jobtui takes over the seed's MongoDB queue without losing a document (issue 11).
+
+``SeedRepository`` writes ``event_jobs`` / ``event_batches`` the way the seed's
+``SessionJobRepository`` does (``create_batch``, ``create_job`` with its model's
+default ``job_type: ""``, ``update_job_status``, ``add_log_entry`` pushing into the
+job's ``logs`` array, ``update_batch_progress``): two-year-old finished jobs, a job
+its worker left ``processing`` hours ago, session jobs waiting, seed-style ``pdf``
+jobs, and a job of a type nobody serves. Then a jobtui engine runs on that database,
+with the example plug-in (``examples/session_plugin``) serving ``session``, and the
+test checks every claim ``docs/migrating.md`` makes. It runs on nx-27017 (a wire
+server, over a real connection) and on mongomock.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobtui.engine import retention
+from jobtui.engine.api import OperatorAPI
+from jobtui.engine.config import Collections, Settings
+from jobtui.engine.doctor import store_checks
+from jobtui.engine.errors import ConfigError
+from jobtui.engine.models import JobStatus, batch_counters, utcnow
+from jobtui.engine.processors import pdf
+from jobtui.engine.registry import Registry
+from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.watchdog import Watchdog
+from jobtui.engine.worker import Engine
+from tests.util import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples" / "session_plugin"))
+
+import jobtui_session_example  # noqa: E402  (the example plug-in, not installed)
+from jobtui_session_example.processor import SessionProcessor  # noqa: E402
+
+TEXT_PDF = ROOT / "examples" / "pdfs" / "text.pdf"
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+
+#: Fields jobtui documents and may write into a job document it did not create.
+JOB_FIELDS_JOBTUI_WRITES = {
+    "status", "lease", "attempts", "started_at", "processing_started_at", "worker_id",
+    "updated_at", "timeout_at", "completed_at", "results", "error", "progress",
+    "run_after", "cancel_requested",
+}  # fmt: skip
+#: ... and into a batch document (the seed's counters, recounted).
+BATCH_FIELDS_JOBTUI_WRITES = {
+    "total_jobs", "completed_jobs", "failed_jobs", "cancelled_jobs", "pending_jobs",
+    "processing_jobs", "status", "completed_at", "updated_at", "counts_as_of",
+}  # fmt: skip
+
+
+class SeedRepository:
+    """The seed's ``SessionJobRepository`` (src/core/mongodb/repository.py), async.
+
+    Same collections, same document shapes, same update operators; ``clock`` lets the
+    test write history (the seed used the wall clock)."""
+
+    def __init__(self, db: Any) -> None:
+        self.jobs = db["event_jobs"]
+        self.batches = db["event_batches"]
+        self.clock = utcnow
+
+    async def create_batch(self, batch_data: dict[str, Any]) -> str:
+        now = self.clock()
+        batch_id = f"batch-{uuid.uuid4()}"
+        total = int(batch_data.get("total_jobs", 0))
+        await self.batches.insert_one(
+            {
+                "batch_id": batch_id,
+                "status": "pending",
+                "user_id": batch_data.get("user_id"),
+                "batch_name": batch_data.get("batch_name"),
+                "total_jobs": total,
+                "completed_jobs": 0,
+                "failed_jobs": 0,
+                "pending_jobs": total,
+                "processing_jobs": 0,
+                "created_at": now,
+                "updated_at": now,
+                "completed_at": None,
+            }
+        )
+        return batch_id
+
+    async def create_job(self, job_data: dict[str, Any]) -> str:
+        now = self.clock()
+        job_id = f"job-{uuid.uuid4()}"
+        doc = {
+            "job_id": job_id,
+            "job_type": job_data.get("job_type", ""),  # the seed's Job model default
+            "status": "pending",
+            "parameters": job_data.get("parameters", {}),
+            "results": None,
+            "error": None,
+            "progress": None,
+            "batch_id": job_data.get("batch_id"),
+            "user_id": job_data.get("user_id"),
+            "webhook": job_data.get("webhook"),
+            "created_at": now,
+            "updated_at": now,
+            "started_at": None,
+            "processing_started_at": None,
+            "completed_at": None,
+            "logs": [],
+        }
+        if job_data.get("before_job_type"):  # written by the seed before job_type existed
+            del doc["job_type"]
+        await self.jobs.insert_one(doc)
+        return job_id
+
+    async def update_job_status(
+        self,
+        job_id: str,
+        status: str,
+        progress: dict[str, Any] | None = None,
+        results: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        now = self.clock()
+        update: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "processing":
+            update["started_at"] = now
+            update["processing_started_at"] = now
+        if status in ("completed", "failed"):
+            update["completed_at"] = now
+        if progress is not None:
+            update["progress"] = progress
+        if results is not None:
+            update["results"] = results
+        if error is not None:
+            update["error"] = error
+        await self.jobs.update_one({"job_id": job_id}, {"$set": update})
+
+    async def add_log_entry(self, job_id: str, level: str, message: str) -> None:
+        entry = {"timestamp": self.clock(), "level": level, "message": message}
+        await self.jobs.update_one({"job_id": job_id}, {"$push": {"logs": entry}})
+
+    async def update_batch_progress(self, batch_id: str) -> None:
+        counts = Counter([d["status"] async for d in self.jobs.find({"batch_id": batch_id})])
+        total = sum(counts.values())
+        done = counts["completed"] + counts["failed"]
+        update: dict[str, Any] = {
+            "total_jobs": total,
+            "completed_jobs": counts["completed"],
+            "failed_jobs": counts["failed"],
+            "pending_jobs": counts["pending"],
+            "processing_jobs": counts["processing"],
+            "updated_at": self.clock(),
+        }
+        if total and done == total:
+            update["status"] = "failed" if counts["failed"] else "completed"
+            update["completed_at"] = self.clock()
+        elif done or counts["processing"]:
+            update["status"] = "processing"
+        await self.batches.update_one({"batch_id": batch_id}, {"$set": update})
+
+
+async def fill_like_the_seed(repo: SeedRepository, now: datetime) -> dict[str, Any]:
+    """A database as the seed's running system leaves it."""
+    ids: dict[str, Any] = {}
+    # Two years ago: a finished batch (one completed, one failed) and a lone old job.
+    repo.clock = lambda: now - 730 * DAY
+    old_batch = await repo.create_batch({"total_jobs": 2, "batch_name": "2024 conference"})
+    done = await repo.create_job({"batch_id": old_batch, "parameters": _session("s-old-1")})
+    failed = await repo.create_job({"batch_id": old_batch, "parameters": _session("s-old-2")})
+    lone = await repo.create_job({"parameters": _session("s-old-3"), "before_job_type": True})
+    for job_id in (done, failed, lone):
+        await repo.update_job_status(job_id, "processing")
+        await repo.add_log_entry(job_id, "info", "Session-Verarbeitung gestartet")
+    await repo.update_job_status(done, "completed", results={"markdown_file": "old.md"})
+    await repo.update_job_status(lone, "completed", results={"markdown_file": "lone.md"})
+    await repo.update_job_status(
+        failed, "failed", error={"code": "PROCESSING_ERROR", "message": "video not found"}
+    )
+    await repo.update_batch_progress(old_batch)
+    ids["old_jobs"] = [done, failed, lone]
+    ids["old_batch"] = old_batch
+
+    # Three hours ago: today's batch. The old worker took one job and died with it.
+    repo.clock = lambda: now - 3 * HOUR
+    batch = await repo.create_batch({"total_jobs": 5, "batch_name": "today"})
+    sessions = [
+        await repo.create_job({"batch_id": batch, "parameters": _session(f"s-{i}")})
+        for i in range(3)
+    ]
+    sessions.append(  # an older seed version wrote no job_type at all
+        await repo.create_job(
+            {"batch_id": batch, "parameters": _session("s-3"), "before_job_type": True}
+        )
+    )
+    stale = await repo.create_job({"batch_id": batch, "parameters": _session("s-stale")})
+    await repo.update_job_status(stale, "processing", progress={"percent": 40.0})
+    await repo.add_log_entry(stale, "info", "Session-Verarbeitung gestartet")
+    await repo.update_batch_progress(batch)
+    ids.update(batch=batch, sessions=sessions, stale=stale)
+
+    # The seed's plan for PDFs, and a type no worker here serves.
+    repo.clock = lambda: now - HOUR
+    pdf_batch = await repo.create_batch({"total_jobs": 2, "batch_name": "pdfs"})
+    ids["pdf"] = await repo.create_job(
+        {
+            "batch_id": pdf_batch,
+            "job_type": "pdf",
+            "parameters": {
+                "extra": {
+                    "file_path": str(TEXT_PDF),
+                    "extraction_method": "native",
+                    "include_images": False,
+                }
+            },
+        }
+    )
+    ids["pdf_llm"] = await repo.create_job(
+        {
+            "batch_id": pdf_batch,
+            "job_type": "pdf",
+            "parameters": {
+                "extra": {"file_path": str(TEXT_PDF), "template": "Session", "context": {}}
+            },
+        }
+    )
+    ids["pdf_batch"] = pdf_batch
+    ids["audio"] = await repo.create_job({"job_type": "audio", "parameters": {"file": "a.mp3"}})
+    return ids
+
+
+def _session(name: str) -> dict[str, Any]:
+    return {
+        "event": "FOSDEM 2025",
+        "session": name,
+        "url": f"https://fosdem.org/{name}",
+        "filename": f"{name}.md",
+        "track": "Main",
+        "source_language": "en",
+        "target_language": "de",
+    }
+
+
+@pytest.fixture(params=["mongomock", "nx"])
+async def seed_store(request: pytest.FixtureRequest) -> AsyncIterator[MongoStore]:
+    """A MongoStore on the seed's collections, on each test backend."""
+    names = {"jobs": "event_jobs", "batches": "event_batches"}
+    database = f"seed_{uuid.uuid4().hex[:10]}"
+    if request.param == "mongomock":
+        from mongomock_motor import AsyncMongoMockClient
+
+        store = MongoStore(
+            "mongomock://memory", database=database, client=AsyncMongoMockClient(), **names
+        )
+    else:
+        store = MongoStore(request.getfixturevalue("nx_uri"), database=database, **names)
+    await store.open()
+    try:
+        yield store
+    finally:
+        if store.kind != "mongomock":
+            await store._client.drop_database(database)
+        await store.close()
+
+
+def registry_with_plugins() -> Registry:
+    reg = Registry()
+    pdf.register(reg)  # also registers the seed's "pdf" alias
+    jobtui_session_example.register(reg)
+    return reg
+
+
+async def raw(collection: Any, key: str) -> dict[str, dict[str, Any]]:
+    return {d[key]: d async for d in collection.find({})}
+
+
+def recount(jobs: dict[str, dict[str, Any]], batch_id: str) -> dict[str, int]:
+    return dict(Counter(d["status"] for d in jobs.values() if d.get("batch_id") == batch_id))
+
+
+async def test_a_worker_takes_over_the_seed_database(
+    seed_store: MongoStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = seed_store
+    monkeypatch.setattr(SessionProcessor, "step_seconds", 0.0)
+    repo = SeedRepository(store._client[store.database_name])
+    ids = await fill_like_the_seed(repo, utcnow())
+    jobs_before = await raw(repo.jobs, "job_id")
+    batches_before = await raw(repo.batches, "batch_id")
+
+    settings = Settings(
+        collections=Collections(jobs="event_jobs", batches="event_batches"),
+        output_dir=tmp_path / "out",
+        poll_interval=0.1,
+        watchdog_interval=0.1,
+        stall_timeout=3600,
+        cpu_workers=1,
+    )
+    registry = registry_with_plugins()
+    engine = Engine(store, registry, settings)
+    api = OperatorAPI(store, registry)
+    await engine.start()
+    try:
+        assert engine.retention is not None
+        assert await engine.retention.sweep() == retention.PurgeResult()  # MongoDB: keeps all
+        served = [*ids["sessions"], ids["stale"], ids["pdf"], ids["pdf_llm"]]
+
+        async def all_served_ended() -> bool:
+            ended = [await store.get_job(j) for j in served]
+            return all(j is not None and j.status.terminal for j in ended)
+
+        await wait_for(all_served_ended, timeout=60, what="the seed's jobs to end")
+        # Visibly waiting: the one type no live worker serves, with its count.
+        assert await api.unserved_types() == {"audio": 1}
+        checks = {c.name: c for c in await store_checks(store, settings, registry)}
+        assert "audio (1 pending)" in checks["unserved"].detail
+        assert checks["retention"].detail.startswith("deletes no jobs")
+    finally:
+        await engine.stop()
+
+    jobs_after = await raw(repo.jobs, "job_id")
+    batches_after = await raw(repo.batches, "batch_id")
+    # Not one document is gone, and none was added to the seed's collections.
+    assert set(jobs_after) == set(jobs_before)
+    assert set(batches_after) == set(batches_before)
+    # The two-year-old history is byte for byte what the seed wrote.
+    for job_id in ids["old_jobs"]:
+        assert jobs_after[job_id] == jobs_before[job_id]
+    assert batches_after[ids["old_batch"]] == batches_before[ids["old_batch"]]
+    # Jobs jobtui ran: only fields it documents changed; the seed's own are intact.
+    for job_id, before in jobs_before.items():
+        after = jobs_after[job_id]
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        assert changed <= JOB_FIELDS_JOBTUI_WRITES, (job_id, changed)
+        assert after.get("job_type", "<missing>") == before.get("job_type", "<missing>")
+        assert after["logs"][: len(before["logs"])] == before["logs"]
+
+    # Every pending job ran (job_type "" and missing alike), or waits visibly (audio).
+    for job_id in ids["sessions"]:
+        job = await store.get_job(job_id)
+        assert job and job.status == JobStatus.COMPLETED and job.job_type == "session"
+        assert job.results and job.results["markdown_file"].endswith(".md")
+        assert jobs_after[job_id]["processing_started_at"] is not None
+    audio = await store.get_job(ids["audio"])
+    assert audio and audio.status == JobStatus.PENDING
+
+    # The stale job was adopted (the old worker's run counted), retried and completed.
+    stale = await store.get_job(ids["stale"])
+    assert stale and stale.status == JobStatus.COMPLETED and stale.attempts == 2
+    lines = [e.message for e in await api.tail_logs(ids["stale"])]
+    assert "Session-Verarbeitung gestartet" in lines  # the seed's embedded log
+    assert any(m.startswith("watchdog: stalled: processing for 3h") for m in lines), lines
+
+    # The seed's pdf documents: one transcribed, one refused, naming the parameter.
+    pdf_job = await store.get_job(ids["pdf"])
+    assert pdf_job and pdf_job.status == JobStatus.COMPLETED, pdf_job and pdf_job.error
+    assert pdf_job.results and pdf_job.results.get("pages")
+    llm = await store.get_job(ids["pdf_llm"])
+    assert llm and llm.status == JobStatus.FAILED and llm.error
+    assert llm.error.code == "UNSUPPORTED_PARAMETER" and "template" in llm.error.message
+
+    # event_batches tells the seed's dashboard the truth: counters equal a recount.
+    for batch_id in (ids["old_batch"], ids["batch"], ids["pdf_batch"]):
+        counts = recount(jobs_after, batch_id)
+        stored = batches_after[batch_id]
+        expected = batch_counters(counts, None)
+        for name in ("total_jobs", "completed_jobs", "failed_jobs", "pending_jobs"):
+            assert stored[name] == expected[name], (batch_id, name, stored, counts)
+        assert stored["processing_jobs"] == expected["processing_jobs"]
+        assert stored["status"] == expected["status"]
+        assert stored["completed_at"] is not None
+    for batch_id in (ids["batch"], ids["pdf_batch"]):
+        changed = {
+            k
+            for k in set(batches_before[batch_id]) | set(batches_after[batch_id])
+            if batches_before[batch_id].get(k) != batches_after[batch_id].get(k)
+        }
+        assert changed <= BATCH_FIELDS_JOBTUI_WRITES, changed
+    assert batches_after[ids["batch"]]["status"] == "completed"
+    assert batches_after[ids["pdf_batch"]]["status"] == "failed"
+
+
+async def test_a_stalled_legacy_job_out_of_attempts_fails_with_timeout(
+    seed_store: MongoStore,
+) -> None:
+    """The type's max_attempts applies to a legacy document, which names none."""
+    repo = SeedRepository(seed_store._client[seed_store.database_name])
+    repo.clock = lambda: utcnow() - 2 * HOUR
+    batch = await repo.create_batch({"total_jobs": 1})
+    job_id = await repo.create_job({"batch_id": batch, "parameters": _session("s")})
+    await repo.update_job_status(job_id, "processing")
+    registry = Registry()
+    jobtui_session_example.register(registry)
+    registry.override("session", max_attempts=1)
+    watchdog = Watchdog(seed_store, registry, stall_timeout=3600)
+    assert await watchdog.sweep() == 1
+    assert await watchdog.sweep() == 0  # adopted once
+    job = await seed_store.get_job(job_id)
+    assert job and job.status == JobStatus.FAILED and job.error
+    assert job.error.code == "TIMEOUT" and "attempt 1 of 1" in job.error.message
+    stored = await repo.batches.find_one({"batch_id": batch})
+    assert (stored["status"], stored["failed_jobs"], stored["processing_jobs"]) == ("failed", 1, 0)
+
+
+async def test_retry_and_cancel_of_a_job_the_old_worker_left_processing(
+    seed_store: MongoStore,
+) -> None:
+    repo = SeedRepository(seed_store._client[seed_store.database_name])
+    a = await repo.create_job({"parameters": _session("a")})
+    b = await repo.create_job({"parameters": _session("b")})
+    for job_id in (a, b):
+        await repo.update_job_status(job_id, "processing")  # minutes ago: not stalled yet
+    api = OperatorAPI(seed_store, registry_with_plugins())
+    assert await api.retry_job(a) == 1
+    assert await api.cancel_job(b) == 1
+    ja, jb = await seed_store.get_job(a), await seed_store.get_job(b)
+    assert ja and ja.status == JobStatus.PENDING and ja.attempts == 0
+    assert jb and jb.status == JobStatus.CANCELLED
+
+
+async def test_worker_types_that_nothing_registers_refuse_to_start(
+    seed_store: MongoStore,
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        Engine(seed_store, registry_with_plugins(), Settings(types=["audio", "pdf.*"]))
+    assert exc.value.code == "UNKNOWN_JOB_TYPE"
+    assert "--types audio;" in exc.value.message and "pdf.transcribe" in exc.value.message
+
+
+def test_example_plugin_registers_through_its_entry_point() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "examples/session_plugin/pyproject.toml").read_text())
+    target = project["project"]["entry-points"]["jobtui.handlers"]["session"]
+    module, _, attr = target.partition(":")
+    assert getattr(sys.modules[module], attr) is jobtui_session_example.register
+    reg = Registry()
+    jobtui_session_example.register(reg)
+    assert reg.names() == ["session"]
