@@ -12,47 +12,56 @@ batch state, sender tasks POST with a timeout per attempt and retry with exponen
 backoff. A slow, failing or unreachable receiver costs at most the senders' time;
 when the queues are full, events are dropped with a warning rather than blocking.
 
-Signing: with a secret (the webhook's own, else ``Settings.webhook_secret`` /
-``JOBTUI_WEBHOOK_SECRET``) the request carries
-``X-Jobtui-Signature: sha256=<hex HMAC-SHA256 of the raw body>``.
+A webhook may also carry ``"headers": {"Authorization": "Bearer ..."}``: they are sent
+with every attempt (the seed's webhooks had them) and never logged.
+
+Signing follows Standard Webhooks (standardwebhooks.com), so receivers can use its
+libraries and reject replays: every request carries ``webhook-id`` (one per delivery,
+the same on each retry) and ``webhook-timestamp`` (Unix seconds of this attempt); with a
+secret (the webhook's own, else ``Settings.webhook_secret`` / ``JOBTUI_WEBHOOK_SECRET``)
+also ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``. A
+``whsec_<base64>`` secret is base64-decoded to the key, as the standard says; any other
+string is used as its UTF-8 bytes.
 
 Delivery is at least once: a retry after a lost response repeats a delivery (same
-``X-Jobtui-Delivery`` id), and two engines that finish a batch's last jobs at the
-same moment may both send ``batch.finished``. Receivers dedupe by delivery id, or by
+``webhook-id``), and two engines that finish a batch's last jobs at the same moment
+may both send ``batch.finished``. Receivers dedupe by ``webhook-id``, or by
 ``batch_id`` for batches.
 
-HTTP is spoken over asyncio streams (standard library only, and cancellable, so a
-hanging receiver never holds a thread or delays process exit).
+HTTP is httpx's (async, cancellable: a hanging receiver never holds a thread or
+delays process exit), with one connection pool shared by the sender tasks and a total
+deadline per attempt on top of httpx's own timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
-import ssl
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+import httpx
 
 from jobtui.engine.models import Job, Outcome, utcnow
 from jobtui.engine.store.base import Store
+from jobtui.engine.uri import redact_uri
+from jobtui.engine.webhook_http import RETRY_STATUSES, WebhookError, post, secret_key, sign
+
+__all__ = ["Delivery", "WebhookError", "Webhooks", "job_payload", "post", "secret_key", "sign"]
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Jobtui-Signature"
-RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx; other 4xx are final
+EVENT_HEADER = "X-Jobtui-Event"
 _CACHE = 1024  # batches whose webhook (or lack of one) this engine remembers
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Jobtui-Signature`` value for ``body``: ``sha256=<hex>``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+# Set by the engine on every request: a webhook's own ``headers`` cannot replace them.
+_RESERVED = frozenset(
+    {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length"}
+)
 
 
 def _iso(value: Any) -> str | None:
@@ -82,77 +91,10 @@ class Delivery:
     body: bytes
     event: str
     secret: str | None = None
-    delivery_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    headers: dict[str, str] = field(default_factory=dict)  # the webhook's own; never logged
+    delivery_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
     attempts: int = 0
     last_error: str = ""
-
-
-class WebhookError(Exception):
-    """One attempt failed; ``retry`` says whether another attempt may help."""
-
-    def __init__(self, message: str, retry: bool = True) -> None:
-        super().__init__(message)
-        self.retry = retry
-
-
-async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST ``body`` to ``url`` (http or https) and return the response status.
-
-    Raises ``WebhookError`` on a bad URL, a connection problem or a timeout.
-    """
-    if any(c in url for c in "\r\n\t ") or any(ord(c) < 32 for c in url):
-        raise WebhookError(f"invalid webhook URL {url!r}", retry=False)
-    u = urlsplit(url)
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise WebhookError(f"webhook URL must be http(s)://host/...: {url!r}", retry=False)
-    try:
-        port = u.port or (443 if u.scheme == "https" else 80)
-    except ValueError as exc:
-        raise WebhookError(f"invalid port in webhook URL: {exc}", retry=False) from None
-    host_header = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
-    if ":" in u.hostname:  # IPv6 literal
-        host_header = f"[{u.hostname}]" + (f":{u.port}" if u.port else "")
-    lines = [
-        f"POST {(u.path or '/') + (f'?{u.query}' if u.query else '')} HTTP/1.1",
-        f"Host: {host_header}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-        "User-Agent: jobtui-webhooks",
-    ]
-    if u.username is not None:
-        import base64
-
-        cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
-        lines.append("Authorization: Basic " + base64.b64encode(cred).decode("ascii"))
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    try:
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
-    except UnicodeEncodeError:
-        raise WebhookError(
-            f"webhook URL must be ASCII (percent-encoded): {url!r}", retry=False
-        ) from None
-    ctx = ssl.create_default_context() if u.scheme == "https" else None
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(u.hostname, port, ssl=ctx)
-            writer.write(request)
-            await writer.drain()
-            status_line = await reader.readline()
-    except TimeoutError:
-        raise WebhookError(f"no response within {timeout:g}s") from None
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
-        raise WebhookError(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-    parts = status_line.decode("latin-1").split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise WebhookError(f"not an HTTP response: {status_line[:80]!r}")
-    return int(parts[1])
 
 
 class Webhooks:
@@ -189,6 +131,17 @@ class Webhooks:
         self.failed: list[Delivery] = []
         self.dropped = 0
         self._busy = 0  # events and deliveries queued or in flight
+        self._client: httpx.AsyncClient | None = None  # one pool for all senders, made on use
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            # No redirects: a signed POST is for the URL the job names, not another one.
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                headers={"User-Agent": "jobtui-webhooks"},
+            )
+        return self._client
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> Webhooks:
@@ -225,6 +178,14 @@ class Webhooks:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Give queued deliveries up to ``timeout`` seconds, then drop the rest (logged)."""
+        try:
+            await self._stop_tasks(timeout)
+        finally:
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    async def _stop_tasks(self, timeout: float) -> None:
         if not self._tasks:
             return
         if self.pending:
@@ -273,14 +234,24 @@ class Webhooks:
         assert self._out is not None
         url = hook.get("url")
         if not isinstance(url, str) or not url:
-            log.warning("webhooks: %s has no url: %r", payload["event"], hook)
+            # Not the hook itself: it may hold a secret and an Authorization header.
+            log.warning("webhooks: %s has no url", payload["event"])
             return
         secret = hook.get("secret") or self.secret
+        extra = hook.get("headers") or {}
+        if not isinstance(extra, dict):
+            log.warning(
+                "webhooks: %s to %s: headers must be a mapping; sent without them",
+                payload["event"],
+                redact_uri(url),
+            )
+            extra = {}
+        headers = {str(k): str(v) for k, v in extra.items() if str(k).lower() not in _RESERVED}
         body = json.dumps(payload, default=str, separators=(",", ":")).encode("utf-8")
         self._busy += 1  # before the put: the event is not done until this delivery is
         try:
             await self._out.put(
-                Delivery(url, body, payload["event"], str(secret) if secret else None)
+                Delivery(url, body, payload["event"], str(secret) if secret else None, headers)
             )
         except BaseException:
             self._busy -= 1
@@ -340,20 +311,29 @@ class Webhooks:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("webhooks: delivery to %s crashed", d.url)
+                log.exception("webhooks: delivery to %s crashed", redact_uri(d.url))
             finally:
                 self._out.task_done()
                 self._busy -= 1
 
+    def headers(self, d: Delivery) -> dict[str, str]:
+        """One attempt's headers: the webhook's own, then the event, ``webhook-id``,
+        ``webhook-timestamp`` (now: a receiver judges each attempt's age) and, with a
+        secret, ``webhook-signature``."""
+        ts = int(time.time())
+        out = {**d.headers, "Content-Type": "application/json", EVENT_HEADER: d.event}
+        out |= {"webhook-id": d.delivery_id, "webhook-timestamp": str(ts)}
+        if d.secret:
+            out["webhook-signature"] = sign(d.secret, d.delivery_id, ts, d.body)
+        return out
+
     async def deliver(self, d: Delivery) -> bool:
         """Try ``attempts`` times with backoff; True once the receiver answered 2xx."""
-        headers = {"X-Jobtui-Event": d.event, "X-Jobtui-Delivery": d.delivery_id}
-        if d.secret:
-            headers[SIGNATURE_HEADER] = sign(d.secret, d.body)
+        shown = redact_uri(d.url)  # the URL may carry user:password; headers are never shown
         while d.attempts < self.attempts:
             d.attempts += 1
             try:
-                status = await post(d.url, d.body, headers, self.timeout)
+                status = await post(self.client(), d.url, d.body, self.headers(d), self.timeout)
                 if 200 <= status < 300:
                     self._remember(self.delivered, d)
                     return True
@@ -367,7 +347,7 @@ class Webhooks:
             log.info(
                 "webhooks: %s to %s failed (%s); retry %d in %.1fs",
                 d.event,
-                d.url,
+                shown,
                 d.last_error,
                 d.attempts + 1,
                 delay,
@@ -376,7 +356,7 @@ class Webhooks:
         log.warning(
             "webhooks: giving up on %s to %s after %d attempt(s): %s",
             d.event,
-            d.url,
+            shown,
             d.attempts,
             d.last_error,
         )

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -62,24 +63,32 @@ async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFi
     verify_src, receiver_src = python_blocks("operations.md")
     ns: dict[str, Any] = {"__name__": "docs_sample"}
     exec(compile(verify_src + "\n" + receiver_src, "operations.md", "exec"), ns)  # noqa: S102
-    body = b'{"event":"job.finished"}'
-    assert ns["verify"]("k", body, engine_sign("k", body))
-    assert not ns["verify"]("k", body + b" ", engine_sign("k", body))
-    assert not ns["verify"]("k", body, None)
+    body, secret, now = b'{"event":"job.finished"}', ns["SECRET"], int(time.time())
 
-    # The receiver, served locally, takes the engine's signed deliveries and refuses
-    # unsigned ones (a 401 is final: one attempt).
+    def signed(ts: int, payload: bytes = body, key: str = secret) -> dict[str, str]:
+        sig = engine_sign(key, "msg_1", ts, payload)
+        return {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(ts), "Webhook-Signature": sig}
+
+    assert ns["verify"](secret, signed(now), body)
+    assert not ns["verify"](secret, signed(now), body + b" ")  # body changed
+    assert not ns["verify"](secret, signed(now, key="whsec_b3RoZXI="), body)  # other key
+    assert not ns["verify"](secret, signed(now - 3600), body)  # a replay an hour later
+    assert not ns["verify"](secret, {}, body)
+
+    # The receiver, served locally, takes the engine's real signed deliveries (headers
+    # as sent over HTTP) and refuses wrongly signed ones (a 401 is final: one attempt).
     server = ThreadingHTTPServer(("127.0.0.1", 0), ns["Receiver"])
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
         payload = json.dumps({"event": "job.finished", "job_id": "j1", "status": "completed"})
-        good = Delivery(url, payload.encode(), "job.finished", secret=ns["SECRET"])
+        good = Delivery(url, payload.encode(), "job.finished", secret=secret)
         assert await hooks.deliver(good) and good.attempts == 1
-        bad = Delivery(url, payload.encode(), "job.finished", secret="wrong")
+        bad = Delivery(url, payload.encode(), "job.finished", secret="whsec_d3Jvbmc=")
         assert not await hooks.deliver(bad) and bad.attempts == 1
     finally:
+        await hooks.stop()
         server.shutdown()
         server.server_close()
     assert "job.finished j1 completed" in capsys.readouterr().out

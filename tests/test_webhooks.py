@@ -3,11 +3,14 @@ and proof that a slow or unreachable receiver never holds up or changes a job.""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -123,8 +126,15 @@ async def _status(eng: Engine, job_id: str) -> JobStatus | None:
 
 
 def _ok_signature(secret: str, req: dict[str, Any]) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), req["body"], hashlib.sha256).hexdigest()
-    return hmac.compare_digest(req["headers"]["X-Jobtui-Signature"], expected)
+    """Checked with the Standard Webhooks reference library, as a receiver would."""
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    key: str | bytes = secret if secret.startswith("whsec_") else secret.encode()
+    try:
+        Webhook(key).verify(req["body"], req["headers"])
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 async def test_job_webhook_is_delivered_and_signed(engine: Engine, receiver: Receiver) -> None:
@@ -137,6 +147,9 @@ async def test_job_webhook_is_delivered_and_signed(engine: Engine, receiver: Rec
     assert body["timestamp"] and "parameters" not in body
     assert req["headers"]["Content-Type"] == "application/json"
     assert req["headers"]["X-Jobtui-Event"] == "job.finished"
+    assert req["headers"]["webhook-id"].startswith("msg_")
+    assert abs(int(req["headers"]["webhook-timestamp"]) - time.time()) < 60
+    assert req["headers"]["webhook-signature"].startswith("v1,")
     assert _ok_signature("s3cret", req)
     assert not _ok_signature("global-secret", req)  # the webhook's own secret wins
 
@@ -181,7 +194,7 @@ async def test_500_twice_then_200_takes_three_attempts(engine: Engine, receiver:
     await wait_for(lambda: _async(engine.webhooks.delivered), what="delivery")
     assert len(receiver.requests) == 3
     assert engine.webhooks.delivered[-1].attempts == 3
-    ids = {r["headers"]["X-Jobtui-Delivery"] for r in receiver.requests}
+    ids = {r["headers"]["webhook-id"] for r in receiver.requests}
     assert len(ids) == 1  # one delivery, retried: receivers can dedupe on this id
 
 
@@ -226,16 +239,24 @@ async def test_bad_urls_are_refused_without_retry(tmp_path: Path) -> None:
         "http://a b/",
         "http://x/\r\nX-Evil: 1",
         "not a url",
-        "http://127.0.0.1:1/caf\u00e9",
     ):
         d = Delivery(url, b"{}", "job.finished")
         assert await hooks.deliver(d) is False
         assert d.attempts == 1, url
 
 
-def test_sign_matches_the_documented_recipe() -> None:
-    body = b'{"event":"job.finished"}'
-    assert sign("k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
+def test_sign_is_standard_webhooks() -> None:
+    """The signature of the Standard Webhooks spec's own test vector."""
+    from jobtui.engine.webhooks import secret_key
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body) == (
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+    assert secret_key("plain") == b"plain"  # not whsec_: the UTF-8 bytes
+    recomputed = hmac.new(b"plain", b"m.1.x", hashlib.sha256).digest()
+    assert sign("plain", "m", 1, b"x") == "v1," + base64.b64encode(recomputed).decode()
 
 
 async def _async(value: Any) -> Any:
@@ -277,3 +298,64 @@ def test_webhook_settings_from_env_and_yaml(tmp_path: Path) -> None:
     s = load_settings(cfg, environ={})
     hooks = Webhooks.from_settings(SQLiteStore(tmp_path / "unused.db"), s)
     assert (hooks.attempts, hooks.timeout, hooks.secret) == (2, 1.5, None)
+
+
+async def test_webhook_headers_are_sent_never_logged_and_cannot_forge_signing(
+    engine: Engine, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.statuses = [503]  # one retry, so the retry path logs too
+    host = receiver.url.removeprefix("http://")
+    await _job(
+        engine,
+        webhook={
+            "url": f"http://hookuser:hookpass@{host}",
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "headers": {
+                "Authorization": "Bearer tok-123",
+                "X-Tenant": "acme",
+                "webhook-id": "forged",
+                "Content-Type": "text/plain",
+            },
+        },
+    )
+    await wait_for(lambda: _async(engine.webhooks.delivered), what="delivery")
+    assert len(receiver.requests) == 2
+    for req in receiver.requests:
+        h = {k.lower(): v for k, v in req["headers"].items()}
+        assert h["authorization"] == "Bearer tok-123" and h["x-tenant"] == "acme"
+        assert h["webhook-id"].startswith("msg_") and h["content-type"] == "application/json"
+        assert _ok_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", req)
+    assert "failed (HTTP 503); retry 2" in caplog.text  # the retry was logged...
+    for secret in ("tok-123", "hookpass", "MfKQ9r8G"):  # ...without any secret
+        assert secret not in caplog.text
+
+
+async def test_userinfo_in_the_url_is_sent_as_basic_auth_and_hidden_in_logs(
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.statuses = [500, 500]
+    hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01, attempts=2)
+    url = receiver.url.replace("http://", "http://u:p%40ss@")
+    d = Delivery(url, b"{}", "job.finished")
+    try:
+        assert await hooks.deliver(d) is False
+    finally:
+        await hooks.stop()
+    auth = receiver.requests[0]["headers"]["Authorization"]
+    assert base64.b64decode(auth.removeprefix("Basic ")) == b"u:p@ss"
+    assert "giving up on job.finished to http://u:***@" in caplog.text
+    assert "p%40ss" not in caplog.text
+
+
+async def test_a_malformed_whsec_secret_fails_the_delivery_once_clearly(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    hooks = Webhooks(SQLiteStore(tmp_path / "unused.db"), backoff=0.01)
+    d = Delivery(receiver.url, b"{}", "job.finished", secret="whsec_not base64!")
+    try:
+        assert await hooks.deliver(d) is False
+    finally:
+        await hooks.stop()
+    assert d.attempts == 1 and "not valid base64" in d.last_error and not receiver.requests
