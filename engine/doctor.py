@@ -317,6 +317,10 @@ async def run_checks(
             )
         finally:
             await store.close()
+    if not settings.mongodb_uri:  # the file as a file; also when it failed to open
+        from jobtui.engine.doctor_files import orphan_check, permissions_check
+
+        checks += [orphan_check(settings.store_path), permissions_check(settings.store_path)]
     ctx = CheckContext(
         settings, registry.select(settings.types), {"languages": languages, **options}
     )

@@ -47,7 +47,7 @@ from jobtui.engine.models import (
 from jobtui.engine.procpool import ProcessPool, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
-from jobtui.engine.store.base import ClaimScope, LeaseState, Store
+from jobtui.engine.store.base import ClaimScope, LeaseState, Store, StoreError
 from jobtui.engine.watchdog import TerminalHooks, Watchdog
 from jobtui.engine.webhooks import Webhooks
 
@@ -161,6 +161,11 @@ class Engine:
         self._batch_idle = asyncio.Event()
         self.started_at = utcnow()
         self.claims = 0
+        #: Set when the engine stopped for good because its store is no longer the one
+        #: it was opened on (``STORE_REPLACED``); ``failed`` is set with it. Commands
+        #: print it and exit 2; ``wait_batch`` raises it.
+        self.fatal: StoreError | None = None
+        self.failed = asyncio.Event()
 
     # -- public surface ----------------------------------------------------------
 
@@ -307,6 +312,8 @@ class Engine:
         and none of the batch's jobs runs here any more.
         """
         while True:
+            if self.fatal is not None:
+                raise self.fatal
             self._batch_idle.clear()  # before asking: an end during the query wakes us
             running_here = self._running_by_batch[batch_id] > 0
             if not running_here and not await self.store.batch_unfinished(batch_id):
@@ -333,6 +340,8 @@ class Engine:
             free, slots = self._free_slots()
             claimed: list[Job] = []
             if not self._paused and self.settings.claim and free > 0 and slots:
+                if not self._store_is_ours():
+                    return
                 try:
                     now = utcnow()
                     claimed = await self.store.claim(
@@ -551,6 +560,33 @@ class Engine:
             )
         )
 
+    # -- the store going away under us --------------------------------------------
+
+    def _store_is_ours(self) -> bool:
+        """Whether the store is still the one we opened; if not, stop for good."""
+        try:
+            self.store.verify_identity()
+        except StoreError as exc:
+            self._fail(exc)
+            return False
+        return self.fatal is None
+
+    def _fail(self, exc: StoreError) -> None:
+        """Stop claiming and drop running jobs without a write: whatever this process
+        writes now lands in a file nobody will open (their jobs, if the new file has
+        them, are recovered there by lease expiry)."""
+        if self.fatal is not None:
+            return
+        self.fatal = exc
+        log.error("%s: %s", exc.code, exc.message)
+        self._stopping = True
+        self._wake.set()
+        for r in list(self._jobs.values()):
+            r.ctx.lease_lost = True
+            self._cancel(r)
+        self._batch_idle.set()
+        self.failed.set()
+
     # -- heartbeats ----------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
@@ -559,6 +595,8 @@ class Engine:
             self._poke.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.settings.heartbeat_interval)
+            if not self._store_is_ours():
+                return
             try:
                 await self._renew_leases()
                 if time.monotonic() - last_worker_write >= 5.0:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,3 +281,155 @@ async def test_mongodb_outage_shorter_than_the_lease_reruns_nothing(
     finally:
         await store.close()
         stop_nx(server)
+
+
+# -- 1: the store file deleted or replaced under a running worker -------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_store_file_deleted_or_replaced_stops_the_worker(
+    rig: Rig, api: OperatorAPI, how: str
+) -> None:
+    res = await api.enqueue("fault.work", [{} for _ in range(8)])
+    backup = rig.tmp / "backup.db"
+    _copy(rig, backup)  # taken before any job ran
+    worker = rig.jobtui("worker", "--concurrency", "2", "--poll-interval", "0.2")
+
+    async def two_started() -> bool:
+        return len(rig.starts()) == 2
+
+    await wait_for(two_started, timeout=30, what="two jobs running")
+    if how == "deleted":
+        rig.store_path.unlink()
+    else:  # a restore: another file renamed over the store
+        os.replace(backup, rig.store_path)
+    await wait_for(lambda: exited(worker), timeout=15, what="the worker stopped")
+    err = rig.stderr(worker)
+    assert worker.returncode == 2, err
+    assert "STORE_REPLACED" in err and how in err and "Traceback" not in err
+    # It stopped claiming at once, and dropped the two it held: nothing more ran there.
+    assert len(rig.starts()) == 2 and not rig.completions()
+    rig.release()
+    if how == "replaced":
+        # The restored file is served by a fresh worker; every job runs to the end.
+        store = await open_store(Settings(store=rig.store_path))
+        try:
+            await drain(rig, OperatorAPI(store), res.batch_id, 8)
+        finally:
+            await store.close()
+        assert rig.tally(res.job_ids) == (0, 0)
+
+
+def _copy(rig: Rig, to: Path) -> None:
+    import sqlite3
+
+    src = sqlite3.connect(rig.store_path)
+    dst = sqlite3.connect(to)
+    src.backup(dst)
+    src.close()
+    dst.close()
+
+
+@pytest.mark.slow
+async def test_doctor_names_a_process_holding_a_deleted_store(rig: Rig, api: OperatorAPI) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('select count(*) from jobs').fetchall(); print('ready', flush=True); "
+            "sys.stdin.read()",
+            str(rig.store_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    rig.procs.append(holder)  # type: ignore[arg-type]
+    assert holder.stdout is not None and holder.stdout.readline().startswith(b"ready")
+    await api.store.close()
+    rig.store_path.unlink()
+    doctor = rig.jobtui("doctor", "--json")
+    await wait_for(lambda: exited(doctor), timeout=60, what="doctor finished")
+    assert doctor.stdout is not None
+    import json
+
+    checks = {c["name"]: c for c in json.loads(doctor.stdout.read())["checks"]}
+    # The new file cannot even be made: the old one's WAL is still there.
+    assert checks["store"]["verdict"] == "fail"
+    assert checks["store"]["detail"].startswith("STORE_REPLACED")
+    assert checks["store file"]["verdict"] == "fail"
+    assert f"pid {holder.pid}" in checks["store file"]["detail"]
+    assert f"kill {holder.pid}" in checks["store file"]["fix"]
+
+
+# -- 10 and 12: who may read the store; a read-only store ---------------------------
+
+
+async def test_a_new_store_is_its_owners_alone(tmp_path: Path) -> None:
+    from jobtui.engine.store.sqlite import SQLiteStore
+
+    old = os.umask(0o022)
+    try:
+        store = SQLiteStore(tmp_path / "data" / "jobtui" / "jobtui.db")
+        await store.open()
+        await OperatorAPI(store).enqueue("noop", [{"password": "s3cret"}])
+        modes = {
+            p.name: p.stat().st_mode & 0o777
+            for p in [store.path.parent, *store.path.parent.iterdir()]
+        }
+        await store.close()
+    finally:
+        os.umask(old)
+    assert modes == {
+        "jobtui": 0o700,
+        "jobtui.db": 0o600,
+        "jobtui.db-wal": 0o600,
+        "jobtui.db-shm": 0o600,
+    }
+
+
+def unshare_works() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(
+    not unshare_works(), reason="needs unshare -m and mount (root in a mount namespace)"
+)
+
+
+def in_namespace(setup: str, *jobtui_args: str) -> list[str]:
+    """A command line running ``setup`` (mounts) then ``jobtui ARGS`` in a private
+    mount namespace: the mounts vanish with the process."""
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "jobtui.tui.cli", *jobtui_args])
+    return ["unshare", "-m", "sh", "-c", f"{setup} && exec {cmd}"]
+
+
+@needs_mounts
+async def test_a_healthy_store_on_a_read_only_mount_is_store_readonly(
+    rig: Rig, api: OperatorAPI
+) -> None:
+    await api.enqueue("noop", [{}])
+    await api.store.close()
+    d = shlex.quote(str(rig.store_path.parent))
+    out = subprocess.run(
+        in_namespace(
+            f"mount --bind {d} {d} && mount -o remount,bind,ro {d}",
+            "jobs",
+            "--store",
+            str(rig.store_path),
+        ),
+        env=rig.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "STORE_READONLY" in out.stderr and "read-only filesystem" in out.stderr
+    assert "CORRUPT" not in out.stderr and "Traceback" not in out.stderr

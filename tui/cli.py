@@ -244,7 +244,13 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
                 f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
                 file=sys.stderr,
             )
-            await stop.wait()
+            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(engine.failed.wait())]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if engine.fatal is not None:  # e.g. STORE_REPLACED: nothing left to hand back
+                await engine.stop(grace=0)
+                raise engine.fatal
             print(
                 f"jobtui: running jobs get {settings.shutdown_grace:.0f}s to finish, "
                 "then go back to the queue",

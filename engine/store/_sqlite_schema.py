@@ -12,6 +12,7 @@ format decisions live here:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
@@ -127,11 +128,31 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     is left byte-for-byte as it was.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The store holds job parameters (paths, passwords of encrypted PDFs): a new
+        # folder is its owner's alone, and so is a new file (SQLite gives its -wal
+        # and -shm files the database file's mode). Existing ones are left as they
+        # are (a shared store may be shared on purpose); doctor warns.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
+        readonly = _readonly(path)
+        if readonly:
+            raise StoreError("STORE_READONLY", f"cannot create {path.parent}: {readonly}") from exc
         raise StoreError("STORE_UNREACHABLE", f"cannot create {path.parent}: {exc}") from exc
+    readonly = _readonly(path)
+    if readonly:
+        raise StoreError(
+            "STORE_READONLY",
+            f"{path}: {readonly}; jobtui writes to its store (leases, results), so it "
+            "needs a writable file in a writable folder",
+        )
+    _check_left_wal(path)
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise StoreError("STORE_UNREACHABLE", f"{path} is not readable and writable")
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise StoreError("STORE_UNREACHABLE", f"cannot create {path}: {exc}") from exc
     try:
         conn = sqlite3.connect(
             str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=True
@@ -157,10 +178,47 @@ def connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         msg = str(exc).lower()
-        if _is_busy(exc) or "unable to open" in msg or "readonly" in msg:
+        if "readonly" in msg or ("unable to open" in msg and _readonly(path)):
+            why = _readonly(path) or "SQLite could not write to it"
+            raise StoreError("STORE_READONLY", f"cannot use {path}: {why} ({exc})") from exc
+        if _is_busy(exc) or "unable to open" in msg:
             raise StoreError("STORE_UNREACHABLE", f"cannot use {path}: {exc}") from exc
         raise _corrupt(path, exc) from exc
     return conn
+
+
+def _check_left_wal(path: Path) -> None:
+    """A missing or empty store next to a non-empty -wal: the file was deleted (or
+    replaced by an empty one) while a process used it, and the WAL is that file's.
+    SQLite would answer "disk I/O error"; say what happened instead."""
+    wal = Path(f"{path}-wal")
+    try:
+        if wal.stat().st_size == 0 or (path.exists() and path.stat().st_size > 0):
+            return
+    except OSError:
+        return
+    raise StoreError(
+        "STORE_REPLACED",
+        f"{path} is missing or empty but {wal.name} next to it is not: the store file "
+        "was deleted or replaced while a process used it. `jobtui doctor` names the "
+        f"processes still using the old file; once none is left, move {wal.name} and "
+        f"{Path(f'{path}-shm').name} away (they belong to the deleted file)",
+    )
+
+
+def _readonly(path: Path) -> str:
+    """Why the store cannot be written ("" when nothing says so). A healthy store on a
+    read-only mount or in a read-only folder is STORE_READONLY, never STORE_CORRUPT
+    (whose answer, restore from backup, would be wrong)."""
+    folder = path.parent
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "it is on a read-only filesystem"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if folder.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        return "its folder is read-only (SQLite creates its -wal and -shm files there)"
+    return ""
 
 
 def _is_busy(exc: BaseException) -> bool:
@@ -210,8 +268,9 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
             if problem != "ok":
                 raise _corrupt(path, sqlite3.DatabaseError(problem))
     except sqlite3.DatabaseError as exc:
-        if _is_busy(exc):
-            raise  # connect() retries
+        msg = str(exc).lower()
+        if _is_busy(exc) or "readonly" in msg or "unable to open" in msg:
+            raise  # connect() retries a busy file, and tells read-only from unreachable
         raise _corrupt(path, exc) from exc
     _judge(path, app_id, version, tables)
 

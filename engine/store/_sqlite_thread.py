@@ -16,6 +16,7 @@ transaction per write; the executor's FIFO order keeps read-your-writes.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -37,6 +38,14 @@ _Pending = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 def is_busy(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _no_space(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -117,12 +126,21 @@ class SQLiteThread:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: BaseException) -> BaseException:
-        """Corruption found mid-run becomes the same StoreError as at open."""
+        """Corruption, a full disk or a read-only file found mid-run become coded
+        StoreErrors (the same as at open)."""
         text = str(exc)
-        if isinstance(exc, sqlite3.DatabaseError) and (
-            "malformed" in text or "not a database" in text
-        ):
+        if not isinstance(exc, sqlite3.DatabaseError):
+            return exc
+        if "malformed" in text or "not a database" in text:
             return StoreError("STORE_CORRUPT", f"{self.path} is corrupt: {text}")
+        if "disk is full" in text or ("disk I/O error" in text and _no_space(self.path)):
+            return StoreError(
+                "STORE_FULL",
+                f"no space left for {self.path} ({text}); nothing of this write was kept. "
+                "Free space (jobtui purge, or the disk), then try again",
+            )
+        if "readonly" in text:
+            return StoreError("STORE_READONLY", f"{self.path} became read-only: {text}")
         return exc
 
     # -- writes: grouped into transactions ----------------------------------------

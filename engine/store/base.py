@@ -97,7 +97,7 @@ class StoreError(Exception):
     """The store cannot be used (unreachable, not ours, corrupt, newer schema).
 
     ``code`` is stable (``STORE_UNREACHABLE``, ``STORE_NOT_OURS``, ``STORE_CORRUPT``,
-    ``STORE_TOO_NEW``, ...); the message names the store without any password.
+    ``STORE_TOO_NEW``, ``STORE_READONLY``, ``STORE_REPLACED``, ``STORE_FULL``, ...); the message names the store without any password.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -130,6 +130,11 @@ class Store(ABC):
     @abstractmethod
     async def ping(self) -> bool:
         """True when the store answers now."""
+
+    def verify_identity(self) -> None:
+        """Raise ``StoreError`` (``STORE_REPLACED``) when the store this process writes
+        to is no longer the one its name points at (the file was deleted or replaced).
+        Cheap (one ``stat``): the engine calls it on every heartbeat. No-op by default."""
 
     # -- enqueue ---------------------------------------------------------------
 

@@ -66,6 +66,7 @@ from jobtui.engine.store.base import (
     LeaseState,
     PurgeResult,
     Store,
+    StoreError,
     purgeable,
 )
 
@@ -87,6 +88,7 @@ class SQLiteStore(Store):
         self.legacy_type = legacy_type
         self._busy_timeout = busy_timeout
         self._t = SQLiteThread(self.path, lambda: schema.connect(self.path, busy_timeout))
+        self._identity: tuple[int, int] | None = None
 
     @property
     def description(self) -> str:
@@ -104,6 +106,31 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         await self._t.start()
+        # The file this process writes to, as opened. A cleanup script that deletes
+        # it, or a restore that renames another file over it, leaves us writing to
+        # an inode nobody else will ever open: verify_identity notices.
+        st = os.stat(self.path)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def verify_identity(self) -> None:
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            what = "was deleted"
+        except OSError:
+            return  # cannot tell (e.g. a permission change): not proof of a new file
+        else:
+            if (st.st_dev, st.st_ino) == self._identity:
+                return
+            what = "was replaced by another file"
+        raise StoreError(
+            "STORE_REPLACED",
+            f"the store file {self.path} {what} while this process was using it; "
+            "jobs written from now on would exist nowhere. Stopped claiming: restart "
+            "this process to serve the file that is there now.",
+        )
 
     async def close(self) -> None:
         await self._t.stop()
