@@ -12,6 +12,7 @@ is never printed: use ``Settings.safe_uri`` / ``redact_uri``.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -32,6 +33,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.uri import redact_uri, uri_database
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "JOBTUI_"
 DEFAULT_DATABASE = "jobtui"
 
@@ -236,6 +238,7 @@ def load_settings(
     from jobtui.engine.config_file import read_config_file
 
     env = dict(os.environ if environ is None else environ)
+    _warn_misspelt_variables(env)
     cfg = config_file or env.get(ENV_PREFIX + "CONFIG")
     from_file = read_config_file(Path(cfg), env) if cfg else {}
     init = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -248,6 +251,27 @@ def load_settings(
         _Layered._sources = ({}, {})
     # A plain Settings (no environment magic) from exactly what the sources gave.
     return Settings.model_validate({k: getattr(layered, k) for k in layered.model_fields_set})
+
+
+def _warn_misspelt_variables(env: dict[str, str]) -> None:
+    """A ``JOBTUI_*`` variable that is no setting but close to one is probably a typo:
+    say so (a warning, not an error: the environment is shared with other tools)."""
+    from jobtui.engine.config_file import closest
+
+    known = [f.upper() for f in Settings.model_fields] + ["CONFIG"]
+    known += [f"COLLECTIONS__{c.upper()}" for c in Collections.model_fields]
+    for name in env:
+        upper = name.upper()
+        rest = upper.removeprefix(ENV_PREFIX)
+        if upper.startswith(ENV_PREFIX) and rest not in known:
+            guess = closest(rest, known, cutoff=0.85)  # on the names after the prefix
+            if guess:
+                log.warning(
+                    "environment variable %s is not a setting; did you mean %s%s?",
+                    name,
+                    ENV_PREFIX,
+                    guess,
+                )
 
 
 def _explain(exc: ValidationError) -> str:

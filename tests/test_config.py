@@ -428,3 +428,44 @@ async def _is(awaitable: object, expected: int) -> bool:
 async def _done(store: object, job_id: str) -> bool:
     job = await store.get_job(job_id)  # type: ignore[attr-defined]
     return job is not None and job.status.terminal
+
+
+def test_uri_path_database_is_used_and_named_first_on_a_real_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, nx_uri: str
+) -> None:
+    """On nx-27017: the database in the URI's path is where jobs go (not 'jobtui'),
+    and the first line of enqueue, and doctor, name it and the collections."""
+    import uuid
+
+    from pymongo import MongoClient
+
+    from jobtui.tui.cli import main
+
+    db = f"fromuri_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "a.txt").write_text("x")
+    uri = f"{nx_uri}/{db}"
+    argv = ["--mongodb-uri", uri, "--jobs-collection", "event_jobs"]
+    assert main([*argv, "enqueue", str(tmp_path / "a.txt"), "--type", "noop"]) == 0
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert f"database {db} (from URI path)" in first
+    assert "collections event_jobs, batches, job_logs, workers" in first
+    main([*argv, "doctor"])
+    out = capsys.readouterr().out
+    assert any(ln.startswith("ok   store") and f"database {db}" in ln for ln in out.splitlines())
+    client: MongoClient[dict[str, object]] = MongoClient(nx_uri, serverSelectionTimeoutMS=5000)
+    try:
+        assert client[db]["event_jobs"].count_documents({}) == 1
+        assert "jobtui" not in client.list_database_names() or (
+            client["jobtui"]["event_jobs"].count_documents({}) == 0
+        )
+    finally:
+        client.close()
+
+
+def test_a_misspelt_environment_variable_is_pointed_out(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"JOBTUI_CONCURENCY": "3", "JOBTUI_TEST_MONGODB_URI": "mongodb://x", "PATH": "/bin"}
+    s = load_settings(None, environ=env)
+    assert s.concurrency == 4  # not applied...
+    assert "JOBTUI_CONCURENCY is not a setting; did you mean JOBTUI_CONCURRENCY?" in caplog.text
+    assert "TEST_MONGODB_URI" not in caplog.text  # ...and other tools' variables left alone
