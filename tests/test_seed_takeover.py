@@ -13,7 +13,10 @@ server, over a real connection) and on mongomock.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+import textwrap
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -25,14 +28,15 @@ import pytest
 
 from jobtui.engine import retention
 from jobtui.engine.api import OperatorAPI
-from jobtui.engine.config import Collections, Settings
+from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.doctor import store_checks
-from jobtui.engine.errors import ConfigError
-from jobtui.engine.models import JobStatus, batch_counters, utcnow
-from jobtui.engine.processors import pdf
+from jobtui.engine.errors import ConfigError, JobFailed
+from jobtui.engine.models import JobStatus, Outcome, batch_counters, utcnow
+from jobtui.engine.processors import pdf, pdf_seed
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.mongo import MongoStore
 from jobtui.engine.watchdog import Watchdog
+from jobtui.engine.webhooks import job_payload
 from jobtui.engine.worker import Engine
 from tests.util import wait_for
 
@@ -188,7 +192,7 @@ async def fill_like_the_seed(repo: SeedRepository, now: datetime) -> dict[str, A
 
     # Three hours ago: today's batch. The old worker took one job and died with it.
     repo.clock = lambda: now - 3 * HOUR
-    batch = await repo.create_batch({"total_jobs": 5, "batch_name": "today"})
+    batch = await repo.create_batch({"total_jobs": 6, "batch_name": "today"})
     sessions = [
         await repo.create_job({"batch_id": batch, "parameters": _session(f"s-{i}")})
         for i in range(3)
@@ -198,6 +202,7 @@ async def fill_like_the_seed(repo: SeedRepository, now: datetime) -> dict[str, A
             {"batch_id": batch, "parameters": _session("s-3"), "before_job_type": True}
         )
     )
+    ids["broken"] = await repo.create_job({"batch_id": batch, "parameters": _session("s-broken")})
     stale = await repo.create_job({"batch_id": batch, "parameters": _session("s-stale")})
     await repo.update_job_status(stale, "processing", progress={"percent": 40.0})
     await repo.add_log_entry(stale, "info", "Session-Verarbeitung gestartet")
@@ -288,19 +293,29 @@ async def test_a_worker_takes_over_the_seed_database(
 ) -> None:
     store = seed_store
     monkeypatch.setattr(SessionProcessor, "step_seconds", 0.0)
+    real = SessionProcessor.process_session
+
+    def process_session(self: SessionProcessor, **kw: Any) -> dict[str, Any]:
+        if kw["session"] == "s-broken":
+            raise ValueError("no video for s-broken")
+        return real(self, **kw)
+
+    monkeypatch.setattr(SessionProcessor, "process_session", process_session)
     repo = SeedRepository(store._client[store.database_name])
     ids = await fill_like_the_seed(repo, utcnow())
     jobs_before = await raw(repo.jobs, "job_id")
     batches_before = await raw(repo.batches, "batch_id")
 
-    settings = Settings(
-        collections=Collections(jobs="event_jobs", batches="event_batches"),
-        output_dir=tmp_path / "out",
-        poll_interval=0.1,
-        watchdog_interval=0.1,
-        stall_timeout=3600,
-        cpu_workers=1,
+    settings = settings_from_the_guide(tmp_path).model_copy(
+        update={
+            "output_dir": tmp_path / "out",
+            "poll_interval": 0.1,
+            "watchdog_interval": 0.1,
+            "cpu_workers": 1,
+            "database": store.database_name,  # the test's own, fresh database
+        }
     )
+    assert settings.stall_timeout == 3600 and settings.legacy_job_type == "session"
     registry = registry_with_plugins()
     engine = Engine(store, registry, settings)
     api = OperatorAPI(store, registry)
@@ -308,7 +323,7 @@ async def test_a_worker_takes_over_the_seed_database(
     try:
         assert engine.retention is not None
         assert await engine.retention.sweep() == retention.PurgeResult()  # MongoDB: keeps all
-        served = [*ids["sessions"], ids["stale"], ids["pdf"], ids["pdf_llm"]]
+        served = [*ids["sessions"], ids["broken"], ids["stale"], ids["pdf"], ids["pdf_llm"]]
 
         async def all_served_ended() -> bool:
             ended = [await store.get_job(j) for j in served]
@@ -320,6 +335,8 @@ async def test_a_worker_takes_over_the_seed_database(
         checks = {c.name: c for c in await store_checks(store, settings, registry)}
         assert "audio (1 pending)" in checks["unserved"].detail
         assert checks["retention"].detail.startswith("deletes no jobs")
+        assert f"database {store.database_name}" in checks["store"].detail
+        assert "collections event_jobs, event_batches" in checks["store"].detail
     finally:
         await engine.stop()
 
@@ -348,6 +365,20 @@ async def test_a_worker_takes_over_the_seed_database(
         assert jobs_after[job_id]["processing_started_at"] is not None
     audio = await store.get_job(ids["audio"])
     assert audio and audio.status == JobStatus.PENDING
+    # A failed job keeps its traceback, as the seed did; webhooks never carry it.
+    broken = await store.get_job(ids["broken"])
+    assert broken and broken.status == JobStatus.FAILED and broken.error
+    assert broken.attempts == 2  # the type's max_attempts, though the document names none
+    assert (
+        broken.error.details
+        and "ValueError: no video for s-broken" in (broken.error.details["traceback"])
+    )
+    payload = job_payload(broken, Outcome(status=JobStatus.FAILED, error=broken.error))
+    assert payload["error"] == {"code": "HANDLER_ERROR", "message": broken.error.message}
+    assert "traceback" not in json.dumps(payload)
+    # jobtui's own collections beside the seed's.
+    names = await store._client[store.database_name].list_collection_names()
+    assert {"event_jobs", "event_batches", "job_logs", "workers"} <= set(names)
 
     # The stale job was adopted (the old worker's run counted), retried and completed.
     stale = await store.get_job(ids["stale"])
@@ -381,7 +412,7 @@ async def test_a_worker_takes_over_the_seed_database(
             if batches_before[batch_id].get(k) != batches_after[batch_id].get(k)
         }
         assert changed <= BATCH_FIELDS_JOBTUI_WRITES, changed
-    assert batches_after[ids["batch"]]["status"] == "completed"
+    assert batches_after[ids["batch"]]["status"] == "failed"  # s-broken failed
     assert batches_after[ids["pdf_batch"]]["status"] == "failed"
 
 
@@ -411,16 +442,24 @@ async def test_retry_and_cancel_of_a_job_the_old_worker_left_processing(
     seed_store: MongoStore,
 ) -> None:
     repo = SeedRepository(seed_store._client[seed_store.database_name])
-    a = await repo.create_job({"parameters": _session("a")})
-    b = await repo.create_job({"parameters": _session("b")})
+    batch = await repo.create_batch({"total_jobs": 2})
+    a = await repo.create_job({"batch_id": batch, "parameters": _session("a")})
+    b = await repo.create_job({"batch_id": batch, "parameters": _session("b")})
     for job_id in (a, b):
         await repo.update_job_status(job_id, "processing")  # minutes ago: not stalled yet
+    await repo.update_batch_progress(batch)
     api = OperatorAPI(seed_store, registry_with_plugins())
     assert await api.retry_job(a) == 1
     assert await api.cancel_job(b) == 1
     ja, jb = await seed_store.get_job(a), await seed_store.get_job(b)
     assert ja and ja.status == JobStatus.PENDING and ja.attempts == 0
     assert jb and jb.status == JobStatus.CANCELLED
+    # The dashboard's counters followed at once; a cancelled job counts as failed.
+    stored = await repo.batches.find_one({"batch_id": batch})
+    assert stored is not None
+    counters = {k: stored[k] for k in ("pending_jobs", "processing_jobs", "failed_jobs")}
+    assert counters == {"pending_jobs": 1, "processing_jobs": 0, "failed_jobs": 1}
+    assert (stored["cancelled_jobs"], stored["status"]) == (1, "processing")
 
 
 async def test_worker_types_that_nothing_registers_refuse_to_start(
@@ -442,3 +481,82 @@ def test_example_plugin_registers_through_its_entry_point() -> None:
     reg = Registry()
     jobtui_session_example.register(reg)
     assert reg.names() == ["session"]
+
+
+def test_worker_types_refusal_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobtui.tui.cli import main
+
+    assert main(["--store", str(tmp_path / "q.db"), "--types", "audio", "worker"]) == 2
+    assert capsys.readouterr().err.startswith("jobtui: UNKNOWN_JOB_TYPE: ")
+
+
+def guide_yaml() -> str:
+    text = (ROOT / "docs" / "migrating.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    return textwrap.dedent(block)
+
+
+def settings_from_the_guide(tmp_path: Path, environ: dict[str, str] | None = None) -> Settings:
+    config = tmp_path / "config.yaml"
+    config.write_text(guide_yaml(), encoding="utf-8")
+    env = {"MONGODB_URI": "mongodb://db.example:27017"} if environ is None else environ
+    return load_settings(config, environ=env)
+
+
+def test_the_guides_config(tmp_path: Path) -> None:
+    s = settings_from_the_guide(tmp_path)
+    assert s.claim is True  # jobtui: beats session_worker.active: false
+    assert (s.collections.jobs, s.collections.batches) == ("event_jobs", "event_batches")
+    assert (s.concurrency, s.poll_interval, s.database) == (3, 5, "events")
+    with pytest.raises(ConfigError) as exc:
+        settings_from_the_guide(tmp_path, environ={})
+    assert exc.value.code == "CONFIG_INVALID" and "MONGODB_URI" in exc.value.message
+
+
+def test_the_guides_example_plugin_code_is_the_real_one() -> None:
+    text = (ROOT / "docs" / "migrating.md").read_text(encoding="utf-8")
+    python, toml = (
+        re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL),
+        re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL),
+    )
+    plugin = ROOT / "examples" / "session_plugin"
+    assert python and python[0] in (plugin / "jobtui_session_example/__init__.py").read_text()
+    assert toml and toml[0] in (plugin / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "params", "images"),
+    [
+        (
+            {"file_path": "/a.pdf", "extraction_method": "native"},
+            {"path": "/a.pdf", "ocr": False},
+            False,
+        ),
+        (
+            {"file_path": "/a.pdf", "extraction_method": "ocr"},
+            {"path": "/a.pdf", "force_ocr": True},
+            False,
+        ),
+        ({"file_path": "/a.pdf", "extraction_method": "both"}, {"path": "/a.pdf"}, False),
+        ({"file_path": "/a.pdf", "include_images": True}, {"path": "/a.pdf"}, True),
+    ],
+)
+def test_the_guides_pdf_mapping(
+    extra: dict[str, Any], params: dict[str, Any], images: bool
+) -> None:
+    assert pdf_seed.mapped(pdf_seed.SeedPdfParams(extra=extra).options()) == (params, images)
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"file_path": "/a.pdf", "template": "Session"}, "template"),
+        ({"file_path": "/a.pdf", "context": {"lang": "de"}}, "context"),
+        ({"file_path": "/a.pdf", "extraction_method": "llm_and_native"}, "extraction_method"),
+    ],
+)
+def test_the_guides_pdf_refusals(extra: dict[str, Any], named: str) -> None:
+    with pytest.raises(JobFailed) as exc:
+        pdf_seed.mapped(pdf_seed.SeedPdfParams(extra=extra).options())
+    assert exc.value.code == "UNSUPPORTED_PARAMETER" and exc.value.details == {"parameter": named}
+    assert named in exc.value.message
