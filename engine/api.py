@@ -31,9 +31,11 @@ from jobtui.engine.models import (
     utcnow,
 )
 from jobtui.engine.params import check_parameters as check_parameters
+from jobtui.engine.params import check_parameters_for as check_parameters_for
 from jobtui.engine.params import normalised_parameters
 from jobtui.engine.redact import redact, redact_parameters
 from jobtui.engine.registry import Registry
+from jobtui.engine.store.base import ClaimScope as ClaimScope
 from jobtui.engine.store.base import JobCursor, Store
 
 if TYPE_CHECKING:

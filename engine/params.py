@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -82,3 +83,34 @@ def _explain(error: Any, fields: dict[str, Any]) -> str:
         return f"unknown parameter {key!r}{hint} (known: {', '.join(known)})"
     value = "" if is_secret_key(key) else f" = {error.get('input')!r}"
     return f"parameter {key!r}{value}: {error.get('msg', 'invalid')}"
+
+
+def check_parameters_for(types: Sequence[Any], parameters: dict[str, Any]) -> None:
+    """``check_parameters`` for a batch whose files may go to any of ``types`` (a
+    folder enqueued without a job type): each key goes to the types that declare it,
+    so a key is an error only when none of them declares it (and none takes extra
+    keys), or when a type that declares it refuses its value."""
+    if not parameters or not types:
+        return
+    if len(types) == 1:
+        check_parameters(types[0], parameters)
+        return
+    declared = {k for jt in types for k in jt.params_model.model_fields}
+    takes_any = any(jt.params_model.model_config.get("extra") == "allow" for jt in types)
+    unknown = sorted(k for k in parameters if k not in declared)
+    if unknown and not takes_any:
+        known = sorted(declared - set(PER_FILE_KEYS))
+        parts = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        names = ", ".join(jt.name for jt in types)
+        raise ConfigError(
+            "INVALID_PARAMETERS",
+            f"unknown parameter {', '.join(parts)}: no job type a file may go to "
+            f"({names}) takes it (known: {', '.join(known)})",
+        )
+    for jt in types:
+        mine = {k: v for k, v in parameters.items() if k in jt.params_model.model_fields}
+        if mine:
+            check_parameters(jt, mine)

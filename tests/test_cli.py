@@ -86,18 +86,20 @@ def test_run_exit_1_when_a_job_fails(capsys: pytest.CaptureFixture[str], tmp_pat
     assert all(j["attempts"] == 1 for j in summary["jobs"])  # bad input is not retried
 
 
-def test_rerun_of_finished_folder_does_nothing(
+def test_rerun_of_finished_folder_reports_done_earlier(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, files: Path
 ) -> None:
     db = str(tmp_path / "q.db")
     assert jobtui(capsys, "run", str(files), "--type", "noop", "--store", db)[0] == 0
     code, out, err = jobtui(capsys, "run", str(files), "--type", "noop", "--store", db)
     assert code == 0
-    assert "6 already completed" in err and "nothing new to do" in out
+    assert "6 already completed" in err and "6 files (6 done earlier)" in out
+    assert "files," not in err  # nothing waited for: no progress line
     code, out, _ = jobtui(
         capsys, "run", str(files), "--type", "noop", "--store", db, "--force", "--json"
     )
     assert code == 0 and json.loads(out)["total"] == 6
+    assert {f["status"] for f in json.loads(out)["files"]} == {"completed"}
 
 
 @pytest.mark.parametrize(
@@ -140,11 +142,11 @@ def test_enqueue_then_cancel_and_retry(
 ) -> None:
     db = str(tmp_path / "q.db")
     code, out, _ = jobtui(capsys, "enqueue", str(files), "--type", "noop", "--store", db)
-    batch_id = out.strip()
-    assert code == 0 and len(batch_id) == 32
+    batch_id = out.strip()  # the short form, accepted wherever an id is
+    assert code == 0 and len(batch_id) == 12
     code, out, _ = jobtui(capsys, "jobs", "--store", db, "--status", "pending", "--json")
     pending = json.loads(out)
-    assert len(pending) == 6 and {j["batch_id"] for j in pending} == {batch_id}
+    assert len(pending) == 6 and {j["batch_id"][:12] for j in pending} == {batch_id}
     code, out, _ = jobtui(capsys, "cancel", pending[0]["job_id"], "--store", db)
     assert code == 0 and out.startswith("1 job(s)")
     code, out, _ = jobtui(capsys, "cancel", "--batch", batch_id, "--store", db)
@@ -152,12 +154,18 @@ def test_enqueue_then_cancel_and_retry(
     code, out, _ = jobtui(capsys, "jobs", "--store", db, "--status", "cancelled", "--json")
     assert len(json.loads(out)) == 6
     code, out, _ = jobtui(capsys, "retry", "--batch", batch_id, "--store", db)
-    # retry --batch retries the batch's failed jobs; cancelled ones are retried by id
+    # retry --batch retries the batch's failed jobs; --status names others
     assert code == 1 and out.startswith("0 job(s)")
     code, out, _ = jobtui(capsys, "retry", *[j["job_id"] for j in pending[:2]], "--store", db)
     assert code == 0 and out.startswith("2 job(s)")
     code, out, _ = jobtui(capsys, "jobs", "--store", db, "--status", "pending", "--json")
     assert len(json.loads(out)) == 2
+    code, out, _ = jobtui(
+        capsys, "retry", "--batch", batch_id, "--status", "cancelled,failed", "--store", db
+    )
+    assert code == 0 and out.startswith("4 job(s)")
+    code, out, _ = jobtui(capsys, "jobs", "--store", db, "--status", "pending", "--json")
+    assert len(json.loads(out)) == 6
 
 
 @pytest.mark.slow

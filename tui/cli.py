@@ -11,24 +11,30 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from jobtui.engine.api import short_id
 from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
 from jobtui.engine.logsetup import configure as configure_logging
-from jobtui.engine.models import JobFilter, JobStatus
 from jobtui.engine.registry import Registry, default_registry
-from jobtui.engine.signals import ShutdownSignals, signal_name
+from jobtui.engine.signals import ShutdownSignals
 from jobtui.engine.store.base import Store, StoreError
-from jobtui.engine.store.factory import open_store, store_banner
-from jobtui.tui import purge
+from jobtui.tui import commands_query, purge
+from jobtui.tui.cli_common import (
+    AUTO,
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    check_enqueue_args,
+    scan_progress,
+    with_store,
+)
+from jobtui.tui.commands_run import add_run_options, cmd_run
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_JOB_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 
 def _add_store_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
@@ -100,23 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(p)
 
     for name, hlp in (
-        ("enqueue", "enqueue files and folders as one batch"),
-        ("run", "enqueue as one batch, process it here to the end, summarise"),
+        ("enqueue", "enqueue files and folders as one batch; prints its id"),
+        ("run", "make sure these files are processed, here, into --output; summarise"),
     ):
         p = sub.add_parser(name, help=hlp)
         p.add_argument("paths", nargs="+", metavar="PATH")
         p.add_argument(
             "--type",
-            default=None,
-            help="job type for every file (default: each file under the type that takes "
-            "its kind, e.g. .pdf -> pdf.transcribe; files no type takes are skipped)",
+            default=AUTO,
+            help=f"job type for every file (default {AUTO}: each file under the job type "
+            "that declares its kind; files no type takes are skipped)",
         )
         p.add_argument(
             "--param",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="job parameter (JSON value or string), repeatable",
+            help="job parameter (JSON value or string), repeatable; checked before anything "
+            "is written",
         )
         p.add_argument("--force", action="store_true", help="redo files already processed")
         p.add_argument("--no-recursive", action="store_true", help="do not descend into folders")
@@ -124,24 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON object")
         _add_store_options(p)
         if name == "run":
+            add_run_options(p)
             _add_engine_options(p)
 
-    p = sub.add_parser("jobs", help="list jobs")
-    p.add_argument("--status", nargs="+", choices=[s.value for s in JobStatus])
-    p.add_argument("--type", nargs="+", dest="job_type")
-    p.add_argument("--batch")
-    p.add_argument("--limit", type=int, default=0, help="at most this many (default all)")
-    p.add_argument("--json", action="store_true", help="print one JSON array")
-    _add_store_options(p)
-
-    for name, verb in (
-        ("retry", "retry failed or cancelled jobs"),
-        ("cancel", "cancel pending or running jobs"),
-    ):
-        p = sub.add_parser(name, help=verb)
-        p.add_argument("job_ids", nargs="*", metavar="JOB_ID")
-        p.add_argument("--batch", help="every matching job of this batch")
-        _add_store_options(p)
+    commands_query.add_parsers(sub, _add_store_options)
 
     p = sub.add_parser("doctor", help="check the setup; one line per check with the fix")
     p.add_argument(
@@ -183,54 +176,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _announce(settings: Settings, store: Store) -> None:
-    print(f"jobtui: {store_banner(settings, store)}", file=sys.stderr)
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError("USAGE", f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
-
-
-def _progress_printer(quiet: bool) -> Callable[[int, int], None] | None:
-    if quiet or not sys.stderr.isatty():
-        return None
-    last = [0.0]
-
-    def show(done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] > 0.1 or done == total:
-            last[0] = now
-            print(
-                f"\rscanning {done}/{total} files",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return show
-
-
-async def _with_store(
-    settings: Settings, fn: Callable[[Store], Awaitable[int]], *, announce: bool = True
-) -> int:
-    store = await open_store(settings)
-    if announce:
-        _announce(settings, store)
-    try:
-        return await fn(store)
-    finally:
-        await store.close()
-
-
 async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from jobtui.engine.worker import Engine
 
@@ -259,31 +204,26 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
             await engine.stop()
         return EXIT_OK
 
-    return await _with_store(settings, body)
-
-
-async def _enqueue(api: Any, args: argparse.Namespace) -> Any:
-    missing = [p for p in args.paths if not os.path.exists(os.path.expanduser(p))]
-    if missing:
-        raise ConfigError("PATH_NOT_FOUND", f"no such file or folder: {', '.join(missing)}")
-    report = await api.enqueue_paths(
-        args.paths,
-        job_type=args.type,
-        parameters=_parse_params(args.param),
-        force=args.force,
-        recursive=not args.no_recursive,
-        batch_name=args.name,
-        on_progress=_progress_printer(args.json),
-    )
-    print(f"jobtui: {report.summary_line()}", file=sys.stderr)
-    return report
+    return await with_store(settings, body)
 
 
 async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from jobtui.engine.api import OperatorAPI
 
+    job_type, params = check_enqueue_args(args, registry)
+
     async def body(store: Store) -> int:
-        report = await _enqueue(OperatorAPI(store, registry), args)
+        report = await OperatorAPI(store, registry).enqueue_paths(
+            args.paths,
+            # auto: left to the API's default, each file under the type declaring it
+            **({"job_type": job_type} if job_type else {}),
+            parameters=params,
+            force=args.force,
+            recursive=not args.no_recursive,
+            batch_name=args.name,
+            on_progress=scan_progress(args.json),
+        )
+        print(f"jobtui: {report.summary_line()}", file=sys.stderr)
         if args.json:
             print(
                 json.dumps(
@@ -296,170 +236,10 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
                 )
             )
         elif report.batch_id:
-            print(report.batch_id)
+            print(short_id(report.batch_id))
         return EXIT_OK
 
-    return await _with_store(settings, body)
-
-
-async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.worker import Engine
-
-    if args.type is not None and args.type not in registry:
-        raise ConfigError(
-            "UNKNOWN_JOB_TYPE",
-            f"no handler for job type {args.type!r}; known: {', '.join(registry.names())}",
-        )
-    served = registry.select([args.type] if args.type else None)
-    uses_workers = bool(served.worker_preload() or served.worker_warm())
-    if uses_workers:
-        from jobtui.engine.procpool import start_forkserver
-
-        # Loads what the type's worker processes need (PyMuPDF ...) in the background
-        # while the folder is scanned.
-        start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
-
-    if (
-        getattr(args, "concurrency", None) is None
-        and "concurrency" not in settings.model_fields_set
-    ):
-        # A batch run wants every core busy: while one job waits on the store or
-        # writes its files, another's pages are in the process pool.
-        settings.concurrency = max(
-            settings.concurrency, 4 * (settings.cpu_workers or os.cpu_count() or 1)
-        )
-
-    async def body(store: Store) -> int:
-        engine = Engine(store, registry, settings)
-        start = time.monotonic()
-        # Start the CPU worker processes while the folder is scanned, and the engine
-        # before enqueueing: jobs are written as files are hashed, largest first, so
-        # the first documents run while the rest of the folder is still hashed.
-        warming = asyncio.create_task(engine.pool().warm()) if uses_workers else None
-
-        async def work() -> Any:
-            report = await _enqueue(engine.api, args)
-            if warming is not None:
-                await warming
-            if report.batch_id:
-                await engine.wait_batch(report.batch_id)
-            return report
-
-        # SIGINT, SIGTERM (timeout, docker stop) and SIGHUP (a closed terminal) end the
-        # run the same way: its running jobs go back to the queue, no attempt burned.
-        work_task: asyncio.Task[Any] | None = None
-        with ShutdownSignals(lambda _sig: work_task and work_task.cancel()) as signals:
-            await engine.start()
-            work_task = asyncio.create_task(work())
-            try:
-                report = await work_task
-            except asyncio.CancelledError:
-                if signals.received is None or not work_task.cancelled():
-                    raise
-            finally:
-                await engine.stop(grace=0)
-            if signals.received is not None and work_task.cancelled():
-                print(
-                    f"jobtui: {signal_name(signals.received)}: stopped; "
-                    "running jobs went back to the queue",
-                    file=sys.stderr,
-                )
-                return signals.exit_code or EXIT_JOB_FAILED
-        jobs = (
-            await engine.api.all_jobs(JobFilter(batch_id=report.batch_id))
-            if report.batch_id
-            else []
-        )
-        counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.status.value] = counts.get(job.status.value, 0) + 1
-        elapsed = round(time.monotonic() - start, 3)
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "batch_id": report.batch_id,
-                        "total": len(jobs),
-                        "counts": counts,
-                        "elapsed_s": elapsed,
-                        "jobs": [j.summary() for j in jobs],
-                        "duplicates": report.duplicates,
-                        "skipped": report.skipped,
-                    },
-                    default=str,
-                )
-            )
-        else:
-            for job in jobs:
-                err = f"  {job.error.code}: {job.error.message}" if job.error else ""
-                print(f"{job.status.value:<10} {job.path or job.job_id}{err}")
-            parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            if report.batch_id:
-                print(f"batch {report.batch_id}: {len(jobs)} jobs ({parts}) in {elapsed:.2f}s")
-            else:
-                print(
-                    "nothing new to do"
-                    + (" (--force redoes files already processed)" if report.duplicates else "")
-                )
-        ok = all(j.status is JobStatus.COMPLETED for j in jobs)
-        return EXIT_OK if ok else EXIT_JOB_FAILED
-
-    return await _with_store(settings, body)
-
-
-async def cmd_jobs(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.api import OperatorAPI
-
-    async def body(store: Store) -> int:
-        api = OperatorAPI(store, registry)
-        flt = JobFilter(
-            status=[JobStatus(s) for s in args.status] if args.status else None,
-            job_type=args.job_type,
-            batch_id=args.batch,
-        )
-        if args.limit:
-            jobs = (await api.list_jobs(flt, limit=args.limit)).jobs
-        else:
-            jobs = await api.all_jobs(flt)
-        if args.json:
-            print(json.dumps([j.summary() for j in jobs], default=str))
-            return EXIT_OK
-        for j in jobs:
-            pct = f"{j.progress.percent:5.1f}%" if j.progress else "      "
-            err = j.error.code if j.error else ""
-            print(
-                f"{j.job_id}  {j.status.value:<10} {j.job_type:<16} {pct} "
-                f"{j.attempts}/{j.max_attempts}  {err:<18} {j.path or ''}"
-            )
-        return EXIT_OK
-
-    return await _with_store(settings, body, announce=not args.json)
-
-
-async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.api import OperatorAPI
-
-    if not args.job_ids and not args.batch:
-        raise ConfigError("USAGE", f"{args.command}: give JOB_IDs or --batch BATCH_ID")
-
-    async def body(store: Store) -> int:
-        api = OperatorAPI(store, registry)
-        n = 0
-        for job_id in args.job_ids:
-            n += await (
-                api.retry_job(job_id) if args.command == "retry" else api.cancel_job(job_id)
-            )
-        if args.batch:
-            n += await (
-                api.retry_failed(args.batch)
-                if args.command == "retry"
-                else api.cancel_batch(args.batch)
-            )
-        verb = "retried" if args.command == "retry" else "cancelled (or asked to stop)"
-        print(f"{n} job(s) {verb}")
-        return EXIT_OK if n else EXIT_JOB_FAILED
-
-    return await _with_store(settings, body)
+    return await with_store(settings, body)
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
@@ -479,9 +259,11 @@ COMMANDS = {
     "worker": cmd_worker,
     "enqueue": cmd_enqueue,
     "run": cmd_run,
-    "jobs": cmd_jobs,
-    "retry": cmd_steer,
-    "cancel": cmd_steer,
+    "jobs": commands_query.cmd_jobs,
+    "batches": commands_query.cmd_batches,
+    "show": commands_query.cmd_show,
+    "retry": commands_query.cmd_steer,
+    "cancel": commands_query.cmd_steer,
     "purge": purge.cmd_purge,
 }
 

@@ -1,0 +1,55 @@
+"""What ``jobtui run`` draws on stderr: a live rich line on a terminal, plain lines
+otherwise, nothing with --json."""
+
+from __future__ import annotations
+
+import io
+
+from jobtui.tui import run_progress
+from jobtui.tui.run_progress import RunProgress, RunState
+
+
+def test_state_line_says_counts_rate_eta_failures_and_waits() -> None:
+    s = RunState(total=10, done=4, failed=1, running=3, elsewhere=1, pages=80)
+    line = s.line(elapsed=8.0)
+    assert line == (
+        "4/10 files, 10.0 pages/s, about 12s left, 1 failed, "
+        "waiting for 1 running in another process"
+    )
+    assert RunState(total=2, done=2).line(1.0) == "2/2 files"
+
+
+def test_live_mode_draws_with_rich_and_clears_at_the_end() -> None:
+    buf = io.StringIO()
+    p = RunProgress("live", stream=buf)
+    p.update(RunState(total=4, done=1, pages=3))
+    p.update(RunState(total=4, done=3, failed=1))
+    drawn = buf.getvalue()
+    assert "3/4 files" in drawn and "1 failed" in drawn
+    p.close()
+
+
+def test_plain_mode_prints_a_line_now_and_then(monkeypatch: object) -> None:
+    buf = io.StringIO()
+    clock = [100.0]
+    monkeypatch.setattr(run_progress.time, "monotonic", lambda: clock[0])  # type: ignore[attr-defined]
+    p = RunProgress("plain", stream=buf)
+    p.update(RunState(total=4, done=0))
+    assert buf.getvalue() == ""  # not yet: one line every PLAIN_EVERY seconds
+    clock[0] += run_progress.PLAIN_EVERY
+    p.update(RunState(total=4, done=2))
+    clock[0] += 1
+    p.update(RunState(total=4, done=3))
+    p.close()
+    assert buf.getvalue().splitlines() == [
+        "jobtui: 2/4 files, about 10s left",
+        "jobtui: 3/4 files, about 4s left",
+    ]
+
+
+def test_off_mode_prints_nothing() -> None:
+    buf = io.StringIO()
+    p = RunProgress("off", stream=buf)
+    p.update(RunState(total=4, done=2))
+    p.close()
+    assert buf.getvalue() == ""

@@ -1,0 +1,402 @@
+"""``jobtui run PATH...``: make sure these files have their outputs in ``--output``.
+
+Every file of the run ends with a completed job, or the run says why not:
+
+* new content is enqueued as one batch and processed here;
+* content completed earlier with the same (normalised) parameters is not computed
+  again: its outputs are linked (or copied) into ``--output`` under the file's own
+  name, and the file is reported ``done earlier``;
+* content whose job failed or was cancelled is retried (a new attempt) unless
+  ``--no-retry-failed``; content still queued from before (an interrupted run) is
+  processed here; content running in another process is waited for;
+* two files with the same bytes share one job, and each gets its own named outputs.
+
+The engine here claims only those jobs (its batch plus the earlier jobs it adopted),
+never other work in a shared store, unless ``--drain``. Exit 0 only when every file
+has a completed job and its outputs are in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobtui.engine.api import ClaimScope, OperatorAPI, short_id
+from jobtui.engine.config import Settings
+from jobtui.engine.models import Job, JobStatus, Outcome, new_id
+from jobtui.engine.outputs import place_outputs
+from jobtui.engine.registry import Registry
+from jobtui.engine.signals import ShutdownSignals, signal_name
+from jobtui.engine.store.base import Store
+from jobtui.tui.cli_common import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    check_enqueue_args,
+    chosen_types,
+    scan_progress,
+    with_store,
+)
+from jobtui.tui.run_progress import RunProgress, RunState
+
+TICK = 0.5  # seconds between progress refreshes while waiting
+RETRIED_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass
+class RunFile:
+    """One input file of the run and what became of it."""
+
+    path: str
+    key: str
+    job: Job | None = None
+    earlier: bool = False  # completed before this run
+    retried: bool = False  # failed or cancelled before; retried by this run
+    outputs: dict[str, str] = field(default_factory=dict)
+    output_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.job is not None
+            and self.job.status is JobStatus.COMPLETED
+            and self.output_error is None
+        )
+
+    @property
+    def status(self) -> str:
+        if self.job is None:
+            return "missing"
+        if self.job.status is JobStatus.COMPLETED:
+            if self.output_error:
+                return "output_missing"
+            return "done_earlier" if self.earlier else "completed"
+        return self.job.status.value
+
+    def summary(self) -> dict[str, Any]:
+        job = self.job
+        out: dict[str, Any] = {"path": self.path, "status": self.status}
+        if job is not None:
+            out["job_id"] = job.job_id
+            out["batch_id"] = job.batch_id
+            if job.path and job.path != self.path:
+                out["same_content_as"] = job.path
+            if job.error and job.status is not JobStatus.COMPLETED:
+                out["error_code"] = job.error.code
+                out["error_message"] = job.error.message
+        if self.retried:
+            out["retried"] = True
+        out["outputs"] = self.outputs
+        if self.output_error:
+            out["error_code"] = "OUTPUT_MISSING"
+            out["error_message"] = self.output_error
+        return out
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-retry-failed",
+        action="store_true",
+        help="files whose earlier job failed or was cancelled stay failed (default: retry them)",
+    )
+    p.add_argument(
+        "--drain",
+        action="store_true",
+        help="also process every other pending job of the store (default: only this run's)",
+    )
+
+
+def _bump_concurrency(args: argparse.Namespace, settings: Settings) -> None:
+    if (
+        getattr(args, "concurrency", None) is None
+        and "concurrency" not in settings.model_fields_set
+    ):
+        # A batch run wants every core busy: while one job waits on the store or
+        # writes its files, another's pages are in the process pool.
+        settings.concurrency = max(
+            settings.concurrency, 4 * (settings.cpu_workers or os.cpu_count() or 1)
+        )
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    from jobtui.engine.worker import Engine
+
+    job_type, params = check_enqueue_args(args, registry)
+    _, types = chosen_types(registry, args.type)
+    served = registry.select(settings.types)
+    uses_workers = any(jt.worker_preload or jt.worker_warm for jt in types if jt.name in served)
+    if uses_workers:
+        from jobtui.engine.procpool import start_forkserver
+
+        # Loads what the types' worker processes need in the background while the
+        # folder is scanned.
+        start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
+    _bump_concurrency(args, settings)
+
+    async def body(store: Store) -> int:
+        batch_id = new_id()
+        scope = None if args.drain else ClaimScope(batch_id=batch_id)
+        engine = Engine(store, registry, settings, scope=scope)
+        run = _Run(args, settings, engine.api, batch_id, engine)
+        engine.terminal_hooks.add(run.on_terminal)
+
+        async def work() -> None:
+            # The engine runs before the enqueue: jobs are written as files are hashed,
+            # largest first, so the first documents run (and start the CPU worker
+            # processes they need) while the rest of the folder is still hashed.
+            await run.enqueue(job_type, params)
+            await run.adopt_earlier_jobs()
+            # All worker processes at once, but only when there is work: a re-run
+            # whose files were all done earlier ends at once.
+            warming = (
+                asyncio.create_task(engine.pool().warm()) if uses_workers and run.has_work else None
+            )
+            await run.wait()
+            if warming is not None:
+                await warming  # a pool closed while it starts processes would leak them
+
+        work_task: asyncio.Task[None] | None = None
+
+        def interrupt(_sig: int) -> None:
+            if work_task is not None:
+                work_task.cancel()
+
+        with ShutdownSignals(interrupt) as signals:
+            await engine.start()
+            work_task = asyncio.create_task(work())
+            try:
+                await work_task
+            except asyncio.CancelledError:
+                if signals.received is None or not work_task.cancelled():
+                    raise
+            finally:
+                run.progress.close()
+                handed_back = len(engine.running)
+                await engine.stop(grace=0)
+            if signals.received is not None and work_task.cancelled():
+                await run.explain_interrupt(signal_name(signals.received), handed_back)
+                return signals.exit_code or EXIT_JOB_FAILED
+        return await run.finish()
+
+    return await with_store(settings, body)
+
+
+class _Run:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        settings: Settings,
+        api: OperatorAPI,
+        batch_id: str,
+        engine: Any,
+    ) -> None:
+        self.args = args
+        self.settings = settings
+        self.api = api
+        self.batch_id = batch_id
+        self.engine = engine
+        self.start = time.monotonic()
+        self.report: Any = None
+        self.files: list[RunFile] = []
+        self.jobs: dict[str, Job] = {}  # the run's jobs by id (one per content)
+        self.outside: set[str] = set()  # jobs of the run in other batches
+        self.pages = 0
+        self.progress = RunProgress.for_stderr(args.json)
+
+    def on_terminal(self, job: Job, outcome: Outcome) -> None:
+        pages = (outcome.results or {}).get("pages")
+        if isinstance(pages, int):
+            self.pages += pages
+
+    async def enqueue(self, job_type: str | None, params: dict[str, Any]) -> None:
+        self.report = await self.api.enqueue_paths(
+            self.args.paths,
+            # auto: left to the API's default, each file under the type declaring it
+            **({"job_type": job_type} if job_type else {}),
+            parameters=params,
+            force=self.args.force,
+            recursive=not self.args.no_recursive,
+            batch_name=self.args.name,
+            on_progress=scan_progress(self.args.json),
+            batch_id=self.batch_id,
+        )
+        if not self.args.json:
+            print(f"jobtui: {self.report.summary_line()}", file=sys.stderr)
+        self.files = [RunFile(path, key) for path, key in self.report.keys.items()]
+
+    async def adopt_earlier_jobs(self) -> None:
+        """Find every file's job; retry failed ones, and serve the earlier jobs that
+        still need work (queued by an interrupted run) alongside this batch."""
+        by_key = await self.api.jobs_by_dedupe_keys(sorted({f.key for f in self.files}))
+        retry: set[str] = set()
+        for f in self.files:
+            f.job = by_key.get(f.key)
+            if f.job is None or f.job.batch_id == self.batch_id:
+                continue
+            self.outside.add(f.job.job_id)
+            if f.job.status is JobStatus.COMPLETED:
+                f.earlier = True
+            elif f.job.status in RETRIED_STATUSES and not self.args.no_retry_failed:
+                retry.add(f.job.job_id)
+                f.retried = True
+        for job_id in sorted(retry):
+            await self.api.retry_job(job_id)
+        for f in self.files:  # pending now, whatever was read before
+            if f.retried and f.job is not None:
+                f.job = f.job.model_copy(update={"status": JobStatus.PENDING})
+        self.jobs = {f.job.job_id: f.job for f in self.files if f.job is not None}
+        self.engine.serve_also(self.outside)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.report.job_ids) or any(
+            not self.jobs[j].status.terminal for j in self.outside
+        )
+
+    async def _refresh_outside(self) -> bool:
+        """Re-read the run's jobs in other batches that are not finished; True when
+        all are."""
+        waiting = [j for j in self.outside if not self.jobs[j].status.terminal]
+        if not waiting:
+            return True
+        keys = [self.jobs[j].dedupe_key for j in waiting if self.jobs[j].dedupe_key]
+        fresh = await self.api.jobs_by_dedupe_keys(keys)  # type: ignore[arg-type]
+        for job in fresh.values():
+            self.jobs[job.job_id] = job
+        return all(self.jobs[j].status.terminal for j in waiting)
+
+    async def wait(self) -> None:
+        """Until every job of the run is finished, here or elsewhere; progress meanwhile."""
+        mine = bool(self.report.job_ids)
+        batch_done = asyncio.ensure_future(self.engine.wait_batch(self.batch_id)) if mine else None
+        try:
+            while True:
+                outside_done = await self._refresh_outside()
+                self.progress.update(await self._state())
+                if outside_done and (batch_done is None or batch_done.done()):
+                    return
+                if batch_done is not None and not batch_done.done():
+                    await asyncio.wait([batch_done], timeout=TICK)
+                else:
+                    await asyncio.sleep(TICK)
+        finally:
+            if batch_done is not None:
+                batch_done.cancel()
+
+    async def _state(self) -> RunState:
+        state = RunState(pages=self.pages)
+        counts: dict[str, int] = {}
+        if self.report.job_ids:
+            summary = await self.api.batch(self.batch_id)
+            counts = dict(summary.counts) if summary else {}
+        for j in self.outside:
+            s = self.jobs[j].status.value
+            counts[s] = counts.get(s, 0) + 1
+        state.total = sum(counts.values())
+        state.done = sum(counts.get(s.value, 0) for s in JobStatus if s.terminal)
+        state.failed = counts.get("failed", 0) + counts.get("cancelled", 0)
+        state.running = counts.get("processing", 0)
+        state.elsewhere = max(0, state.running - len(self.engine.running))
+        return state
+
+    async def finish(self) -> int:
+        final = await self.api.jobs_by_dedupe_keys(sorted({f.key for f in self.files}))
+        out_dir = str(self.settings.output_dir)
+        for f in self.files:
+            f.job = final.get(f.key, f.job)
+            if f.job is not None and f.job.status is JobStatus.COMPLETED:
+                self._place(f, out_dir)
+        self._print()
+        return EXIT_OK if all(f.ok for f in self.files) else EXIT_JOB_FAILED
+
+    def _place(self, f: RunFile, out_dir: str) -> None:
+        job = f.job
+        assert job is not None
+        source = job.path or f.path
+        try:
+            f.outputs = place_outputs(job.results, source, f.path, out_dir)
+        except OSError as exc:
+            where = exc.filename or out_dir
+            f.output_error = (
+                f"cannot place the outputs in {out_dir}: {where}: {exc.strerror or exc}"
+                + (" (--force computes it again)" if isinstance(exc, FileNotFoundError) else "")
+            )
+
+    def _print(self) -> None:
+        elapsed = round(time.monotonic() - self.start, 3)
+        counts: dict[str, int] = {}
+        for f in self.files:
+            counts[f.status] = counts.get(f.status, 0) + 1
+        jobs = list({f.job.job_id: f.job for f in self.files if f.job is not None}.values())
+        out_dir = os.path.abspath(self.settings.output_dir)
+        batch = self.batch_id if self.report.job_ids else None
+        if self.args.json:
+            job_counts: dict[str, int] = {}
+            for j in jobs:
+                job_counts[j.status.value] = job_counts.get(j.status.value, 0) + 1
+            print(
+                json.dumps(
+                    {
+                        "batch_id": batch,
+                        "output_dir": out_dir,
+                        "total": len(jobs),
+                        "counts": job_counts,
+                        "file_counts": counts,
+                        "elapsed_s": elapsed,
+                        "files": [f.summary() for f in self.files],
+                        "jobs": [j.summary() for j in jobs],
+                        "duplicates": self.report.duplicates,
+                        "skipped": self.report.skipped,
+                    },
+                    default=str,
+                )
+            )
+            return
+        for f in self.files:
+            print(_file_line(f))
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+        what = f"batch {short_id(batch)}: " if batch else ""
+        n = len(self.files)
+        print(f"{what}{n} file{'s' if n != 1 else ''} ({parts}) in {elapsed:.2f}s")
+        if self.files:
+            print(f"outputs in {out_dir}")
+
+    async def explain_interrupt(self, signame: str, handed_back: int) -> None:
+        """What happens to the run's jobs now, said plainly on stderr."""
+        waiting = 0
+        if self.report is not None and self.report.job_ids:
+            summary = await self.api.batch(self.batch_id)
+            if summary:
+                waiting = summary.counts.get("pending", 0)
+        lines = [f"jobtui: {signame}: stopped."]
+        if handed_back:
+            lines.append(
+                f"  {handed_back} running job(s) went back to the queue (no attempt used)."
+            )
+        if waiting:
+            b = short_id(self.batch_id)
+            lines.append(
+                f"  {waiting} job(s) of batch {b} wait in the queue: run the same command "
+                f"again to finish them here, start `jobtui worker`, or `jobtui cancel --batch {b}`."
+            )
+        if self.report is None:
+            lines.append("  The folder was still being scanned; jobs written so far stay queued.")
+        print("\n".join(lines), file=sys.stderr)
+
+
+def _file_line(f: RunFile) -> str:
+    status = f.status.replace("_", " ")
+    line = f"{status:<12} {f.path}"
+    job = f.job
+    if f.output_error:
+        line += f"  OUTPUT_MISSING: {f.output_error}"
+    elif job is not None and job.error and job.status is not JobStatus.COMPLETED:
+        line += f"  {job.error.code}: {job.error.message}"
+    elif job is not None and job.path and job.path != f.path:
+        line += f"  (same content as {job.path})"
+    return line
