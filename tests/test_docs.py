@@ -132,7 +132,7 @@ def test_every_error_code_is_explained_in_troubleshooting() -> None:
 
     page = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "engine").rglob("*.py"))
-    source += (ROOT / "tui" / "cli.py").read_text(encoding="utf-8")
+    source += "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tui").glob("*.py"))
     raised = set(re.findall(r'(?:StoreError|ConfigError)\(\s*"([A-Z_]+)"', source))
     raised |= set(re.findall(r'"(STORE_[A-Z_]+)"', source))
     codes = {c.value for c in ErrorCode} | raised
