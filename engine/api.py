@@ -30,6 +30,8 @@ from jobtui.engine.models import (
     WorkerInfo,
     utcnow,
 )
+from jobtui.engine.outputs import output_paths as output_paths
+from jobtui.engine.outputs import place_outputs as place_outputs
 from jobtui.engine.params import check_parameters as check_parameters
 from jobtui.engine.params import check_parameters_for as check_parameters_for
 from jobtui.engine.params import normalised_parameters

@@ -215,8 +215,7 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
     async def body(store: Store) -> int:
         report = await OperatorAPI(store, registry).enqueue_paths(
             args.paths,
-            # auto: left to the API's default, each file under the type declaring it
-            **({"job_type": job_type} if job_type else {}),
+            job_type=job_type,  # None (auto): each file under the type declaring it
             parameters=params,
             force=args.force,
             recursive=not args.no_recursive,

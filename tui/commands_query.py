@@ -10,11 +10,10 @@ import argparse
 import json
 from typing import Any
 
-from jobtui.engine.api import MIN_ID_PREFIX, OperatorAPI, short_id
+from jobtui.engine.api import MIN_ID_PREFIX, OperatorAPI, output_paths, short_id
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
-from jobtui.engine.outputs import output_paths
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.base import Store
 from jobtui.tui.cli_common import EXIT_JOB_FAILED, EXIT_OK, table, with_store

@@ -27,10 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobtui.engine.api import ClaimScope, OperatorAPI, short_id
+from jobtui.engine.api import ClaimScope, OperatorAPI, place_outputs, short_id
 from jobtui.engine.config import Settings
 from jobtui.engine.models import Job, JobStatus, Outcome, new_id
-from jobtui.engine.outputs import place_outputs
 from jobtui.engine.registry import Registry
 from jobtui.engine.signals import ShutdownSignals, signal_name
 from jobtui.engine.store.base import Store
@@ -216,8 +215,7 @@ class _Run:
     async def enqueue(self, job_type: str | None, params: dict[str, Any]) -> None:
         self.report = await self.api.enqueue_paths(
             self.args.paths,
-            # auto: left to the API's default, each file under the type declaring it
-            **({"job_type": job_type} if job_type else {}),
+            job_type=job_type,  # None (auto): each file under the type declaring it
             parameters=params,
             force=self.args.force,
             recursive=not self.args.no_recursive,
