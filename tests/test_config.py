@@ -469,3 +469,20 @@ def test_a_misspelt_environment_variable_is_pointed_out(caplog: pytest.LogCaptur
     assert s.concurrency == 4  # not applied...
     assert "JOBTUI_CONCURENCY is not a setting; did you mean JOBTUI_CONCURRENCY?" in caplog.text
     assert "TEST_MONGODB_URI" not in caplog.text  # ...and other tools' variables left alone
+
+
+def test_claiming_off_worker_refuses_and_run_still_processes_its_batch(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from jobtui.tui.cli import main
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("session_worker:\n  active: false\n")
+    db = str(tmp_path / "q.db")
+    assert main(["--config", str(cfg), "worker", "--store", db]) == 2
+    err = capsys.readouterr().err
+    assert "jobtui: CLAIMING_OFF:" in err and "jobtui.claim: true" in err
+    (tmp_path / "a.txt").write_text("x")
+    args = ["--config", str(cfg), "run", str(tmp_path / "a.txt"), "--type", "noop"]
+    assert main([*args, "--store", db, "--json"]) == 0
+    assert '"completed": 1' in capsys.readouterr().out

@@ -179,6 +179,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from jobtui.engine.worker import Engine
 
+    if not settings.claim:  # session_worker.active: false / JOBTUI_CLAIM=false
+        raise ConfigError(
+            "CLAIMING_OFF",
+            "claiming is switched off (session_worker.active: false, jobtui.claim: false "
+            "or JOBTUI_CLAIM=false): this worker would claim nothing; set jobtui.claim: "
+            "true (it beats the seed's key) or JOBTUI_CLAIM=true to run it",
+        )
+
     async def body(store: Store) -> int:
         engine = Engine(store, registry, settings)
         stop = asyncio.Event()

@@ -125,6 +125,9 @@ def _bump_concurrency(args: argparse.Namespace, settings: Settings) -> None:
 async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     from jobtui.engine.worker import Engine
 
+    # 'run' processes its own batch here: asking for that is the operator's explicit
+    # choice, whatever a shared config says about the background worker.
+    settings = settings.model_copy(update={"claim": True})
     job_type, params = check_enqueue_args(args, registry)
     _, types = chosen_types(registry, args.type)
     served = registry.select(settings.types)

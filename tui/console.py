@@ -78,7 +78,9 @@ async def run_console(
     registry = registry if registry is not None else default_registry()
 
     def new_engine() -> Engine:
-        return Engine(store, registry, settings)
+        # Made when the console is to claim (at start, or key W: the operator's choice),
+        # so it claims even where the config says claim: false (the start was watch-only).
+        return Engine(store, registry, settings.model_copy(update={"claim": True}))
 
     engine = None if watch else new_engine()
     app = JobtuiApp(
