@@ -66,14 +66,29 @@ def make_formatter(fmt: LogFormat) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not the object it
+    was when logging was set up (tests and full-screen apps replace it)."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
 def configure(
     level: str = "warning", fmt: LogFormat = "text", stream: IO[str] | None = None
 ) -> None:
-    """Send log records to ``stream`` (default stderr) in ``fmt``; idempotent."""
+    """Send log records to ``stream`` (default: the current stderr) in ``fmt``; idempotent."""
     root = logging.getLogger()
     for h in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(make_formatter(fmt))
     root.addHandler(handler)

@@ -167,3 +167,45 @@ async def test_warnings_while_the_console_runs_become_notifications(
         assert "after" in buf.getvalue()  # the terminal handler is back
     finally:
         await store.close()
+
+
+def test_jobtui_worker_logs_json_lines_per_job(tmp_path: Path) -> None:
+    """The real command: `jobtui worker` with JOBTUI_LOG_FORMAT=json on a queue with one job."""
+    import os
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from jobtui.tui.cli import main
+
+    db = str(tmp_path / "q.db")
+    (tmp_path / "a.txt").write_text("x")
+    assert main(["enqueue", str(tmp_path / "a.txt"), "--type", "noop", "--store", db]) == 0
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "JOBTUI_LOG_FORMAT": "json"}
+    argv = ["worker", "--store", db, "--types", "noop", "--poll-interval", "0.1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobtui.tui.cli", *argv],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr], daemon=True).start()
+    events: list[dict[str, object]] = []
+    try:
+        while not any(e.get("event") == "job.finished" for e in events):
+            line = lines.get(timeout=60)  # the next line, or fail: the worker is stuck
+            if line.startswith("{"):
+                events.append(json.loads(line))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    started, finished = (e for e in events if e.get("event"))
+    assert started["event"] == "job.started" and started["level"] == "info"
+    assert finished["outcome"] == "completed" and finished["job_type"] == "noop"
+    assert finished["path"] == str((tmp_path / "a.txt").resolve())
+    assert finished["job_id"] == started["job_id"] and "duration_s" in finished
