@@ -64,7 +64,7 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):\S*@")
 # ``password: x``, ``api_token=x``, ``"secret": "x"``: keys that name a secret.
 _SECRET_KEY = re.compile(
     r"""(?ix)
-    (["']?\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|credentials?)["']?)
+    (["']?\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|credential)[\w-]*["']?)
     (\s*[:=]\s*)
     ("[^"\n]*"|'[^'\n]*'|[^\s,;}&]+)
     """

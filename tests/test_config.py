@@ -347,6 +347,8 @@ def test_yaml_error_never_prints_the_password(
     [
         "cannot reach mongodb://alice:hunter2@h:27017/x: timeout",
         "bad line: password: hunter2",
+        "  secret_key: hunter2",
+        "X-Api-Key=hunter2&y=1",
         'bad value {"api_token": "hunter2"}',
         "uri=mongodb+srv://bob:hunter2@cluster0/?tlsCertificateKeyFilePassword=hunter2",
     ],
