@@ -43,7 +43,7 @@ from jobtui.engine.store.base import JobCursor, Store
 if TYPE_CHECKING:
     from jobtui.engine.worker import Engine
 
-WORKER_ALIVE_S = 30.0  # a worker whose heartbeat is older than this is shown as gone
+WORKER_ALIVE_S = 15.0  # a worker whose heartbeat (one a second) is older than this is gone
 
 
 @dataclass

@@ -82,9 +82,11 @@ class Settings(BaseModel):
     # the console then only watches and ``jobtui worker`` refuses to start.
     claim: bool = True
     poll_interval: float = Field(2.0, gt=0)
-    lease_seconds: float = Field(30.0, gt=0)
-    heartbeat_interval: float = Field(1.0, gt=0)
-    watchdog_interval: float = Field(5.0, gt=0)
+    # A dead worker's jobs are back within lease + watchdog interval (< 15 s); an
+    # outage of the store shorter than the lease (minus a beat) re-runs nothing.
+    lease_seconds: float = Field(12.0, gt=0)
+    heartbeat_interval: float = Field(1.0, gt=0)  # one store write per worker per beat
+    watchdog_interval: float = Field(2.0, gt=0)
     shutdown_grace: float = Field(30.0, ge=0)
     output_dir: Path = Path("jobtui-output")
     cpu_workers: int | None = Field(None, ge=1)

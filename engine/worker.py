@@ -590,7 +590,6 @@ class Engine:
     # -- heartbeats ----------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        last_worker_write = 0.0
         while True:
             self._poke.clear()
             with contextlib.suppress(TimeoutError):
@@ -599,18 +598,14 @@ class Engine:
                 return
             try:
                 await self._renew_leases()
-                if time.monotonic() - last_worker_write >= 5.0:
-                    await self._register_worker()
-                    last_worker_write = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - store outage: keep trying
                 log.warning("heartbeat failed: %s", short(exc))
 
     async def _renew_leases(self) -> None:
+        """One beat: the leases and this worker's record in one store write."""
         leases = {jid: r.token for jid, r in self._jobs.items()}
-        if not leases:
-            return
         expires = utcnow() + timedelta(seconds=self.settings.lease_seconds)
-        states = await self.store.heartbeat(leases, expires)
+        states = await self.store.beat(self._worker_info(), leases, expires)
         for job_id, state in states.items():
             r = self._jobs.get(job_id)
             # A heartbeat racing our own finish sees the job no longer processing
@@ -625,16 +620,17 @@ class Engine:
                 self._cancel(r)
 
     async def _register_worker(self) -> None:
-        await self.store.upsert_worker(
-            WorkerInfo(
-                worker_id=self.worker_id,
-                host=hostname(),
-                pid=os.getpid(),
-                job_types=self.registry.names(),
-                concurrency=self.settings.concurrency,
-                running=len(self._jobs),
-                started_at=self.started_at,
-                heartbeat_at=utcnow(),
-                paused=self._paused,
-            )
+        await self.store.upsert_worker(self._worker_info())
+
+    def _worker_info(self) -> WorkerInfo:
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            host=hostname(),
+            pid=os.getpid(),
+            job_types=self.registry.names(),
+            concurrency=self.settings.concurrency,
+            running=len(self._jobs),
+            started_at=self.started_at,
+            heartbeat_at=utcnow(),
+            paused=self._paused,
         )

@@ -248,6 +248,7 @@ async def test_mongodb_outage_shorter_than_the_lease_reruns_nothing(
         n = 12
         res = await api.enqueue("fault.work", [{"seconds": 0.5} for _ in range(n)])
         args = ("worker", "--mongodb-uri", uri, "--database", "outage", "--concurrency", "6")
+        args += ("--lease-seconds", "30")  # the outage (10 s) is shorter than the lease
         workers = [rig.jobtui(*args, "--poll-interval", "0.2", store=False) for _ in range(2)]
 
         async def all_started() -> bool:
@@ -433,3 +434,47 @@ async def test_a_healthy_store_on_a_read_only_mount_is_store_readonly(
     assert out.returncode == 2, out.stderr
     assert "STORE_READONLY" in out.stderr and "read-only filesystem" in out.stderr
     assert "CORRUPT" not in out.stderr and "Traceback" not in out.stderr
+
+
+# -- 15: a SIGKILLed worker's jobs come back within 15 s, with the default settings ----
+
+
+@pytest.mark.slow
+async def test_sigkilled_workers_jobs_recovered_within_15s_by_default(
+    rig: Rig, api: OperatorAPI
+) -> None:
+    (rig.tmp / "defaults.yaml").write_text("jobtui:\n  shutdown_grace: 0.5\n")
+    rig.env["JOBTUI_CONFIG"] = str(rig.tmp / "defaults.yaml")  # default lease and watchdog
+    res = await api.enqueue("fault.work", [{}, {}])
+    doomed = rig.jobtui("worker", "--concurrency", "2", "--poll-interval", "0.2")
+
+    async def both_started() -> bool:
+        return len(rig.starts()) == 2
+
+    await wait_for(both_started, timeout=30, what="both jobs running")
+    survivor = rig.jobtui("worker", "--concurrency", "2", "--poll-interval", "0.2")
+
+    async def survivor_registered() -> bool:
+        return len([w for w in await api.workers() if w.alive]) == 2
+
+    await wait_for(survivor_registered, timeout=30, what="the second worker registered")
+    doomed.kill()
+    killed_at = time.monotonic()
+
+    async def recovered() -> bool:
+        jobs = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
+        return all(j.error is not None and j.error.code == "LEASE_EXPIRED" for j in jobs)
+
+    # Lease 12 s (renewed every second) + a watchdog round (2 s): under 15 s.
+    await wait_for(recovered, timeout=15, interval=0.1, what="the jobs recovered")
+    recovery_s = time.monotonic() - killed_at
+    rig.release()
+
+    async def done() -> bool:
+        return (await statuses(api, res.batch_id))["completed"] == 2
+
+    await wait_for(done, timeout=30, what="the survivor finished them")
+    assert rig.tally(res.job_ids) == (0, 0)
+    assert recovery_s < 15
+    survivor.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(survivor), timeout=30, what="the survivor exited")

@@ -203,6 +203,23 @@ async def test_heartbeat_renews_and_reports(store: Store) -> None:
     assert await store.heartbeat({}, T0) == {}
 
 
+async def test_beat_renews_leases_and_the_worker_record_together(store: Store) -> None:
+    from jobtui.engine.models import WorkerInfo
+
+    await store.insert_jobs([job() for _ in range(2)])
+    held, lost = await claim(store, {"a": 2})
+    info = WorkerInfo(
+        worker_id="w1", host="h", pid=1, job_types=["a"], concurrency=2, heartbeat_at=T0 + MIN
+    )
+    states = await store.beat(info, {held.job_id: token(held), lost.job_id: "nope"}, T0 + HOUR)
+    assert states == {held.job_id: LeaseState.HELD, lost.job_id: LeaseState.LOST}
+    renewed = await store.get_job(held.job_id)
+    assert renewed and renewed.lease and close_to(renewed.lease.expires_at, T0 + HOUR)
+    (worker,) = await store.list_workers()
+    assert worker.worker_id == "w1" and close_to(worker.heartbeat_at, T0 + MIN)
+    assert await store.beat(info, {}, T0 + HOUR) == {}  # an idle worker beats too
+
+
 async def test_fenced_finish_after_reclaim(store: Store) -> None:
     j = job()
     await store.insert_jobs([j])

@@ -74,7 +74,7 @@ def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g.add_argument("--concurrency", type=int, help="jobs at once in this process")
     g.add_argument("--output", metavar="DIR", help="output directory (default ./jobtui-output)")
     g.add_argument("--types", nargs="+", metavar="GLOB", help="job types to serve, e.g. 'pdf.*'")
-    g.add_argument("--lease-seconds", type=float, help="lease length (default 30)")
+    g.add_argument("--lease-seconds", type=float, help="lease length (default 12)")
     g.add_argument("--poll-interval", type=float, help="seconds between polls (default 2)")
     g.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: cores)")
     g.add_argument(

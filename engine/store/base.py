@@ -359,6 +359,20 @@ class Store(ABC):
     @abstractmethod
     async def upsert_worker(self, info: WorkerInfo) -> None: ...
 
+    async def beat(
+        self, info: WorkerInfo, leases: Mapping[str, str], expires_at: datetime
+    ) -> dict[str, LeaseState]:
+        """One heartbeat of a worker: ``heartbeat`` for its leases and ``upsert_worker``
+        for its record, together (the engine's only regular write while jobs run). The
+        default runs both at once; SQLite makes them one transaction."""
+        import asyncio
+
+        states, _ = await asyncio.gather(
+            self.heartbeat(leases, expires_at) if leases else _no_leases(),
+            self.upsert_worker(info),
+        )
+        return states
+
     @abstractmethod
     async def remove_worker(self, worker_id: str) -> None: ...
 
@@ -382,3 +396,7 @@ class Store(ABC):
     async def missing_indexes(self) -> list[str]:
         """Indexes the engine expects that the store lacks (each named for a human)."""
         return []
+
+
+async def _no_leases() -> dict[str, LeaseState]:
+    return {}

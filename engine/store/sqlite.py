@@ -601,6 +601,36 @@ class SQLiteStore(Store):
         row = (info.worker_id, to_us(info.heartbeat_at), dumps(info.model_dump()))
         await self._t.write(self._count, sql, row)
 
+    async def beat(
+        self, info: WorkerInfo, leases: Mapping[str, str], expires_at: datetime
+    ) -> dict[str, LeaseState]:
+        # One transaction for the leases and the worker record: one commit a beat.
+        until = to_us(expires_at)
+        renew = f"UPDATE jobs SET lease_expires_at = ? WHERE {FENCE} RETURNING cancel_requested"
+        upsert = (
+            "INSERT INTO workers (worker_id, heartbeat_at, doc) VALUES (?, ?, ?)"
+            " ON CONFLICT(worker_id) DO UPDATE SET"
+            " heartbeat_at = excluded.heartbeat_at, doc = excluded.doc"
+        )
+        record = (info.worker_id, to_us(info.heartbeat_at), dumps(info.model_dump()))
+
+        def run() -> dict[str, LeaseState]:
+            out: dict[str, LeaseState] = {}
+            db = self._t.db
+            for job_id, token in leases.items():
+                row = db.execute(renew, (until, job_id, token)).fetchone()
+                out[job_id] = (
+                    LeaseState.LOST
+                    if row is None
+                    else LeaseState.CANCEL
+                    if row[0]
+                    else LeaseState.HELD
+                )
+            db.execute(upsert, record)
+            return out
+
+        return await self._t.write(run)
+
     async def remove_worker(self, worker_id: str) -> None:
         await self._t.write(self._count, "DELETE FROM workers WHERE worker_id = ?", (worker_id,))
 
