@@ -19,6 +19,7 @@ from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
 from jobtui.engine.logsetup import configure as configure_logging
+from jobtui.engine.logsetup import status
 from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.signals import ShutdownSignals
 from jobtui.engine.store.base import Store, StoreError
@@ -193,10 +194,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
         # SIGINT, SIGTERM (docker stop) and SIGHUP all stop gracefully; a second exits.
         with ShutdownSignals(lambda _sig: stop.set()):
             await engine.start()
-            print(
-                f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
-                file=sys.stderr,
-            )
+            status(f"worker {engine.worker_id} serving {', '.join(engine.registry.names())}")
             waits = [asyncio.create_task(stop.wait()), asyncio.create_task(engine.failed.wait())]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
@@ -204,10 +202,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
             if engine.fatal is not None:  # e.g. STORE_REPLACED: nothing left to hand back
                 await engine.stop(grace=0)
                 raise engine.fatal
-            print(
-                f"jobtui: running jobs get {settings.shutdown_grace:.0f}s to finish, "
-                "then go back to the queue",
-                file=sys.stderr,
+            status(
+                f"running jobs get {settings.shutdown_grace:.0f}s to finish, "
+                "then go back to the queue"
             )
             await engine.stop()
         return EXIT_OK

@@ -15,6 +15,7 @@ from typing import Any
 from jobtui.engine.api import check_parameters_for
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
+from jobtui.engine.logsetup import status
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.factory import open_store, store_banner
@@ -24,7 +25,7 @@ AUTO = "auto"  # --type auto: each file under the job type that declared its kin
 
 
 def announce(settings: Settings, store: Store) -> None:
-    print(f"jobtui: {store_banner(settings, store)}", file=sys.stderr)
+    status(store_banner(settings, store))
 
 
 def check_store_folder(settings: Settings) -> None:
