@@ -30,6 +30,7 @@ from jobtui.tui.cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     check_enqueue_args,
+    check_store_folder,
     scan_progress,
     with_store,
 )
@@ -278,6 +279,8 @@ async def _main(args: argparse.Namespace) -> int:
         settings.log_level or ("info" if args.command == "worker" else "warning"),
         settings.log_format,
     )
+    if args.command != "doctor":  # doctor reports on the store itself, as one of its checks
+        check_store_folder(settings)  # before anything opens (and so creates) a store
     registry = default_registry()
     if args.command is None:
         from jobtui.tui.console import run_console
