@@ -228,7 +228,7 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
             batch_name=args.name,
             on_progress=scan_progress(args.json),
         )
-        print(f"jobtui: {report.summary_line()}", file=sys.stderr)
+        status(report.summary_line())
         if args.json:
             print(
                 json.dumps(
