@@ -42,10 +42,17 @@ def _fake_tesseract(tmp_path: Path, langs: list[str]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _restore_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def _restore_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", os.environ["PATH"])  # undone after each test
     for var in ("MONGODB_URI", "JOBTUI_CONFIG", "JOBTUI_INPUT_ROOTS", "JOBTUI_STORE"):
         monkeypatch.delenv(var, raising=False)
+    # With the audio extra installed, a healthy setup has its speech model in place
+    # (else doctor warns that the first job downloads it).
+    model = tmp_path / "speech-model"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"x")
+    (model / "config.json").write_text("{}")
+    monkeypatch.setenv("JOBTUI_AUDIO_MODEL", str(model))
 
 
 def test_healthy_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
