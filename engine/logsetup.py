@@ -79,10 +79,27 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+_format: LogFormat = "text"  # what configure() chose; status() follows it
+
+
+def status(text: str) -> None:
+    """A line for the operator on stderr (which store, which worker, stopping...):
+    ``jobtui: text``, or with ``--log-format json`` a JSON line like every other, so a
+    log shipper reading stderr sees only JSON. Shown whatever the log level."""
+    if _format == "json":
+        rec = logging.LogRecord("jobtui", logging.INFO, __file__, 0, text, None, None)
+        rec.event = "status"
+        print(JsonFormatter().format(rec), file=sys.stderr, flush=True)
+    else:
+        print(f"jobtui: {text}", file=sys.stderr, flush=True)
+
+
 def configure(
     level: str = "warning", fmt: LogFormat = "text", stream: IO[str] | None = None
 ) -> None:
     """Send log records to ``stream`` (default: the current stderr) in ``fmt``; idempotent."""
+    global _format
+    _format = fmt
     root = logging.getLogger()
     for h in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(h)

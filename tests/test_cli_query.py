@@ -78,7 +78,7 @@ def test_missing_paths_and_store_folder_are_refused(
     assert code == 2 and "PATH_NOT_FOUND" in err and str(tmp_path / "nope") in err
     assert not db.exists()
     typo = tmp_path / "typo" / "dir" / "x.db"
-    for argv in (["enqueue", str(folder), "--type", "noop"], ["jobs"], ["batches"]):
+    for argv in (["enqueue", str(folder), "--type", "noop"], ["jobs"], ["batches"], []):
         code, _, err = jobtui(capsys, *argv, "--store", str(typo))
         assert code == 2 and "STORE_FOLDER_MISSING" in err, err
     assert not (tmp_path / "typo").exists()
@@ -138,6 +138,11 @@ def test_id_prefixes_everywhere(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert code == 0 and out.startswith("1 job(s)")
     code, out, _ = _run(capsys, "retry", "--batch", "feed01aa", "--status", "cancelled", *s)
     assert code == 0 and out.startswith("1 job(s)")
+    purge = ["purge", "--older-than", "1d", "--status", "completed", "--dry-run", *s]
+    code, out, _ = _run(capsys, *purge, "--batch", "feed02")
+    assert code == 0 and "in batch feed02bbbbbb" in out
+    code, _, err = _run(capsys, *purge, "--batch", "abcdef01")
+    assert code == 2 and "ID_NOT_FOUND" in err
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -478,7 +478,7 @@ async def test_enqueue_by_typing(
         await pilot.press("e")
         assert isinstance(app.screen, EnqueueScreen)
         await pilot.press(*"./in\\ box")
-        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        await until(lambda: _found(app, "Found 4 files: 4 pdf.transcribe"), what="scan")
         app.screen.query_one("#enqueue-type", Select).value = "noop"  # noop takes every file
         await until(lambda: _found(app, "Found 5 files"), what="rescan")
         await pilot.press("enter")
@@ -494,9 +494,9 @@ async def test_enqueue_not_recursive_counts_only_the_top_folder(
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         app.open_enqueue([str(inbox)])
-        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        await until(lambda: _found(app, "Found 4 files: 4 pdf.transcribe"), what="scan")
         await pilot.click("#enqueue-recursive")
-        await until(lambda: _found(app, "Found 3 PDFs"), what="rescan")
+        await until(lambda: _found(app, "Found 3 files"), what="rescan")
 
 
 def _spellings(folder: Path) -> dict[str, str]:
@@ -527,7 +527,7 @@ async def test_paste_opens_enqueue_with_the_path(
             assert isinstance(app.focused, Input)
         app.post_message(events.Paste(_spellings(inbox)[spelling]))
         await until(lambda: isinstance(app.screen, EnqueueScreen), what="enqueue dialog")
-        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        await until(lambda: _found(app, "Found 4 files: 4 pdf.transcribe"), what="scan")
         screen = app.screen
         assert isinstance(screen, EnqueueScreen)
         assert screen.paths == [str(inbox)]
@@ -544,11 +544,11 @@ async def test_paste_into_the_open_dialog_replaces_the_path(
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         app.open_enqueue([str(inbox)])
-        await until(lambda: _found(app, "Found 4 PDFs"), what="scan")
+        await until(lambda: _found(app, "Found 4 files: 4 pdf.transcribe"), what="scan")
         app.screen.query_one("#enqueue-languages", Input).focus()
         await pilot.pause()
         app.post_message(events.Paste(str(pdf).replace(" ", "\\ ") + "\n"))
-        await until(lambda: _found(app, "Found 1 PDF"), what="rescan")
+        await until(lambda: _found(app, "Found 1 file:"), what="rescan")
         assert app.screen.query_one("#enqueue-languages", Input).value == "deu+eng"
         assert app.screen.paths == [str(pdf)]  # type: ignore[attr-defined]
 
@@ -562,7 +562,7 @@ async def test_paste_of_several_paths_and_home(
     app = watch_only(store)
     async with app.run_test(size=SIZE):
         app.post_message(events.Paste("~/in\\ box\n~/other\n"))
-        await until(lambda: _found(app, "Found 6 PDFs"), what="scan of both")
+        await until(lambda: _found(app, "Found 6 files"), what="scan of both")
         assert app.screen.paths == [str(inbox), str(other)]  # type: ignore[attr-defined]
 
 
@@ -584,7 +584,10 @@ async def test_enqueue_by_paste_and_confirm(
         await app.refresh_now()
         app.post_message(events.Paste(f"file://{urllib.parse.quote(str(inbox))}\n"))
         await until(
-            lambda: _found(app, "Found 4 PDFs (skipped 1 not for this job type)"), what="scan"
+            lambda: _found(
+                app, "Found 4 files: 4 pdf.transcribe; skipped 1 no job type takes it (notes.txt)"
+            ),
+            what="scan",
         )
         button = app.screen.query_one("#enqueue-ok", Button)
         assert not button.disabled and "4" in str(button.label)

@@ -193,3 +193,145 @@ def test_readme_main_command_runs(tmp_path: Path) -> None:
     assert summary["counts"] == {"completed": 2}
     by_name = {Path(j["path"]).name: j for j in summary["jobs"]}
     assert by_name["scan-deu.pdf"]["ocr_pages"] == 1 and by_name["text.pdf"]["ocr_pages"] == 0
+
+
+# -- the quick start, as a newcomer sees it ------------------------------------------
+
+DOC_HOME = "/home/you/jobtui"  # the project folder in the quick start's transcripts
+DOC_STORE = "/home/you/.local/share/jobtui/jobtui.db"
+DOC_BATCH = "3f2a1b9c0d4e5f60718293a4b5c6d7e8"
+DOC_JOBS = {"9e90af47fd1e": "scan-deu.pdf", "450097b7b324": "text.pdf"}
+
+
+def console_sessions(page: str) -> list[tuple[str, list[str]]]:
+    """``$ command`` lines and the lines shown after each, from ```console blocks."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    out: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", text, flags=re.DOTALL):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                out.append((line[2:], []))
+            else:
+                out[-1][1].append(line)
+    return out
+
+
+def _line_pattern(expected: str) -> re.Pattern[str]:
+    """A shown line as a pattern: times, dates and durations vary, and column padding
+    follows the widths of what is shown."""
+    pat = re.escape(expected)
+    pat = re.sub(
+        r"\d{4}\\-\d\d\\-\d\d\\ \d\d:\d\d(:\d\d)?",
+        r"\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d(:\\d\\d)?",
+        pat,
+    )
+    pat = re.sub(r"in\\ \d+\\.\d+s", r"in\\ [\\d.]+s", pat)
+    pat = re.sub(r"(\\ )+", r"\\s+", pat)
+    return re.compile(pat)
+
+
+def test_quickstart_transcripts_are_what_a_newcomer_sees(tmp_path: Path) -> None:
+    """docs/quickstart.md's ```console sessions, run in order in a fresh project folder
+    on a fresh store: every line shown is printed (stderr, then stdout, as a terminal
+    shows them), in order, and nothing else. Ids, times and the folders differ."""
+    import shlex
+    import shutil
+
+    home = tmp_path / "project"
+    shutil.copytree(ROOT / "examples", home / "examples")
+    store = tmp_path / "data" / "jobtui.db"
+    store.parent.mkdir()
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "JOBTUI_STORE": str(store)}
+    ids: dict[str, str] = {}
+    sessions = console_sessions("quickstart.md")
+    assert [c for c, _ in sessions][:2] == ["jobtui run examples/pdfs"] * 2
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "jobtui run examples/pdfs" in readme  # the README's command comes first
+    for command, shown in sessions:
+        for doc_id, real in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+            command = command.replace(doc_id, real)
+        proc = subprocess.run(
+            [sys.executable, "-m", "jobtui.tui.cli", *shlex.split(command)[1:]],
+            capture_output=True,
+            text=True,
+            cwd=home,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        # A terminal shows the live progress line only while it runs; here (no
+        # terminal) it is a plain line, left out.
+        err = [ln for ln in proc.stderr.splitlines() if not re.match(r"jobtui: \d+/\d+ files", ln)]
+        got = err + proc.stdout.splitlines()
+        if not ids:  # learn the real ids behind the ones shown
+            batch = re.search(r"batch ([0-9a-f]{12}):", proc.stdout)
+            assert batch is not None, proc.stdout
+            full = _only_batch(env, home)
+            assert full.startswith(batch.group(1))
+            ids.update({DOC_BATCH: full, DOC_BATCH[:12]: full[:12], DOC_BATCH[:6]: full[:6]})
+            ids.update(_job_ids(env, home))
+        expected = []
+        for line in shown:
+            line = line.replace(DOC_STORE, str(store)).replace(DOC_HOME, str(home))
+            for doc_id, real in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+                line = line.replace(doc_id, real)
+            expected.append(line)
+        assert len(got) == len(expected), f"{command}:\n" + "\n".join(got)
+        for g, e in zip(got, expected, strict=True):
+            assert _line_pattern(e).fullmatch(g), f"{command}: shown {e!r}, printed {g!r}"
+
+
+def _only_batch(env: dict[str, str], cwd: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "jobtui.tui.cli", "batches", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    (batch,) = json.loads(out.stdout)
+    return str(batch["batch_id"])
+
+
+def _job_ids(env: dict[str, str], cwd: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "jobtui.tui.cli", "jobs", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    by_name = {Path(j["path"]).name: j["job_id"] for j in json.loads(out.stdout)}
+    return {doc: by_name[name][:12] for doc, name in DOC_JOBS.items()}
+
+
+def test_quickstart_json_example_has_the_keys_a_run_prints(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    shown = json.loads(re.search(r"```json\n(.*?)```", text, flags=re.DOTALL).group(1))  # type: ignore[union-attr]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobtui.tui.cli",
+            "run",
+            "examples/pdfs",
+            "--json",
+            "--store",
+            str(tmp_path / "q.db"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert set(shown) <= set(got)
+    assert set(shown["files"][0]) <= set(got["files"][0])
+    assert {k for k in shown["jobs"][0] if k != "…"} <= set(got["jobs"][0])

@@ -199,12 +199,18 @@ def test_jobtui_worker_logs_json_lines_per_job(tmp_path: Path) -> None:
     try:
         while not any(e.get("event") == "job.finished" for e in events):
             line = lines.get(timeout=60)  # the next line, or fail: the worker is stuck
-            if line.startswith("{"):
-                events.append(json.loads(line))
+            events.append(json.loads(line))  # every line on stderr is JSON
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    started, finished = (e for e in events if e.get("event"))
+    while not lines.empty():  # after SIGTERM: engine/signals.py says so in plain text
+        line = lines.get()
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    said = [str(e["message"]) for e in events if e.get("event") == "status"]
+    assert said[0].startswith("embedded store") and said[1].startswith("worker ")
+    assert "running jobs get" in said[-1]  # after SIGTERM
+    started, finished = (e for e in events if str(e.get("event")).startswith("job."))
     assert started["event"] == "job.started" and started["level"] == "info"
     assert finished["outcome"] == "completed" and finished["job_type"] == "noop"
     assert finished["path"] == str((tmp_path / "a.txt").resolve())

@@ -505,5 +505,16 @@ def test_operations_guide_purge_examples_run(db: Path, capsys: pytest.CaptureFix
     assert shape.fullmatch(shown.group(1))
     assert main([*shlex.split(lines[0])[1:], "--store", str(db)]) == 0
     assert shape.fullmatch(capsys.readouterr().out.strip())
-    assert main([*shlex.split(lines[2])[1:], "--store", str(db)]) == 0  # --yes, a batch
+    # --yes, a batch named by a prefix (one must exist: an unknown id is an error)
+    asyncio.run(_add_batch(db, "3f2a9c0e1b7d" + "0" * 20))
+    assert main([*shlex.split(lines[2])[1:], "--store", str(db)]) == 0
     assert capsys.readouterr().out.startswith("deleted 0 jobs, 0 log lines, 0 batches")
+
+
+async def _add_batch(path: Path, batch_id: str) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.create_batch(Batch(batch_id=batch_id, name="docs example"))
+    finally:
+        await store.close()

@@ -6,9 +6,10 @@ the newest batches, counts, workers, the selected job's log tail), renders it, a
 only then waits for the next tick or an explicit request. Fetches never overlap.
 When the store stops answering, the status line says so and the loop keeps trying.
 
-A paste that names an existing folder or PDF file opens the enqueue dialog, wherever
-the focus is: ``on_event`` sees ``Paste`` before the focused widget (an ``Input``
-would keep only the first line).
+A paste that names an existing folder, or a file some job type takes, opens the
+enqueue dialog, wherever the focus is: ``on_event`` sees ``Paste`` before the focused
+widget (an ``Input`` would keep only the first line). Every paste gets an answer:
+what was not taken, and why, is a notification.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from textual.app import App, SystemCommand
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
+from textual.widgets import Input
 
 from jobtui.engine.api import JobPage, OperatorAPI
 from jobtui.engine.config import Settings
@@ -36,7 +39,7 @@ from jobtui.engine.paths import parse_dropped_paths
 from jobtui.engine.store.base import JobCursor
 from jobtui.tui import themes as theme_files
 from jobtui.tui.screens.dialogs import ConfirmScreen, QuitScreen
-from jobtui.tui.screens.enqueue import EnqueueRequest, EnqueueScreen, is_enqueue_target
+from jobtui.tui.screens.enqueue import EnqueueRequest, EnqueueScreen, enqueue_target
 from jobtui.tui.screens.main import MainScreen
 from jobtui.tui.widgets.status import StatusInfo
 
@@ -309,11 +312,41 @@ class JobtuiApp(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Paste) and not event.is_forwarded:
-            targets = [p for p in parse_dropped_paths(event.text) if is_enqueue_target(p)]
-            if targets and self.open_enqueue(targets):
+            if self.take_paste(event.text):
                 event.stop()
                 return
         await super().on_event(event)
+
+    def take_paste(self, text: str) -> bool:
+        """Every paste or drop gets an answer: the enqueue dialog with what was found,
+        and a notification naming what was not, and why. True when the paste was
+        taken here; False lets it go on to the focused field (a filter, a path)."""
+        typing = isinstance(self.focused, Input)
+        paths = [p for p in parse_dropped_paths(text) if os.path.isabs(p)]
+        if not paths:
+            if not typing and text.strip():
+                self.notify(
+                    f"The pasted text names no folder or file: {_clip(text)}",
+                    title="Paste",
+                    severity="warning",
+                )
+            return not typing
+        why = {p: enqueue_target(p, self.api.registry) for p in paths}
+        found = [p for p in paths if why[p] is None]
+        refused = "; ".join(f"{p}: {why[p]}" for p in paths if why[p] is not None)
+        if not found:
+            self.notify(f"Nothing to enqueue. {refused}", title="Paste", severity="error")
+            return not typing
+        if not self.open_enqueue(found):
+            self.notify(
+                "A question is open: answer it first; the pasted path was not taken",
+                title="Paste",
+                severity="warning",
+            )
+            return True
+        if refused:
+            self.notify(f"Not taken: {refused}", title="Paste", severity="warning", timeout=10)
+        return True
 
     def open_enqueue(self, paths: Sequence[str]) -> bool:
         """Open the enqueue dialog (or fill the open one) with ``paths``."""
@@ -524,6 +557,11 @@ class JobtuiApp(App[int]):
                     binding.tooltip,  # type: ignore[union-attr]
                     _runner(screen, action),
                 )
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
 def _runner(screen: Screen[Any], action: str) -> Callable[[], Awaitable[None]]:

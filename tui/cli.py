@@ -19,6 +19,7 @@ from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
 from jobtui.engine.logsetup import configure as configure_logging
+from jobtui.engine.logsetup import status
 from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.signals import ShutdownSignals
 from jobtui.engine.store.base import Store, StoreError
@@ -29,6 +30,7 @@ from jobtui.tui.cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     check_enqueue_args,
+    check_store_folder,
     scan_progress,
     with_store,
 )
@@ -194,10 +196,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
         # SIGINT, SIGTERM (docker stop) and SIGHUP all stop gracefully; a second exits.
         with ShutdownSignals(lambda _sig: stop.set()):
             await engine.start()
-            print(
-                f"jobtui: worker {engine.worker_id} serving {', '.join(engine.registry.names())}",
-                file=sys.stderr,
-            )
+            status(f"worker {engine.worker_id} serving {', '.join(engine.registry.names())}")
             waits = [asyncio.create_task(stop.wait()), asyncio.create_task(engine.failed.wait())]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
@@ -205,10 +204,9 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
             if engine.fatal is not None:  # e.g. STORE_REPLACED: nothing left to hand back
                 await engine.stop(grace=0)
                 raise engine.fatal
-            print(
-                f"jobtui: running jobs get {settings.shutdown_grace:.0f}s to finish, "
-                "then go back to the queue",
-                file=sys.stderr,
+            status(
+                f"running jobs get {settings.shutdown_grace:.0f}s to finish, "
+                "then go back to the queue"
             )
             await engine.stop()
         return EXIT_OK
@@ -231,7 +229,7 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
             batch_name=args.name,
             on_progress=scan_progress(args.json),
         )
-        print(f"jobtui: {report.summary_line()}", file=sys.stderr)
+        status(report.summary_line())
         if args.json:
             print(
                 json.dumps(
@@ -283,6 +281,8 @@ async def _main(args: argparse.Namespace) -> int:
         settings.log_level or ("info" if args.command == "worker" else "warning"),
         settings.log_format,
     )
+    if args.command != "doctor":  # doctor reports on the store itself, as one of its checks
+        check_store_folder(settings)  # before anything opens (and so creates) a store
     registry = default_registry()
     if args.command is None:
         from jobtui.tui.console import run_console

@@ -15,6 +15,7 @@ from typing import Any
 from jobtui.engine.api import check_parameters_for
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
+from jobtui.engine.logsetup import status
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.factory import open_store, store_banner
@@ -24,7 +25,7 @@ AUTO = "auto"  # --type auto: each file under the job type that declared its kin
 
 
 def announce(settings: Settings, store: Store) -> None:
-    print(f"jobtui: {store_banner(settings, store)}", file=sys.stderr)
+    status(store_banner(settings, store))
 
 
 def check_store_folder(settings: Settings) -> None:
@@ -98,21 +99,18 @@ def check_enqueue_args(
 
 
 def scan_progress(quiet: bool) -> Callable[[int, int], None] | None:
-    """``scanning 120/424 files`` on a terminal while files are hashed."""
+    """``scanning 120/424 files`` on a terminal while files are hashed (then cleared)."""
     if quiet or not sys.stderr.isatty():
         return None
     last = [0.0]
 
     def show(done: int, total: int) -> None:
         now = time.monotonic()
-        if now - last[0] > 0.1 or done == total:
+        if done == total:  # done: clear the line, the summary line says the rest
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        elif now - last[0] > 0.1:
             last[0] = now
-            print(
-                f"\rscanning {done}/{total} files",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"\rscanning {done}/{total} files", end="", file=sys.stderr, flush=True)
 
     return show
 

@@ -22,13 +22,13 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobtui.engine.api import ClaimScope, OperatorAPI, place_outputs, short_id
 from jobtui.engine.config import Settings
+from jobtui.engine.logsetup import status
 from jobtui.engine.models import Job, JobStatus, Outcome, new_id
 from jobtui.engine.registry import Registry
 from jobtui.engine.signals import ShutdownSignals, signal_name
@@ -208,7 +208,7 @@ class _Run:
         self.jobs: dict[str, Job] = {}  # the run's jobs by id (one per content)
         self.outside: set[str] = set()  # jobs of the run in other batches
         self.pages = 0
-        self.progress = RunProgress.for_stderr(args.json)
+        self.progress = RunProgress.for_stderr(args.json, emit=status)
 
     def on_terminal(self, job: Job, outcome: Outcome) -> None:
         pages = (outcome.results or {}).get("pages")
@@ -227,7 +227,7 @@ class _Run:
             batch_id=self.batch_id,
         )
         if not self.args.json:
-            print(f"jobtui: {self.report.summary_line()}", file=sys.stderr)
+            status(self.report.summary_line())
         self.files = [RunFile(path, key) for path, key in self.report.keys.items()]
 
     async def adopt_earlier_jobs(self) -> None:
@@ -374,20 +374,17 @@ class _Run:
             summary = await self.api.batch(self.batch_id)
             if summary:
                 waiting = summary.counts.get("pending", 0)
-        lines = [f"jobtui: {signame}: stopped."]
+        status(f"{signame}: stopped.")
         if handed_back:
-            lines.append(
-                f"  {handed_back} running job(s) went back to the queue (no attempt used)."
-            )
+            status(f"{handed_back} running job(s) went back to the queue (no attempt used).")
         if waiting:
             b = short_id(self.batch_id)
-            lines.append(
-                f"  {waiting} job(s) of batch {b} wait in the queue: run the same command "
+            status(
+                f"{waiting} job(s) of batch {b} wait in the queue: run the same command "
                 f"again to finish them here, start `jobtui worker`, or `jobtui cancel --batch {b}`."
             )
         if self.report is None:
-            lines.append("  The folder was still being scanned; jobs written so far stay queued.")
-        print("\n".join(lines), file=sys.stderr)
+            status("the folder was still being scanned; jobs written so far stay queued.")
 
 
 def _file_line(f: RunFile) -> str:

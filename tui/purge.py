@@ -110,11 +110,15 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
         )
     cutoff: datetime = utcnow() - age
     which = "/".join(s.value for s in statuses)
-    scope = f"{which} jobs finished before {cutoff:%Y-%m-%d %H:%M} UTC" + (
-        f" in batch {args.batch}" if args.batch else ""
-    )
     store = await open_store(settings)
     try:
+        if args.batch:  # a unique prefix is enough, as everywhere an id is asked for
+            from jobtui.engine.api import OperatorAPI
+
+            args.batch = (await OperatorAPI(store).resolve_id(args.batch, kinds=("batch",))).id
+        scope = f"{which} jobs finished before {cutoff:%Y-%m-%d %H:%M} UTC" + (
+            f" in batch {args.batch[:12]}" if args.batch else ""
+        )
 
         async def purge(dry_run: bool) -> PurgeResult:
             return await store.purge_jobs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -59,9 +60,16 @@ def _duration(seconds: float) -> str:
 class RunProgress:
     """``update(state)`` as often as you like; ``close()`` once at the end."""
 
-    def __init__(self, mode: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        stream: TextIO | None = None,
+        emit: Callable[[str], None] | None = None,
+    ) -> None:
         self.mode = mode  # "live", "plain" or "off"
         self.stream = stream or sys.stderr
+        # plain lines: ``emit`` (the CLI's status line, JSON with --log-format json)
+        self.emit = emit or (lambda text: print(f"jobtui: {text}", file=self.stream, flush=True))
         self.start = time.monotonic()
         self._last_plain = self.start
         self._live: Any = None
@@ -71,10 +79,10 @@ class RunProgress:
         self._idle: bool | None = None
 
     @classmethod
-    def for_stderr(cls, quiet: bool) -> RunProgress:
+    def for_stderr(cls, quiet: bool, emit: Callable[[str], None] | None = None) -> RunProgress:
         if quiet:
             return cls("off")
-        return cls("live" if sys.stderr.isatty() else "plain")
+        return cls("live" if sys.stderr.isatty() else "plain", emit=emit)
 
     def update(self, state: RunState) -> None:
         if self._idle is None:  # nothing to wait for at the first look: say nothing
@@ -84,7 +92,7 @@ class RunProgress:
         if self.mode == "plain":
             if time.monotonic() - self._last_plain >= PLAIN_EVERY:
                 self._last_plain = time.monotonic()
-                print(f"jobtui: {state.line(elapsed)}", file=self.stream, flush=True)
+                self.emit(state.line(elapsed))
         elif self.mode == "live":
             self._draw(state, elapsed)
 
@@ -115,4 +123,4 @@ class RunProgress:
             self._progress = None
         if self.mode == "plain" and self._state.total and not self._idle:
             elapsed = time.monotonic() - self.start
-            print(f"jobtui: {self._state.line(elapsed)}", file=self.stream, flush=True)
+            self.emit(self._state.line(elapsed))

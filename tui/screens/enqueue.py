@@ -1,24 +1,29 @@
-"""The enqueue dialog: path(s), job type, recursive, OCR languages, force.
+"""The enqueue dialog: path(s), job type (automatic by default), recursive, force,
+OCR languages.
 
 The path field accepts whatever a terminal pastes or a person types (quotes,
 backslash escapes, ``file://`` URLs, ``~``, several paths): it is read with
-``jobtui.engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog counts
-the files the paths hold with the engine's own walk (``scan_paths``) in a thread, never on the event loop.
+``jobtui.engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog
+counts the files the paths hold, per job type, with the engine's own walk
+(``scan_paths``) in a thread, never on the event loop. The default job type is
+"auto": each file goes to the type that declared its kind (the console names none).
+The fields scroll and the count and buttons stay in view, so it fits 80×24.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.timer import Timer
@@ -29,19 +34,21 @@ from jobtui.engine.enqueue import REASONS, scan_paths
 from jobtui.engine.paths import parse_dropped_paths
 from jobtui.engine.registry import Registry
 
-DEFAULT_JOB_TYPE = "pdf.transcribe"
+AUTO = "*auto*"  # the job type choice "each file to the type that takes its kind"
+AUTO_LABEL = "auto (by file type)"
 DEFAULT_LANGUAGES = "deu+eng"
-OCR_LANGUAGES_PARAM = "languages"  # the PDF handlers' Tesseract languages parameter
+OCR_LANGUAGES_PARAM = "languages"  # Tesseract languages, where a type's parameters take them
 
 
 @dataclass
 class EnqueueRequest:
     paths: list[str]
-    job_type: str
+    job_type: str | None  # None: each file to the type that declared its kind
     recursive: bool
     languages: str
     force: bool
     found: int
+    by_type: dict[str, int] = field(default_factory=dict)
 
     def batch_name(self) -> str:
         """The folder's (or file's) name; several paths: the first one's, plus a count."""
@@ -49,12 +56,12 @@ class EnqueueRequest:
         return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
 
     def parameters(self, registry: Registry) -> dict[str, str]:
-        """Options for the handler; languages only for types whose parameters take them."""
-        return (
-            {OCR_LANGUAGES_PARAM: self.languages}
-            if self.languages and takes_languages(registry, self.job_type)
-            else {}
-        )
+        """Options for the handlers: languages for the types whose parameters take them
+        (in auto mode the engine gives each type only what its model declares)."""
+        types = [self.job_type] if self.job_type else list(self.by_type)
+        if self.languages and any(takes_languages(registry, t) for t in types):
+            return {OCR_LANGUAGES_PARAM: self.languages}
+        return {}
 
 
 def takes_languages(registry: Registry, job_type: str) -> bool:
@@ -67,19 +74,38 @@ class ScanResult:
     files: int  # what would be enqueued (before content dedupe)
     missing: list[str]
     skipped: dict[str, int]
+    by_type: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few paths
 
 
-def is_pdf_name(name: str) -> bool:
-    return name.lower().endswith(".pdf")
-
-
-def is_enqueue_target(path: str) -> bool:
-    """An existing folder or PDF file: what a paste must name to open the dialog."""
+def enqueue_target(path: str, registry: Registry) -> str | None:
+    """Why ``path`` cannot be enqueued (None: it can: a folder, or a file some job type
+    takes by its name). A paste names such a path to open the dialog."""
     p = Path(path)
     try:
-        return p.is_dir() or (p.is_file() and is_pdf_name(p.name))
-    except OSError:
-        return False
+        if p.is_dir():
+            return None
+        if not p.exists():
+            return "no such file or folder"
+        if not p.is_file():
+            return "not a regular file or folder"
+    except OSError as exc:
+        return exc.strerror or "unreadable"
+    if registry.type_for_file(path) is not None:
+        return None
+    if registry.sniffs:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        except OSError as exc:
+            return exc.strerror or "unreadable"
+        if registry.type_for_file(path, head) is not None:
+            return None
+    return "no job type takes this kind of file"
+
+
+def is_enqueue_target(path: str, registry: Registry) -> bool:
+    return enqueue_target(path, registry) is None
 
 
 def paths_text(paths: Sequence[str]) -> str:
@@ -91,13 +117,37 @@ def paths_text(paths: Sequence[str]) -> str:
 
 
 def quick_scan(
-    paths: Sequence[str], job_type: str, recursive: bool, registry: Registry
+    paths: Sequence[str], job_type: str | None, recursive: bool, registry: Registry
 ) -> ScanResult:
     """What enqueueing would take, by the engine's own walk (blocking; run in a thread)."""
     scan = scan_paths(paths, job_type, recursive, registry=registry)
     return ScanResult(
-        files=len(scan.files), missing=scan.examples.get("missing", []), skipped=dict(scan.skipped)
+        files=len(scan.files),
+        missing=scan.examples.get("missing", []),
+        skipped=dict(scan.skipped),
+        by_type=dict(Counter(c.job_type for c in scan.files)),
+        examples=dict(scan.examples),
     )
+
+
+def describe_scan(scan: ScanResult) -> str:
+    """``Found 5 files: 3 pdf.transcribe, 2 image.ocr; skipped 1 no job type takes it
+    (notes.txt); not found: /x``."""
+    n = scan.files
+    text = f"Found {n} file{'s' if n != 1 else ''}"
+    if scan.by_type:
+        text += ": " + ", ".join(f"{c} {t}" for t, c in sorted(scan.by_type.items()))
+    skipped = {r: c for r, c in scan.skipped.items() if r != "missing"}
+    if skipped:
+        parts = []
+        for reason, count in sorted(skipped.items()):
+            names = [os.path.basename(p) for p in scan.examples.get(reason, [])[:2]]
+            example = f" ({', '.join(names)}{', …' if count > len(names) else ''})" if names else ""
+            parts.append(f"{count} {REASONS.get(reason, reason)}{example}")
+        text += "; skipped " + ", ".join(parts)
+    if scan.missing:
+        text += "; not found: " + ", ".join(scan.missing)
+    return text
 
 
 class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
@@ -111,30 +161,33 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         super().__init__(classes="dialog-screen")
         self.initial_paths = list(paths)
         self.registry = registry
-        self.job_types = registry.names() or [DEFAULT_JOB_TYPE]
+        self.job_types = registry.names()
         self.scan: ScanResult | None = None
         self._scan_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        default = DEFAULT_JOB_TYPE if DEFAULT_JOB_TYPE in self.job_types else self.job_types[0]
+        choices = [(AUTO_LABEL, AUTO)] + [(t, t) for t in self.job_types]
         with Vertical(classes="dialog", id="enqueue-dialog"):
             yield Label("Enqueue a folder or files", classes="dialog-title")
-            yield Label("Folder or PDF file (paste or drop it here)", classes="field-label")
-            yield Input(
-                paths_text(self.initial_paths), placeholder="/path/to/folder", id="enqueue-path"
-            )
-            yield Label("Job type", classes="field-label")
-            yield Select[str](
-                [(t, t) for t in self.job_types],
-                value=default,
-                allow_blank=False,
-                id="enqueue-type",
-            )
-            with Horizontal(classes="row"):
-                yield Checkbox("Recursive", True, id="enqueue-recursive")
-                yield Checkbox("Force (also already done files)", False, id="enqueue-force")
-            yield Label("OCR languages (Tesseract, e.g. deu+eng)", classes="field-label")
-            yield Input(DEFAULT_LANGUAGES, id="enqueue-languages")
+            with VerticalScroll(classes="dialog-body"):
+                yield Label("Folder or files (paste or drop them here)", classes="field-label")
+                yield Input(
+                    paths_text(self.initial_paths),
+                    placeholder="/path/to/folder",
+                    id="enqueue-path",
+                    compact=True,
+                )
+                yield Label("Job type", classes="field-label")
+                yield Select[str](
+                    choices, value=AUTO, allow_blank=False, id="enqueue-type", compact=True
+                )
+                with Horizontal(classes="row"):
+                    yield Checkbox("Recursive", True, id="enqueue-recursive", compact=True)
+                    yield Checkbox(
+                        "Force (also files already done)", False, id="enqueue-force", compact=True
+                    )
+                yield Label("OCR languages (Tesseract, e.g. deu+eng)", classes="field-label")
+                yield Input(DEFAULT_LANGUAGES, id="enqueue-languages", compact=True)
             yield Label("", id="enqueue-found")
             with Horizontal(classes="buttons"):
                 yield Button("Enqueue", id="enqueue-ok", variant="primary", disabled=True)
@@ -170,12 +223,21 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             self.rescan()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self.query_one("#enqueue-languages", Input).disabled = not takes_languages(
-            self.registry, self.job_type
-        )
+        self._languages_apply()
         self.rescan()
 
-    def _scan_key(self) -> tuple[tuple[str, ...], str, bool]:
+    def _languages_apply(self) -> None:
+        if self.job_type is not None:
+            types = [self.job_type]
+        elif self.scan is not None:
+            types = list(self.scan.by_type)
+        else:
+            types = self.job_types
+        self.query_one("#enqueue-languages", Input).disabled = not any(
+            takes_languages(self.registry, t) for t in types
+        )
+
+    def _scan_key(self) -> tuple[tuple[str, ...], str | None, bool]:
         return (
             tuple(self.paths),
             self.job_type,
@@ -183,9 +245,10 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         )
 
     @property
-    def job_type(self) -> str:
+    def job_type(self) -> str | None:
+        """The chosen type; None for auto (each file to the type of its kind)."""
         value = self.query_one("#enqueue-type", Select).value
-        return value if isinstance(value, str) else self.job_types[0]
+        return value if isinstance(value, str) and value != AUTO else None
 
     def rescan(self, delay: float = 0.0) -> None:
         self.scan = None
@@ -201,44 +264,34 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             self._scan(key)
 
     @work(thread=True, exclusive=True, group="enqueue-scan")
-    def _scan(self, key: tuple[tuple[str, ...], str, bool]) -> None:
+    def _scan(self, key: tuple[tuple[str, ...], str | None, bool]) -> None:
         result = quick_scan(*key, self.registry)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._scanned, key, result)
 
-    def _scanned(self, key: tuple[tuple[str, ...], str, bool], result: ScanResult) -> None:
+    def _scanned(self, key: tuple[tuple[str, ...], str | None, bool], result: ScanResult) -> None:
         if key != self._scan_key():
             return  # the fields changed meanwhile; their own scan will report
         self.scan = result
+        self._languages_apply()
         self._show_found()
 
     def _show_found(self) -> None:
         label = self.query_one("#enqueue-found", Label)
         ok = self.query_one("#enqueue-ok", Button)
         if not self.paths:
-            label.update("Type, paste or drop a folder or PDF path.")
+            label.update("Type, paste or drop a folder or file path.")
             ok.disabled = True
             return
         if self.scan is None:
-            label.update("Counting PDFs…")
+            label.update("Counting files…")
             ok.disabled = True
             return
         n = self.scan.files
-        noun = "PDF" if self.job_type.startswith("pdf.") else "file"
-        text = f"Found {n} {noun}{'s' if n != 1 else ''}"
-        skipped = {r: c for r, c in self.scan.skipped.items() if r != "missing"}
-        if skipped:
-            text += (
-                " (skipped "
-                + ", ".join(f"{c} {REASONS.get(r, r)}" for r, c in sorted(skipped.items()))
-                + ")"
-            )
-        if self.scan.missing:
-            text += f"; not found: {', '.join(self.scan.missing)}"
-        label.update(text)
+        label.update(describe_scan(self.scan))
         label.set_class(n == 0, "-empty")
         ok.disabled = n == 0
-        ok.label = f"Enqueue {n} {noun}{'s' if n != 1 else ''}" if n else "Enqueue"
+        ok.label = f"Enqueue {n} file{'s' if n != 1 else ''}" if n else "Enqueue"
 
     # -- confirm / cancel -------------------------------------------------------
 
@@ -252,6 +305,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             languages=self.query_one("#enqueue-languages", Input).value.strip(),
             force=self.query_one("#enqueue-force", Checkbox).value,
             found=self.scan.files,
+            by_type=dict(self.scan.by_type),
         )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

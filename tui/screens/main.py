@@ -23,15 +23,21 @@ from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
 from jobtui.engine.store.base import JobCursor
 from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, FilterSpec
 from jobtui.tui.widgets.cells import (
+    STATUS_VARIABLE,
+    ago,
+    batch_counts,
     batch_eta,
+    batch_state,
     colour,
+    fit_bar,
     human_duration,
     job_duration,
     job_file,
     job_fraction,
-    progress_bar,
+    short_id,
     status_text,
 )
+from jobtui.tui.widgets.columns import Column
 from jobtui.tui.widgets.logtail import LogTail
 from jobtui.tui.widgets.status import StatusLine
 from jobtui.tui.widgets.tables import JobsTable, KeyedTable
@@ -41,25 +47,26 @@ if TYPE_CHECKING:
 
 ALL_BATCHES = "__all__"
 
-# widths: the cells of a 120-column terminal (each column also gets 2 cells of padding)
+# Columns by importance: higher priorities are narrowed, then dropped, first; the
+# status, the counts and the error code are never cut (fit); names and messages take
+# the room of wide terminals (grow). See jobtui.tui.widgets.columns.
 BATCH_COLUMNS = [
-    ("Batch", "name", 28),
-    ("Total", "total", 7),
-    ("Done", "completed", 7),
-    ("Failed", "failed", 7),
-    ("Running", "running", 7),
-    ("Progress", "progress", 17),
-    ("ETA", "eta", 8),
-    ("Status", "status", 20),
+    Column("Batch", "name", 20, 10, grow=3),
+    Column("Created", "created", 8, priority=3),
+    Column("Id", "id", 8, priority=4),
+    Column("Jobs", "jobs", 6, fit=True),
+    Column("Progress", "progress", 17, 9, priority=5),
+    Column("ETA", "eta", 6, 5, priority=2),
+    Column("Status", "status", 11, fit=True),
 ]
 JOB_COLUMNS = [
-    ("Status", "status", 12),
-    ("Type", "type", 15),
-    ("File", "file", 28),
-    ("Progress", "progress", 15),
-    ("Attempts", "attempts", 8),
-    ("Duration", "duration", 8),
-    ("Error", "error", 18),
+    Column("Status", "status", 12, fit=True),
+    Column("Type", "type", 14, priority=5),
+    Column("File", "file", 24, 18, grow=3),
+    Column("Progress", "progress", 15, 4, priority=3),
+    Column("Try", "attempts", 4, priority=6),
+    Column("Time", "duration", 8, 6, priority=4),
+    Column("Error", "error", 18, 6, grow=2, fit=True),
 ]
 
 RETRYABLE = {JobStatus.FAILED, JobStatus.CANCELLED}
@@ -75,14 +82,26 @@ CONDITIONAL_ACTIONS = (
 )
 
 
+def error_cell(job: Job, v: dict[str, str]) -> Text | str:
+    """The error code in full, then as much of the message as the column shows."""
+    if job.error is None:
+        return ""
+    text = Text(job.error.code, style=colour(v, "error"))
+    if job.error.message:
+        text.append(" " + job.error.message.splitlines()[0], style=colour(v, "foreground-muted"))
+    return text
+
+
 class MainScreen(Screen[None]):
+    # The footer shows these in this order and keeps to 80 columns; the keys with
+    # show=False are in the help (?) and the command palette (ctrl+p).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "e",
             "enqueue",
             "Enqueue",
             id="enqueue",
-            tooltip="Enqueue a folder or PDF file (pasting a path does too)",
+            tooltip="Enqueue a folder or files (pasting or dropping a path does too)",
         ),
         Binding(
             "r",
@@ -92,34 +111,11 @@ class MainScreen(Screen[None]):
             tooltip="Retry the selected failed or cancelled job",
         ),
         Binding(
-            "R",
-            "retry_failed",
-            "Retry failed",
-            key_display="R",
-            id="retry-failed",
-            tooltip="Retry every failed job of the selected batch",
-        ),
-        Binding(
             "c",
             "cancel_job",
             "Cancel",
             id="cancel-job",
             tooltip="Cancel the selected job (asks first)",
-        ),
-        Binding(
-            "C",
-            "cancel_batch",
-            "Cancel batch",
-            key_display="C",
-            id="cancel-batch",
-            tooltip="Cancel every unfinished job of the selected batch (asks first)",
-        ),
-        Binding(
-            "enter",
-            "detail",
-            "Detail",
-            id="detail",
-            tooltip="Show the selected job: parameters, result, error, full log, outputs",
         ),
         Binding(
             "slash",
@@ -130,6 +126,19 @@ class MainScreen(Screen[None]):
             tooltip="Filter jobs by text, status and type",
         ),
         Binding(
+            "p",
+            "pause",
+            "Pause",
+            id="pause",
+            tooltip="Pause or resume claiming new jobs in this process",
+        ),
+        Binding(
+            "question_mark", "help", "Help", key_display="?", id="help", tooltip="Show every key"
+        ),
+        Binding(
+            "q", "quit", "Quit", id="quit", tooltip="Quit (asks what to do with jobs running here)"
+        ),
+        Binding(
             "w",
             "workers",
             "Workers",
@@ -137,11 +146,30 @@ class MainScreen(Screen[None]):
             tooltip="Show every worker: host, pid, types, running, last heartbeat",
         ),
         Binding(
-            "p",
-            "pause",
-            "Pause/Resume",
-            id="pause",
-            tooltip="Pause or resume claiming new jobs in this process",
+            "enter",
+            "detail",
+            "Detail",
+            id="detail",
+            show=False,
+            tooltip="Show the selected job: parameters, result, error, full log, outputs",
+        ),
+        Binding(
+            "R",
+            "retry_failed",
+            "Retry failed",
+            key_display="R",
+            id="retry-failed",
+            show=False,
+            tooltip="Retry every failed job of the selected batch",
+        ),
+        Binding(
+            "C",
+            "cancel_batch",
+            "Cancel batch",
+            key_display="C",
+            id="cancel-batch",
+            show=False,
+            tooltip="Cancel every unfinished job of the selected batch (asks first)",
         ),
         Binding(
             "W",
@@ -149,13 +177,8 @@ class MainScreen(Screen[None]):
             "Claim on/off",
             key_display="W",
             id="switch-claiming",
+            show=False,
             tooltip="Switch this console between claiming jobs and watch-only (asks first)",
-        ),
-        Binding(
-            "question_mark", "help", "Help", key_display="?", id="help", tooltip="Show every key"
-        ),
-        Binding(
-            "q", "quit", "Quit", id="quit", tooltip="Quit (asks what to do with jobs running here)"
         ),
         Binding(
             "escape",
@@ -189,7 +212,7 @@ class MainScreen(Screen[None]):
             yield KeyedTable(BATCH_COLUMNS, id="batches")
             yield JobsTable(JOB_COLUMNS, id="jobs")
             yield LogTail(id="log")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#batches", KeyedTable).border_title = "Batches"
@@ -217,8 +240,9 @@ class MainScreen(Screen[None]):
         )
 
     def page_size(self) -> int:
-        height = self.query_one("#jobs", JobsTable).size.height
-        return max(5, height - 3) if height else 20
+        """As many jobs as the table shows: its inner height less the header row."""
+        height = self.query_one("#jobs", JobsTable).scrollable_content_region.height
+        return max(3, height - 1) if height else 20
 
     def view_request(self) -> ViewRequest:
         from jobtui.tui.app import ViewRequest
@@ -256,19 +280,20 @@ class MainScreen(Screen[None]):
     def _show_batches(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:
         assert snap.batches is not None
         self.batches = {b.batch.batch_id: b for b in snap.batches}
+        table = self.query_one("#batches", KeyedTable)
         counts = snap.counts
         total = sum(counts.values())
         done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
+        bar = table.column_width("progress")
         rows: list[tuple[str, tuple[Any, ...]]] = [
             (
                 ALL_BATCHES,
                 (
                     Text("All jobs", style="bold"),
-                    str(total),
-                    str(counts.get("completed", 0)),
-                    str(counts.get("failed", 0)),
-                    str(counts.get("processing", 0)),
-                    progress_bar(done / total if total else 0.0, v),
+                    "",
+                    "",
+                    batch_counts(counts, v),
+                    fit_bar(done / total if total else 0.0, v, bar),
                     "",
                     "",
                 ),
@@ -276,8 +301,14 @@ class MainScreen(Screen[None]):
         ]
         now = self.jobtui.now()
         for b in snap.batches:
-            rows.append((b.batch.batch_id, self._batch_cells(b, now, v)))
-        table = self.query_one("#batches", KeyedTable)
+            rows.append((b.batch.batch_id, self._batch_cells(b, now, v, bar)))
+        table.set_content(
+            needs={
+                "jobs": max(len(r[1][3]) for r in rows),
+                "status": max(len(r[1][6]) for r in rows),
+            },
+            wants={"name": max(len(r[1][0]) for r in rows)},
+        )
         table.sync(rows)
         if self.batch_id is not None and self.batch_id not in self.batches:
             self.batch_id = None  # the batch vanished (too old for the list): show all
@@ -285,24 +316,29 @@ class MainScreen(Screen[None]):
         if table.selected_key != (self.batch_id or ALL_BATCHES):
             table.select_key(self.batch_id or ALL_BATCHES)
 
-    def _batch_cells(self, b: BatchSummary, now: datetime, v: dict[str, str]) -> tuple[Any, ...]:
+    def _batch_cells(
+        self, b: BatchSummary, now: datetime, v: dict[str, str], bar: int
+    ) -> tuple[Any, ...]:
         """The cells of one batch row; a finished batch's are built once and reused
-        (with 50 batches listed, most are history that never changes)."""
-        key = (b.batch.name, tuple(sorted(b.counts.items())))
+        (with 50 batches listed, most are history that never changes; only its age
+        moves, and that in minutes)."""
+        created = ago(b.batch.created_at, now)
+        key = (b.batch.name, tuple(sorted(b.counts.items())), bar, created)
         cached = self._finished_cells.get(b.batch.batch_id)
         if b.finished and cached is not None and cached[0] == key:
             return cached[1]
-        c = b.counts
-        bar_var = "success" if b.status == "completed" else "warning" if b.finished else "primary"
+        state = batch_state(b)
+        bar_var = {"completed": "success", "with failures": "error"}.get(state, "primary")
+        if state == "cancelled":
+            bar_var = STATUS_VARIABLE["cancelled"]
         cells: tuple[Any, ...] = (
-            b.batch.name or b.batch.batch_id[:8],
-            str(b.total),
-            str(c.get("completed", 0)),
-            str(c.get("failed", 0)),
-            str(c.get("processing", 0)),
-            progress_bar(b.done / b.total if b.total else 0.0, v, variable=bar_var),
+            b.batch.name or short_id(b.batch.batch_id),
+            created,
+            short_id(b.batch.batch_id),
+            batch_counts(b.counts, v),
+            fit_bar(b.done / b.total if b.total else 0.0, v, bar, variable=bar_var),
             batch_eta(b, now),
-            status_text(b.status, v),
+            status_text(state, v),
         )
         cells = tuple(
             Text(x) if isinstance(x, str) else x for x in cells
@@ -316,6 +352,8 @@ class MainScreen(Screen[None]):
         self.jobs = {j.job_id: j for j in snap.page.jobs}
         self.next_cursor = snap.page.next_cursor
         now = self.jobtui.now()
+        table = self.query_one("#jobs", JobsTable)
+        bar = table.column_width("progress")
         rows = []
         for job in snap.page.jobs:
             rows.append(
@@ -325,19 +363,29 @@ class MainScreen(Screen[None]):
                         status_text(job.status.value, v),
                         job.job_type,
                         job_file(job),
-                        progress_bar(
+                        fit_bar(
                             job_fraction(job),
                             v,
-                            width=10,
+                            bar,
                             variable="success" if job.status == JobStatus.COMPLETED else "primary",
                         ),
                         f"{job.attempts}/{job.max_attempts}",
                         human_duration(job_duration(job, now)),
-                        Text(job.error.code, style=colour(v, "error")) if job.error else "",
+                        error_cell(job, v),
                     ),
                 )
             )
-        table = self.query_one("#jobs", JobsTable)
+        jobs = snap.page.jobs
+        table.set_content(
+            needs={
+                "status": max((len(r[1][0]) for r in rows), default=0),
+                "error": max((len(j.error.code) for j in jobs if j.error), default=0),
+            },
+            wants={
+                "file": max((len(r[1][2]) for r in rows), default=0),
+                "error": max((len(r[1][6]) for r in rows), default=0),
+            },
+        )
         table.sync(rows)
         scope = self.selected_batch.batch.name if self.selected_batch else "all batches"
         page = len(self.cursors)
@@ -349,6 +397,8 @@ class MainScreen(Screen[None]):
             title += f"  filter {self.filter.describe()}"
         title += f"  ({start + 1 if shown else 0}–{start + shown}{of}, page {page})"
         table.border_title = title
+        out = snap.status.output_dir
+        table.border_subtitle = f"output: {out}" if out else ""
 
     def rerender(self) -> None:
         """Theme changed: every coloured cell is rebuilt from the last snapshot."""
@@ -371,6 +421,15 @@ class MainScreen(Screen[None]):
             self.cursors = [None]
             self.jobtui.request_refresh()
         self.update_keys()
+
+    def on_resize(self) -> None:
+        self.jobtui.request_refresh()  # the page size follows the jobs table's height
+
+    @on(KeyedTable.LayoutChanged)
+    def _layout_changed(self, event: KeyedTable.LayoutChanged) -> None:
+        # Cells drawn for the old widths (progress bars) are drawn again for the new.
+        if self.snapshot is not None:
+            self.show_snapshot(self.snapshot)
 
     @on(DataTable.RowSelected, "#batches")
     def _batch_selected(self, event: DataTable.RowSelected) -> None:

@@ -22,8 +22,9 @@ STATUS_VARIABLE = {
     "running": "primary",
     "completed": "success",
     "failed": "error",
-    "cancelled": "warning",
+    "cancelled": "secondary",  # its own colour: not a failure, not done work
     "finished with errors": "warning",
+    "with failures": "error",
 }
 
 STATUS_ICON = {
@@ -34,7 +35,11 @@ STATUS_ICON = {
     "failed": "✖",
     "cancelled": "⊘",
     "finished with errors": "!",
+    "with failures": "✖",
 }
+
+# count of a batch's jobs per state, in the order shown, with their icons
+COUNT_STATES = ("completed", "failed", "cancelled", "processing", "pending")
 
 
 def colour(variables: Mapping[str, str], name: str) -> str:
@@ -106,19 +111,71 @@ def job_file(job: Job) -> str:
     return os.path.basename(path.rstrip("/")) or path if path else job.job_id[:12]
 
 
+def batch_state(summary: BatchSummary) -> str:
+    """How a batch reads: cancelled jobs are not failures, failures are not "done"."""
+    c = summary.counts
+    if not summary.finished:
+        return "running" if c.get("processing", 0) else "pending"
+    if c.get("failed", 0):
+        return "with failures"
+    if c.get("cancelled", 0):
+        return "cancelled"
+    return "completed"
+
+
+def batch_counts(counts: Mapping[str, int], variables: Mapping[str, str]) -> Text:
+    """``total ✔done ✖failed ⊘cancelled ▶running ·pending``, zeros left out, each in
+    its state's colour."""
+    text = Text(str(sum(counts.values())))
+    for state in COUNT_STATES:
+        n = counts.get(state, 0)
+        if n:
+            text.append(" ")
+            text.append(f"{STATUS_ICON[state]}{n}", style=colour(variables, STATUS_VARIABLE[state]))
+    return text
+
+
+ETA_MIN_COMPLETED = 2  # completed jobs before a pace is worth projecting
+ETA_MIN_SECONDS = 5.0  # seconds of work before a pace is worth projecting
+
+
 def batch_eta(summary: BatchSummary, now: datetime) -> str:
-    """Remaining time at the batch's average pace so far ('—' before the first finish)."""
+    """Time left at the pace of *completed* work so far: jobs completed per second
+    since the batch's first start. Cancelled and failed jobs are not progress (a
+    cancelled half made the old estimate absurd); "—" until the pace means something."""
     if summary.finished:
         return "done"
+    c = summary.counts
+    completed = c.get("completed", 0)
+    remaining = c.get("pending", 0) + c.get("processing", 0)
     start = summary.first_started_at
-    done = summary.done
-    if start is None or done == 0:
+    if start is None or completed < ETA_MIN_COMPLETED:
         return "—"
     elapsed = (now - start).total_seconds()
-    if elapsed <= 0:
+    if elapsed < ETA_MIN_SECONDS:
         return "—"
-    remaining = summary.total - done
-    return human_duration(remaining * elapsed / done)
+    return human_duration(remaining * elapsed / completed)
+
+
+def ago(then: datetime | None, now: datetime) -> str:
+    """A short relative time: ``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``."""
+    if then is None:
+        return "—"
+    s = max(0.0, (now - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{int(s // size)}{unit} ago"
+    return f"{int(s)}s ago"
+
+
+def fit_bar(
+    fraction: float, variables: Mapping[str, str], width: int, variable: str = "primary"
+) -> Text:
+    """A progress bar filling ``width`` cells (bar and percentage), or only the
+    percentage when the column is narrow."""
+    if width >= 9:
+        return progress_bar(fraction, variables, width=width - 5, variable=variable)
+    return Text(f"{max(0.0, min(1.0, fraction)) * 100:3.0f}%")
 
 
 def age(then: datetime | None, now: datetime) -> str:

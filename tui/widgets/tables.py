@@ -3,6 +3,11 @@
 ``KeyedTable.sync(rows)`` takes the wanted rows as ``(key, cells)`` in order and, inside
 one ``batch_update()``, removes vanished keys, adds new keys with ``add_row(key=...)``
 and calls ``update_cell`` only where a value changed. The cursor stays on its row key.
+
+Columns follow the table's width (``jobtui.tui.widgets.columns``): on a resize, or when
+the content's needs change (a longer error code), the shown columns and their widths
+are laid out again, and ``LayoutChanged`` tells the screen (whose cells may depend on
+a column's width, like progress bars).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from jobtui.tui.widgets.columns import Column, layout
+
 Cells = tuple[Any, ...]
 CELL_CACHE_LIMIT = 64  # rendered variants kept per row (cursor, hover, width, style)
 
@@ -34,9 +41,15 @@ def _same(a: Any, b: Any) -> bool:
 class KeyedTable(DataTable[Any]):
     """A DataTable whose rows are kept in step with a keyed list of rows."""
 
-    def __init__(self, columns: Sequence[tuple[str, str, int | None]], **kwargs: Any) -> None:
+    class LayoutChanged(Message):
+        """The shown columns or their widths changed."""
+
+    def __init__(self, columns: Sequence[Column | tuple[str, str, int]], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
-        self._column_spec = list(columns)
+        self._column_spec = [c if isinstance(c, Column) else Column(*c) for c in columns]
+        self.widths: dict[str, int] = {}  # the shown columns' widths, in order
+        self._needs: dict[str, int] = {}
+        self._wants: dict[str, int] = {}
         self._cells: dict[str, Cells] = {}
         self._order: list[str] = []
         self.updates = 0  # cells written by the last sync (tests and the benchmark read it)
@@ -48,8 +61,50 @@ class KeyedTable(DataTable[Any]):
         self._lines: dict[Any, tuple[tuple[Any, ...], tuple[Any, ...], Strip]] = {}
 
     def on_mount(self) -> None:
-        for label, key, width in self._column_spec:
-            self.add_column(label, key=key, width=width)
+        self.relayout()
+
+    def on_resize(self) -> None:
+        self.relayout()
+
+    @property
+    def available_width(self) -> int:
+        """Cells for the columns: the width less border, padding and a scrollbar."""
+        if not self.size.width:
+            return 10_000
+        return self.size.width - self.styles.gutter.width - self.styles.scrollbar_size_vertical
+
+    def column_width(self, key: str) -> int:
+        """The width of a shown column, 0 when it is not shown."""
+        return self.widths.get(key, 0)
+
+    def set_content(self, needs: dict[str, int], wants: dict[str, int]) -> None:
+        """What the content needs (``fit`` minimums) and wants (growing columns' caps)."""
+        if needs != self._needs or wants != self._wants:
+            self._needs, self._wants = dict(needs), dict(wants)
+            self.relayout()
+
+    def relayout(self) -> None:
+        widths = layout(self._column_spec, self.available_width, self._needs, self._wants)
+        if widths == self.widths:
+            return
+        self.widths = widths
+        selected = self.selected_key
+        by_key = {c.key: c for c in self._column_spec}
+        with self.app.batch_update():
+            self.clear(columns=True)
+            for key, width in widths.items():
+                self.add_column(by_key[key].label, key=key, width=width)
+            for key in self._order:
+                self.add_row(*self._shown(self._cells[key]), key=key)
+            self._rendered.clear()
+            self._lines.clear()
+            if selected is not None and selected in self._cells:
+                self.move_cursor(row=self._order.index(selected), animate=False)
+        self.post_message(self.LayoutChanged())
+
+    def _shown(self, cells: Cells) -> Cells:
+        keys = [c.key for c in self._column_spec]
+        return tuple(cell for key, cell in zip(keys, cells, strict=True) if key in self.widths)
 
     @property
     def selected_key(self) -> str | None:
@@ -226,7 +281,7 @@ class KeyedTable(DataTable[Any]):
         ]
         wanted = [key for key, _ in rows]
         selected = self.selected_key
-        column_keys = [key for _, key, _ in self._column_spec]
+        column_keys = [c.key for c in self._column_spec]
         self.updates = 0
         with self.app.batch_update():
             gone = set(self._order) - set(wanted)
@@ -250,11 +305,11 @@ class KeyedTable(DataTable[Any]):
             for key, cells in rows:
                 old = self._cells.get(key)
                 if old is None:
-                    self.add_row(*cells, key=key)
+                    self.add_row(*self._shown(cells), key=key)
                     self.updates += len(cells)
                 else:
                     for column, before, after in zip(column_keys, old, cells, strict=True):
-                        if not _same(before, after):
+                        if column in self.widths and not _same(before, after):
                             self.update_cell(key, column, after)
                             self.updates += 1
                 self._cells[key] = cells
