@@ -593,7 +593,7 @@ class MainScreen(Screen[None]):
     def action_help(self) -> None:
         from jobtui.tui.screens.help import HelpScreen
 
-        self.app.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
+        self.app.push_screen(HelpScreen())
 
     def action_quit(self) -> None:
         self.jobtui.request_quit()
