@@ -34,4 +34,4 @@ async def sleep(ctx: JobContext, params: SleepParams) -> dict[str, Any]:
 def register(registry: Registry) -> None:
     """Entry point of the ``builtin`` plug-in (see pyproject's ``jobtui.handlers``)."""
     registry.handler("noop", max_attempts=1)(noop)
-    registry.handler("sleep", params=SleepParams)(sleep)
+    registry.handler("sleep", params=SleepParams, timeout=None)(sleep)  # up to a day

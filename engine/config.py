@@ -93,6 +93,12 @@ class Settings(BaseModel):
     # Added to the CPU worker processes' nice value: the engine's own process (its
     # event loop, the console) keeps the CPU it needs while they use the rest.
     cpu_niceness: int = Field(10, ge=0, le=19)
+    # Address space each CPU worker process may use, in MiB (RLIMIT_AS): a runaway job
+    # (a giant page rendered at 300 dpi) fails alone instead of exhausting the machine.
+    # None: half the machine's memory; 0: no limit.
+    cpu_memory_limit_mb: int | None = Field(None, ge=0)
+    # Seconds the event loop may go without a turn before the job blocking it is logged.
+    loop_blocked_after: float = Field(1.0, gt=0)
     # Job-type globs this engine serves (None: all); environment: comma-separated.
     types: Annotated[list[str] | None, NoDecode] = None
     # Workers read input only under these (empty: any path); environment: os.pathsep.
@@ -171,6 +177,17 @@ class Settings(BaseModel):
     @property
     def safe_uri(self) -> str:
         return redact_uri(self.mongodb_uri) if self.mongodb_uri else ""
+
+    @property
+    def cpu_memory_limit(self) -> int:
+        """Bytes of address space per CPU worker process (0: no limit)."""
+        if self.cpu_memory_limit_mb is not None:
+            return self.cpu_memory_limit_mb << 20
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return 0
+        return max(total // 2, 2 << 30)
 
     @property
     def store_path(self) -> Path:

@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETERS = "INVALID_PARAMETERS"  # parameters failed the handler's model
     TIMEOUT = "TIMEOUT"  # ran longer than its job type's timeout
     LEASE_EXPIRED = "LEASE_EXPIRED"  # its worker vanished too often
+    WORKER_CRASHED = "WORKER_CRASHED"  # its worker (process) died on two attempts in a row
     CANCELLED = "CANCELLED"  # cancelled by an operator
     UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"  # used in reports; such jobs stay pending
     FILE_NOT_FOUND = "FILE_NOT_FOUND"

@@ -76,13 +76,27 @@ class RemoteError(Exception):
     message), or its process died under it."""
 
 
+class WorkerCrashed(RemoteError):
+    """The worker process died running this task (a segfault, ``os._exit``, the OOM
+    killer, the memory limit). The engine counts these per job (``WORKER_CRASHED``)."""
+
+
 def _serve(
     conn: Connection,
     started: Any,
     initializer: Callable[[], None] | None,
     niceness: int = 0,
+    memory_limit: int = 0,
 ) -> None:
     """A worker process: run tasks in the order they arrive, skipping taken-back ones."""
+    if memory_limit > 0:
+        # Address space, not RSS: the kernel refuses the allocation (MemoryError, or
+        # the process dies) instead of the whole machine swapping or OOM-killing the
+        # engine. One huge page rendered at 300 dpi once took 10.5 GB.
+        with contextlib.suppress(ValueError, OSError, ImportError):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     if niceness > 0:
         with contextlib.suppress(OSError, AttributeError):  # AttributeError: not on Unix
             os.nice(niceness)
@@ -150,12 +164,20 @@ class _Task:
 class _Slot:
     """One worker process, its pipe, and the tasks sent to it (oldest first)."""
 
-    def __init__(self, ctx: Any, initializer: Callable[[], None] | None, niceness: int = 0) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        initializer: Callable[[], None] | None,
+        niceness: int = 0,
+        memory_limit: int = 0,
+    ) -> None:
         parent, child = ctx.Pipe()
         self.conn: Connection = parent
         self.started = ctx.Value("q", 0, lock=False)  # id of the task it last started
         self.proc = ctx.Process(
-            target=_serve, args=(child, self.started, initializer, niceness), daemon=True
+            target=_serve,
+            args=(child, self.started, initializer, niceness, memory_limit),
+            daemon=True,
         )
         self.proc.start()
         child.close()
@@ -192,6 +214,7 @@ class ProcessPool:
         start_method: str = "forkserver",
         preload: Sequence[str] = DEFAULT_PRELOAD,
         niceness: int = 0,
+        memory_limit: int = 0,
     ) -> None:
         self.size = max(1, size or os.cpu_count() or 1)
         self.max_tasks = max_tasks
@@ -200,6 +223,7 @@ class ProcessPool:
         self._start_method = start_method
         self._preload = tuple(preload)
         self.niceness = niceness  # added to the workers' nice value (lower priority)
+        self.memory_limit = memory_limit  # bytes of address space per process; 0: none
         self._ctx = mp.get_context(start_method)
         self._slots: list[_Slot] = []
         self._spawning = 0
@@ -308,8 +332,8 @@ class ProcessPool:
         try:
             if self._start_method == "forkserver":
                 await loop.run_in_executor(None, start_forkserver, self._preload)
-            ctx, init, nice = self._ctx, self._initializer, self.niceness
-            slot = await loop.run_in_executor(None, lambda: _Slot(ctx, init, nice))
+            ctx, init, nice, mem = self._ctx, self._initializer, self.niceness, self.memory_limit
+            slot = await loop.run_in_executor(None, lambda: _Slot(ctx, init, nice, mem))
         except Exception as exc:
             log.exception("cannot start a worker process")
             if not self._slots:  # nothing could ever run the waiting tasks
@@ -390,7 +414,7 @@ class ProcessPool:
             if task.id == running and not task.future.done():
                 how = f" (exit code {code})" if code is not None else ""
                 task.future.set_exception(
-                    RemoteError(f"the worker process died{how} running this task")
+                    WorkerCrashed(f"the worker process died{how} running this task")
                 )
             else:
                 self._pending.appendleft(task)

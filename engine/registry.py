@@ -51,6 +51,11 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+#: Seconds an attempt may run unless its type says otherwise: a handler stuck for ever
+#: (a hung network call, a lock) ends ``TIMEOUT`` instead of holding a slot for good.
+DEFAULT_TIMEOUT = 3600.0
+
+
 @dataclass(frozen=True)
 class FileTypes:
     """The files a job type takes when a folder (or a file) is enqueued.
@@ -86,7 +91,8 @@ class JobType:
     """A registered job type and the options the worker applies to it.
 
     ``concurrency`` caps running jobs of this type per engine process (None: only the
-    engine's global limit). ``timeout`` is seconds per attempt (None: no limit).
+    engine's global limit). ``timeout`` is seconds per attempt: ``DEFAULT_TIMEOUT``
+    (an hour) unless the type says otherwise; None for no limit at all.
     Retries wait ``backoff_base * 2**(attempt-1)`` seconds, capped at ``backoff_max``,
     with full jitter so many failing jobs do not retry in lockstep.
 
@@ -102,7 +108,7 @@ class JobType:
     handler: Handler
     params_model: type[BaseModel] = NoParams
     max_attempts: int = 3
-    timeout: float | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
     concurrency: int | None = None
     backoff_base: float = 1.0
     backoff_max: float = 300.0
@@ -159,7 +165,7 @@ class Registry:
         *,
         params: type[BaseModel] = NoParams,
         max_attempts: int = 3,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
         concurrency: int | None = None,
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,

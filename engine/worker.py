@@ -27,12 +27,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobtui.engine.api import OperatorAPI, hostname
+from jobtui.engine.attempts import POISON, call_handler, crash_error
 from jobtui.engine.batchcounts import BatchRecounter
 from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import ConfigError, JobCancelled, JobFailed
 from jobtui.engine.finisher import Finisher, short
 from jobtui.engine.logsink import LogSink
+from jobtui.engine.loopwatch import LoopWatch
 from jobtui.engine.models import (
     ErrorCode,
     Job,
@@ -44,7 +46,7 @@ from jobtui.engine.models import (
     new_id,
     utcnow,
 )
-from jobtui.engine.procpool import ProcessPool, call_all
+from jobtui.engine.procpool import ProcessPool, WorkerCrashed, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
 from jobtui.engine.store.base import ClaimScope, LeaseState, Store, StoreError
@@ -166,6 +168,7 @@ class Engine:
         #: print it and exit 2; ``wait_batch`` raises it.
         self.fatal: StoreError | None = None
         self.failed = asyncio.Event()
+        self.loop_watch = LoopWatch(self._loop_blocked, self.settings.loop_blocked_after)
 
     # -- public surface ----------------------------------------------------------
 
@@ -217,11 +220,13 @@ class Engine:
                 initializer=functools.partial(call_all, warms) if warms else None,
                 preload=("jobtui.engine.procpool", *self.registry.worker_preload()),
                 niceness=self.settings.cpu_niceness,
+                memory_limit=self.settings.cpu_memory_limit,
             )
         return self._pool
 
     async def start(self) -> None:
         self._start_mono = time.monotonic()
+        self.loop_watch.start()
         self.logs.start()
         self.webhooks.start()
         await self._register_worker()
@@ -289,6 +294,7 @@ class Engine:
         with contextlib.suppress(Exception):
             await self.batch_counts.flush()
         await self.webhooks.stop()  # a few seconds for deliveries still queued, then drop
+        await self.loop_watch.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -487,7 +493,7 @@ class Engine:
             )
         try:
             async with asyncio.timeout(jt.timeout):
-                result = await jt.handler(r.ctx, params)
+                result = await call_handler(jt.handler, r.ctx, params)
             await r.ctx.flush_progress()
             return Outcome(status=JobStatus.COMPLETED, results=result or {})
         except JobCancelled:
@@ -505,13 +511,19 @@ class Engine:
                 status=JobStatus.FAILED,
                 error=JobError(code=ErrorCode.TIMEOUT, message=f"ran longer than {jt.timeout}s"),
             )
+        except WorkerCrashed as exc:
+            err, final = crash_error(job, str(exc))
+            r.ctx.log(err.message, "error")
+            if final or job.attempts >= job.max_attempts:
+                return Outcome(status=JobStatus.FAILED, error=err)
+            return self._retry_outcome(r, err)
         except JobFailed as exc:
             err = JobError(code=exc.code, message=exc.message, details=exc.details)
             if exc.retryable and job.attempts < job.max_attempts:
                 return self._retry_outcome(r, err)
             r.ctx.log(f"failed: {exc.code}: {exc.message}", "error")
             return Outcome(status=JobStatus.FAILED, error=err)
-        except Exception as exc:  # noqa: BLE001 - any handler error is recorded on the job
+        except (Exception, *POISON) as exc:  # noqa: BLE001 - sys.exit too: this job only
             err = JobError(
                 code=ErrorCode.HANDLER_ERROR,
                 message=f"{type(exc).__name__}: {exc}",
@@ -559,6 +571,21 @@ class Engine:
                 message=f"handed back by {self.worker_id} at shutdown",
             )
         )
+
+    def _loop_blocked(self, task: asyncio.Task[Any] | None, seconds: float) -> None:
+        """From the loop watch's thread: name the job whose handler blocks the loop."""
+        r = next((r for r in list(self._jobs.values()) if r.task is task), None)
+        if r is None:
+            name = task.get_name() if task is not None else "no task"
+            log.warning("event loop blocked for %.1fs (running %s)", seconds, name)
+            return
+        message = (
+            f"blocked the event loop for {seconds:.1f}s (type {r.jt.name}): every job of "
+            "this process stalls meanwhile; a handler must await, or be a plain def "
+            "(run in a thread), or put CPU work in ctx.run_cpu"
+        )
+        log.warning("job %s %s", r.job.job_id, message)
+        r.ctx.log(message, "warning")  # a list append: safe from this thread
 
     # -- the store going away under us --------------------------------------------
 

@@ -92,6 +92,14 @@ def sync_work(ctx: JobContext, params: Params) -> dict[str, Any]:
     return {}
 
 
+async def hogs_memory(ctx: JobContext, params: Params) -> dict[str, Any]:
+    """CPU work that allocates ``seconds`` GiB (the name is reused: a size)."""
+    record(f"start {ctx.job_id} {os.getpid()} {ctx.attempt}")
+    await ctx.run_cpu(bytearray, int(params.seconds * (1 << 30)))
+    record(f"done {ctx.job_id} {os.getpid()}")
+    return {}
+
+
 def register(registry: Registry) -> None:
     registry.handler("fault.work", params=Params)(work)
     registry.handler("fault.exit", params=Params)(exits)
@@ -99,3 +107,4 @@ def register(registry: Registry) -> None:
     registry.handler("fault.osexit", params=Params)(kills_its_process)
     registry.handler("fault.block", params=Params)(blocks_the_loop)
     registry.handler("fault.sync", params=Params)(sync_work)  # type: ignore[arg-type]
+    registry.handler("fault.hog", params=Params, max_attempts=1)(hogs_memory)

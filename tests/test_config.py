@@ -115,6 +115,8 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "output_dir": ("/tmp/out", Path("/tmp/out")),
     "cpu_workers": ("3", 3),
     "cpu_niceness": ("5", 5),
+    "cpu_memory_limit_mb": ("512", 512),
+    "loop_blocked_after": ("2.5", 2.5),
     "types": ("pdf.*,session", ["pdf.*", "session"]),
     "input_roots": (f"/a{os.pathsep}/b", [Path("/a"), Path("/b")]),
     "webhook_secret": ("whsec_abc", "whsec_abc"),

@@ -478,3 +478,88 @@ async def test_sigkilled_workers_jobs_recovered_within_15s_by_default(
     assert recovery_s < 15
     survivor.send_signal(signal.SIGTERM)
     await wait_for(lambda: exited(survivor), timeout=30, what="the survivor exited")
+
+
+# -- 5: poison pills ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_poison_pills_fail_their_own_jobs_only(rig: Rig, api: OperatorAPI) -> None:
+    """sys.exit, KeyboardInterrupt, os._exit in a CPU worker process and a huge
+    allocation, next to ordinary jobs, in one jobtui worker: the pills fail with a
+    code, the worker lives on, the ordinary jobs complete once each."""
+    rig.env["JOBTUI_CPU_MEMORY_LIMIT_MB"] = "1024"
+    rig.env["JOBTUI_CPU_WORKERS"] = "1"
+    good = await api.enqueue("fault.work", [{} for _ in range(4)])
+    pills = {
+        kind: (await api.enqueue(kind, [{"seconds": 4.0}])).job_ids[0]
+        for kind in ("fault.exit", "fault.interrupt", "fault.osexit", "fault.hog")
+    }
+    worker = rig.jobtui("worker", "--concurrency", "8", "--poll-interval", "0.2")
+
+    async def pills_ended() -> bool:
+        jobs = {j.job_id: j for j in await api.all_jobs()}
+        return all(jobs[j].status is JobStatus.FAILED for j in pills.values())
+
+    await wait_for(pills_ended, timeout=90, interval=0.2, what="every pill failed")
+    assert worker.poll() is None, rig.stderr(worker)
+    jobs = {j.job_id: j for j in await api.all_jobs()}
+    codes = {kind: jobs[j].error.code for kind, j in pills.items()}  # type: ignore[union-attr]
+    assert codes == {
+        "fault.exit": "HANDLER_ERROR",
+        "fault.interrupt": "HANDLER_ERROR",
+        "fault.osexit": "WORKER_CRASHED",
+        "fault.hog": "HANDLER_ERROR",
+    }
+    assert "SystemExit" in jobs[pills["fault.exit"]].error.message  # type: ignore[union-attr]
+    assert "MemoryError" in jobs[pills["fault.hog"]].error.message  # type: ignore[union-attr]
+    starts = rig.starts()
+    assert starts[pills["fault.osexit"]] == 2  # killed its process twice, then no more
+    assert starts[pills["fault.exit"]] == 3  # an ordinary failure: max_attempts (3)
+    rig.release()
+    await drain_here(api, good.batch_id, 4)
+    assert rig.tally(good.job_ids) == (0, 0)
+    worker.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")
+    assert worker.returncode == 0
+
+
+async def drain_here(api: OperatorAPI, batch_id: str, n: int) -> None:
+    async def all_done() -> bool:
+        return (await statuses(api, batch_id))["completed"] == n
+
+    await wait_for(all_done, timeout=60, interval=0.1, what="the batch completed")
+
+
+@pytest.mark.slow
+async def test_a_blocked_loop_is_logged_with_the_job_and_sync_handlers_do_not_block(
+    rig: Rig, api: OperatorAPI
+) -> None:
+    blocker = (await api.enqueue("fault.block", [{"seconds": 2.5}])).job_ids[0]
+    plain = (await api.enqueue("fault.sync", [{"seconds": 2.5}])).job_ids[0]
+    worker = rig.jobtui("worker", "--concurrency", "1", "--poll-interval", "0.2")
+
+    async def both_done() -> bool:
+        return rig.completions()[blocker] == 1 and rig.completions()[plain] == 1
+
+    await wait_for(both_done, timeout=60, what="both handlers returned")
+
+    async def logged() -> list[str]:
+        return [e.message for e in await api.tail_logs(blocker) if "blocked" in e.message]
+
+    (line,) = await wait_for(logged, timeout=20, what="the blocked-loop line in the job's log")
+    assert "fault.block" in line
+    # The plain def ran in a thread: the loop turned all along.
+    assert not [e for e in await api.tail_logs(plain) if "blocked" in e.message]
+    worker.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")
+    assert "fault.block" in rig.stderr(worker)
+
+
+def test_every_type_has_a_default_timeout() -> None:
+    from jobtui.engine.registry import DEFAULT_TIMEOUT, default_registry
+
+    reg = default_registry()
+    assert DEFAULT_TIMEOUT == 3600
+    assert reg.get("noop").timeout == DEFAULT_TIMEOUT  # type: ignore[union-attr]
+    assert reg.get("pdf.transcribe").timeout == DEFAULT_TIMEOUT  # type: ignore[union-attr]
