@@ -257,3 +257,28 @@ def test_text_summary_and_progress_lines(
     assert err.splitlines()[-1] == "jobtui: 2/2 files, " + err.splitlines()[-1].split(", ", 1)[1]
     code, out, err = jobtui(capsys, "run", str(tree), *opts(tmp_path), "--json")
     assert "files" not in err.replace("3 files:", "")  # no progress lines with --json
+
+
+def test_default_parameters_spelt_out_are_the_same_job(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tree: Path
+) -> None:
+    """The console fills in defaults (upper=true), the CLI leaves them out: one job."""
+    code, summary = run_json(capsys, str(tree), *opts(tmp_path), "--param", "upper=true")
+    assert code == 0
+    code, summary = run_json(capsys, str(tree), *opts(tmp_path))
+    assert code == 0 and {f["status"] for f in summary["files"]} == {"done_earlier"}
+    code, summary = run_json(capsys, str(tree), *opts(tmp_path), "--param", "upper=false")
+    assert code == 0 and {f["status"] for f in summary["files"]} == {"completed"}
+
+
+def test_auto_type_sends_each_file_to_its_type_and_checks_parameters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tree: Path
+) -> None:
+    db = ["--store", str(tmp_path / "q.db"), "--output", str(tmp_path / "out")]
+    code, out, err = jobtui(capsys, "run", str(tree), *db, "--param", "uper=false")
+    assert code == 2 and "INVALID_PARAMETERS" in err and "did you mean 'upper'" in err
+    assert not (tmp_path / "q.db").exists()
+    # a key only test.copy declares is fine with --type auto (the default)
+    code, summary = run_json(capsys, str(tree), *db, "--param", "upper=false")
+    assert code == 0 and {j["job_type"] for j in summary["jobs"]} == {"test.copy"}
+    assert Path(by_name(summary)["a/two.txt"]["outputs"]["text_path"]).read_text() == "two"

@@ -278,7 +278,8 @@ class _Run:
         try:
             while True:
                 outside_done = await self._refresh_outside()
-                self.progress.update(await self._state())
+                if self.progress.mode != "off":  # --json: no counting for nobody
+                    self.progress.update(await self._state())
                 if outside_done and (batch_done is None or batch_done.done()):
                     return
                 if batch_done is not None and not batch_done.done():
