@@ -136,6 +136,8 @@ class Engine:
         self._paused = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._pool: ProcessPool | None = None
+        #: makes each job's context; jobtui.engine.testing records progress through it
+        self.context_factory: type[JobContext] = JobContext
         #: called (never awaited by the engine) when a job this process ran or recovered
         #: reaches a terminal state; webhooks subscribe here.
         self.terminal_hooks = TerminalHooks()
@@ -399,7 +401,7 @@ class Engine:
         if jt is None:  # cannot happen: we only claim our own types
             raise RuntimeError(f"claimed unregistered type {job.job_type}")
         job.adopt_type_policy(jt.max_attempts)  # a legacy document names none
-        ctx = JobContext(
+        ctx = self.context_factory(
             job,
             store=self.store,
             token=job.lease.token,

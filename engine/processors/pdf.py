@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtui.engine.context import JobContext
-from jobtui.engine.errors import JobCancelled, JobFailed
+from jobtui.engine.errors import JobFailed
 from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.models import ErrorCode
 from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
+from jobtui.engine.processors.pages import cores as _cores
+from jobtui.engine.processors.pages import log_page_errors as _log_page_errors
+from jobtui.engine.processors.pages import note_changed
+from jobtui.engine.processors.pages import output_stem as output_stem
+from jobtui.engine.processors.pages import page_list as _page_list
+from jobtui.engine.processors.pages import run_parts as _run_parts
 from jobtui.engine.processors.pdf_markdown import structure_markdown
 from jobtui.engine.registry import FileTypes, Registry
 
@@ -97,27 +101,6 @@ def split_pages(
     return [(s, min(s + size, pages)) for s in range(0, pages, size)]
 
 
-def output_stem(path: str, sha256: str) -> str:
-    """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
-    return f"{output_base(path)}-{sha256[:12]}"
-
-
-def _cores(ctx: JobContext | None = None) -> int:
-    """How many processes the engine's pool runs (its ``cpu_workers``, else the cores)."""
-    settings = getattr(ctx, "settings", None)
-    workers = (
-        settings.get("cpu_workers")
-        if isinstance(settings, dict)
-        else getattr(settings, "cpu_workers", None)
-    )
-    if isinstance(workers, int) and workers > 0:
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 async def _probe(
     ctx: JobContext,
     p: PdfParams,
@@ -147,12 +130,7 @@ async def _probe(
         info = await ctx.run_cpu(
             px.probe_and_extract, path, p.password, sample, extract, one_call, output
         )
-    if p.sha256 and p.sha256 != info["sha256"]:
-        ctx.log(
-            f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
-            f"{info['sha256'][:12]}); processing the current content",
-            "warning",
-        )
+    note_changed(ctx, path, p.sha256, info["sha256"])
     ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
     if info.get("repaired"):
         ctx.log(
@@ -160,69 +138,6 @@ async def _probe(
             "warning",
         )
     return path, info
-
-
-async def _run_parts(
-    ctx: JobContext,
-    fn: Callable[..., list[dict[str, Any]]],
-    path: str,
-    ranges: Sequence[tuple[int, int]],
-    opts: dict[str, Any],
-    step: str,
-) -> list[dict[str, Any]]:
-    """Run ``fn(path, start, stop, opts)`` for every range at once; records in page order.
-
-    Progress is reported as parts finish. A cancel (task cancellation or
-    ``ctx.cancel_event``) cancels every part still running; the pool kills their
-    processes, and this returns only after they are gone.
-    """
-    total = sum(b - a for a, b in ranges)
-    if len(ranges) > 1:
-        ctx.log(
-            f"{step}: {total} pages in {len(ranges)} parts of up to "
-            f"{max(b - a for a, b in ranges)} pages"
-        )
-    tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
-    index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
-    cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
-    results: list[Any] = [None] * len(tasks)
-    done_pages = 0
-    try:
-        pending: set[asyncio.Future[Any]] = set(tasks)
-        while pending:
-            done, pending = await asyncio.wait(
-                pending | {cancel_wait}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if cancel_wait in done:
-                raise JobCancelled(ctx.job_id)
-            pending.discard(cancel_wait)
-            for t in done:
-                i = index[t]
-                results[i] = t.result()  # a part's JobFailed ends the job here
-                done_pages += ranges[i][1] - ranges[i][0]
-            ctx.check_cancelled()
-            await ctx.progress(100.0 * done_pages / total, step, f"{done_pages}/{total} pages")
-    finally:
-        cancel_wait.cancel()
-        for t in tasks:
-            t.cancel()
-        # Wait for cancelled parts: their processes are killed before we return.
-        await asyncio.gather(*tasks, cancel_wait, return_exceptions=True)
-    return [rec for part in results for rec in (part or [])]
-
-
-def _page_list(pages: Sequence[int], limit: int = 20) -> str:
-    shown = ", ".join(str(p) for p in pages[:limit])
-    return shown + (f" and {len(pages) - limit} more" if len(pages) > limit else "")
-
-
-def _log_page_errors(ctx: JobContext, records: list[dict[str, Any]]) -> list[int]:
-    failed = [r["page"] for r in records if r.get("error")]
-    for r in [r for r in records if r.get("error")][:20]:
-        ctx.log(f"page {r['page']}: {r['error']}", "warning")
-    if len(failed) > 20:
-        ctx.log(f"... {len(failed) - 20} more pages failed", "warning")
-    return failed
 
 
 def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:

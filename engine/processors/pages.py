@@ -1,0 +1,111 @@
+"""What the page-by-page processors share (``pdf.*``, ``image.ocr``): output names,
+how many parts to cut work into, running parts on the engine's process pool with
+progress and cancel, and logging the pages that failed.
+
+Runs on the event loop's side (handlers), never in the worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobtui.engine.context import JobContext
+from jobtui.engine.errors import JobCancelled
+from jobtui.engine.outputs import output_base
+
+
+def note_changed(ctx: JobContext, path: str, enqueued: str | None, current: str) -> None:
+    """Warn when the file's content is not what was enqueued (it is processed as is)."""
+    if enqueued and enqueued != current:
+        ctx.log(
+            f"{path} changed since it was enqueued (sha256 {enqueued[:12]} -> "
+            f"{current[:12]}); processing the current content",
+            "warning",
+        )
+
+
+def output_stem(path: str, sha256: str) -> str:
+    """``<stem>-<sha256[:12]>``: readable, and distinct for distinct contents."""
+    return f"{output_base(path)}-{sha256[:12]}"
+
+
+def cores(ctx: JobContext | None = None) -> int:
+    """How many processes the engine's pool runs (its ``cpu_workers``, else the cores)."""
+    settings = getattr(ctx, "settings", None)
+    workers = (
+        settings.get("cpu_workers")
+        if isinstance(settings, dict)
+        else getattr(settings, "cpu_workers", None)
+    )
+    if isinstance(workers, int) and workers > 0:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+async def run_parts(
+    ctx: JobContext,
+    fn: Callable[..., list[dict[str, Any]]],
+    path: str,
+    ranges: Sequence[tuple[int, int]],
+    opts: dict[str, Any],
+    step: str,
+) -> list[dict[str, Any]]:
+    """Run ``fn(path, start, stop, opts)`` for every range at once; records in page order.
+
+    Progress is reported as parts finish. A cancel (task cancellation or
+    ``ctx.cancel_event``) cancels every part still running; the pool kills their
+    processes, and this returns only after they are gone.
+    """
+    total = sum(b - a for a, b in ranges)
+    if len(ranges) > 1:
+        ctx.log(
+            f"{step}: {total} pages in {len(ranges)} parts of up to "
+            f"{max(b - a for a, b in ranges)} pages"
+        )
+    tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
+    index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
+    cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
+    results: list[Any] = [None] * len(tasks)
+    done_pages = 0
+    try:
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(
+                pending | {cancel_wait}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if cancel_wait in done:
+                raise JobCancelled(ctx.job_id)
+            pending.discard(cancel_wait)
+            for t in done:
+                i = index[t]
+                results[i] = t.result()  # a part's JobFailed ends the job here
+                done_pages += ranges[i][1] - ranges[i][0]
+            ctx.check_cancelled()
+            await ctx.progress(100.0 * done_pages / total, step, f"{done_pages}/{total} pages")
+    finally:
+        cancel_wait.cancel()
+        for t in tasks:
+            t.cancel()
+        # Wait for cancelled parts: their processes are killed before we return.
+        await asyncio.gather(*tasks, cancel_wait, return_exceptions=True)
+    return [rec for part in results for rec in (part or [])]
+
+
+def page_list(pages: Sequence[int], limit: int = 20) -> str:
+    shown = ", ".join(str(p) for p in pages[:limit])
+    return shown + (f" and {len(pages) - limit} more" if len(pages) > limit else "")
+
+
+def log_page_errors(ctx: JobContext, records: list[dict[str, Any]]) -> list[int]:
+    failed = [r["page"] for r in records if r.get("error")]
+    for r in [r for r in records if r.get("error")][:20]:
+        ctx.log(f"page {r['page']}: {r['error']}", "warning")
+    if len(failed) > 20:
+        ctx.log(f"... {len(failed) - 20} more pages failed", "warning")
+    return failed
