@@ -3,13 +3,15 @@
 ```python
 from jobtui.engine.testing import run_handler
 
-async def test_counts_words(tmp_path):
-    (tmp_path / "a.wc").write_text("one two three")
-    run = await run_handler(my_plugin.register, "text.wordcount", {"path": str(tmp_path / "a.wc")})
-    assert run.status == "completed" and run.result == {"words": 3}
+async def test_counts_lines(tmp_path):
+    (tmp_path / "a.txt").write_text("one\ntwo\nthree\n")
+    run = await run_handler(my_plugin.register, "text.lines", {"path": str(tmp_path / "a.txt")})
+    assert run.status == "completed" and run.result == {"lines": 3}
     assert run.progress[-1].percent == 100
-    assert "3 words" in run.log_text
+    assert "3 lines" in run.log_text
 ```
+
+(docs/handlers.md walks through a complete plug-in and its tests.)
 
 It runs one job through a real ``Engine`` on an embedded SQLite store in a temporary
 folder: the parameters are validated by the type's model (``INVALID_PARAMETERS``),

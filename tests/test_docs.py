@@ -24,28 +24,65 @@ def python_blocks(page: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
-def test_handler_guide_samples_run_and_print_what_they_say() -> None:
-    blocks = python_blocks("handlers.md")
-    # the first two blocks form a program; the plug-in snippet needs its own package
-    program = blocks[0] + "\n" + blocks[1]
+def _named_blocks(page: str) -> dict[str, str]:
+    """Fenced blocks whose first line is ``# <file name>``, by that name."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:python|toml)\n(.*?)```", text, flags=re.DOTALL)
+    out = {}
+    for block in blocks:
+        first = block.splitlines()[0]
+        if first.startswith("# ") and "." in first:
+            out[first[2:].split()[0]] = block
+    return out
+
+
+def test_handler_guide_plugin_and_its_tests_run(tmp_path: Path) -> None:
+    """docs/handlers.md: the plug-in module, its pyproject (pytest settings) and its
+    tests with jobtui.engine.testing are written out as the guide shows them and the
+    tests run, in a separate process, against this checkout."""
+    import os
+
+    files = _named_blocks("handlers.md")
+    assert {"wordcount_plugin.py", "test_wordcount.py", "pyproject.toml"} <= set(files)
+    for name in ("wordcount_plugin.py", "test_wordcount.py", "pyproject.toml"):
+        (tmp_path / name).write_text(files[name], encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     out = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT, timeout=120
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_wordcount.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "{'words': 4}"
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 passed" in out.stdout
 
 
-def test_handler_guide_plugin_register_function_registers_the_type() -> None:
-    """The plug-in's ``register(registry)`` from the guide, with the guide's handler."""
+def test_handler_guide_plugin_declares_what_the_guide_says() -> None:
+    """The guide's register(): files, checks, retry policy; its entry point names it."""
+    import asyncio
+    import tomllib
+
+    from jobtui.engine.checks import CheckContext
+    from jobtui.engine.config import Settings
     from jobtui.engine.registry import Registry
 
-    first, _, plugin = python_blocks("handlers.md")
-    ns: dict[str, object] = {"__name__": "mypackage_jobs"}
-    exec(compile(first + "\n" + plugin, "handlers.md", "exec"), ns)  # noqa: S102
+    files = _named_blocks("handlers.md")
+    ns: dict[str, Any] = {"__name__": "wordcount_plugin"}
+    exec(compile(files["wordcount_plugin.py"], "handlers.md", "exec"), ns)  # noqa: S102
     reg = Registry()
-    ns["register"](reg)  # type: ignore[operator]
+    ns["register"](reg)
     jt = reg.get("text.wordcount")
     assert jt is not None and jt.params_model is ns["WordCountParams"]
+    assert jt.files is not None and jt.files.extensions == {".wc"}
+    assert (jt.max_attempts, jt.timeout) == (3, 60)
+    found = reg.type_for_file("/inbox/Notes.WC")
+    assert found is not None and found.name == "text.wordcount"
+    lines = asyncio.run(jt.checks[0](CheckContext(Settings(), reg)))
+    assert [c.verdict for c in lines] == ["ok"]
+    project = tomllib.loads(files["pyproject.toml"])["project"]
+    assert project["entry-points"]["jobtui.handlers"] == {"wordcount": "wordcount_plugin:register"}
 
 
 async def test_operations_guide_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
