@@ -372,3 +372,28 @@ def test_quickstart_json_example_has_the_keys_a_run_prints(tmp_path: Path) -> No
     assert set(shown) <= set(got)
     assert set(shown["files"][0]) <= set(got["files"][0])
     assert {k for k in shown["jobs"][0] if k != "…"} <= set(got["jobs"][0])
+
+
+def test_cli_reference_lists_every_command_with_its_exit_codes() -> None:
+    """docs/cli.md: every subcommand the parser has is in the overview and has a
+    section that states its exit codes."""
+    import argparse
+
+    from jobtui.tui.cli import build_parser
+
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    overview = page.split("```")[1]
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in sub.choices:
+        assert f"jobtui {name}" in overview, f"{name} missing from the overview"
+        heading = next(
+            (
+                m
+                for m in re.finditer(r"^## (.*)$", page, flags=re.M)
+                if re.search(rf"`jobtui {name}[` ]", m.group(1))
+            ),
+            None,
+        )
+        assert heading is not None, f"no section for jobtui {name}"
+        section = page[heading.end() :].split("\n## ")[0]
+        assert "Exit code" in section, f"jobtui {name}: no exit codes"
