@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Smoke test of the real console in a real terminal: start `jobtui` in tmux at 120x40
-# on a fresh store, paste a folder of PDFs with a bracketed paste (as a drop does),
-# confirm the enqueue dialog, wait until the batch shows completed, quit with q.
+# Smoke test of the real console in a real terminal, as a person uses it, at 80x24
+# (SMOKE_SIZE=120x40 for another size), in tmux on a fresh store:
+#   1. drop a folder of PDFs (a bracketed paste of the quoted path, as terminals do);
+#      the enqueue dialog shows its count and buttons; enter enqueues one batch;
+#   2. jobs run; p pauses claiming: PAUSED shows in the status line;
+#   3. q with jobs running: the quit dialog; "Finish them"; FINISHING shows;
+#      q again asks before abandoning anything; y hands the jobs back and exits;
+#   4. afterwards no job of that run is left `processing` (jobtui jobs --json), and
+#      the handed-back jobs are pending with their attempt refunded.
 # Every step must show on the captured screen; any that does not fails the script.
 set -euo pipefail
 
-WIDTH=120 HEIGHT=40
+SIZE=${SMOKE_SIZE:-80x24}
+WIDTH=${SIZE%x*} HEIGHT=${SIZE#*x}
 STEP_TIMEOUT=${STEP_TIMEOUT:-60}
 work=$(mktemp -d)
 session="jobtui-smoke-$$"
@@ -17,10 +24,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+screen() { tmux capture-pane -p -t "$session" 2>/dev/null || true; }
+
 fail() {
   echo "console_smoke: FAIL: $*" >&2
   echo "----- screen -----" >&2
-  tmux capture-pane -p -t "$session" >&2 2>/dev/null || true
+  screen >&2
   echo "------------------" >&2
   exit 1
 }
@@ -28,7 +37,7 @@ fail() {
 # wait_for TEXT [TIMEOUT]: until TEXT shows on the screen (fixed string)
 wait_for() {
   local text=$1 timeout=${2:-$STEP_TIMEOUT} start=$SECONDS
-  until tmux capture-pane -p -t "$session" 2>/dev/null | grep -qF -- "$text"; do
+  until screen | grep -qF -- "$text"; do
     if (( SECONDS - start > timeout )); then
       fail "'$text' did not show within ${timeout}s"
     fi
@@ -37,6 +46,8 @@ wait_for() {
   echo "console_smoke: ok: $text"
 }
 
+# Four PDFs of 40 pages without a text layer: every page goes through OCR, so the
+# jobs are still running when the script quits.
 mkdir -p "$inbox"
 python3 - "$inbox" <<'PY'
 import sys
@@ -44,49 +55,79 @@ from pathlib import Path
 
 import pymupdf
 
-for i in range(3):
+for i in range(4):
     doc = pymupdf.open()
-    page = doc.new_page()
-    page.insert_text((72, 72), f"Smoke test document {i}: the quick brown fox.")
-    doc.save(Path(sys.argv[1]) / f"letter {i}.pdf")
+    for n in range(40):
+        page = doc.new_page()
+        page.draw_rect(pymupdf.Rect(72, 72 + n, 300, 90 + n), fill=(0.2, 0.2, 0.2))
+    doc.save(Path(sys.argv[1]) / f"scan {i}.pdf")
     doc.close()
 PY
 
-if command -v jobtui >/dev/null; then
+if command -v jobtui >/dev/null && [[ -z "${SMOKE_FROM_SOURCE:-}" ]]; then
   cmd=(jobtui)
 else
-  cmd=(python3 -c 'import sys; from jobtui.tui.cli import main; sys.exit(main())')
+  cmd=(python3 -m jobtui.tui)
 fi
 printf -v cmdline '%q ' "${cmd[@]}"
 env_vars=(
   "JOBTUI_STORE=$work/jobtui.db"
   "JOBTUI_CONFIG_DIR=$work/config"
   "JOBTUI_OUTPUT_DIR=$work/out"
+  "JOBTUI_SHUTDOWN_GRACE=300"   # "Finish them" would wait long: the second q must not
   "TERM=xterm-256color"
 )
+[[ -n "${PYTHONPATH:-}" ]] && env_vars+=("PYTHONPATH=$PYTHONPATH")
 printf -v envline '%q ' "${env_vars[@]}"
+jobtui_cli() { env "${env_vars[@]}" "${cmd[@]}" "$@"; }
 
 tmux new-session -d -s "$session" -x "$WIDTH" -y "$HEIGHT" \
-  "cd $(printf %q "$PWD") && env $envline $cmdline; echo \"JOBTUI-EXITED rc=\$?\"; sleep 30"
+  "cd $(printf %q "$PWD") && env $envline $cmdline; echo \"JOBTUI-EXITED rc=\$?\"; sleep 60"
 
 wait_for "connected"
 wait_for "Batches"
 
-# A drop: the terminal pastes the quoted path with a trailing space, bracketed.
+# 1. A drop: the terminal pastes the quoted path with a trailing space, bracketed.
 tmux set-buffer -- "'$inbox' "
 tmux paste-buffer -p -t "$session"
 wait_for "Enqueue a folder or files"
-wait_for "Found 3 PDFs"
-
+wait_for "Found 4 files: 4 pdf.transcribe"
+wait_for "Enqueue 4 files"   # the button is on screen at this size
 tmux send-keys -t "$session" Enter
 wait_for "scans to do"
-wait_for "✔ completed" 120
-tmux capture-pane -p -t "$session" | grep -F "scans to do" | grep -qF "✔ completed" \
-  || fail "the batch row does not show completed"
-tmux capture-pane -p -t "$session" | grep -F "scans to do" | grep -qE "\b3\b" \
-  || fail "the batch row does not show 3 jobs"
 
-if [[ -n "${SMOKE_SHOW:-}" ]]; then tmux capture-pane -p -t "$session"; fi
+# 2. Jobs run here; pause claiming.
+wait_for "▶ processing" 90
+tmux send-keys -t "$session" p
+wait_for "PAUSED"
+
+# 3. Quit with jobs running: finish them, then change our mind: hand them back.
 tmux send-keys -t "$session" q
+wait_for "running in this process"
+tmux send-keys -t "$session" BTab BTab Enter   # from "Don't quit" to "Finish them"
+wait_for "FINISHING"
+tmux send-keys -t "$session" q
+wait_for "Still finishing"
+wait_for "back to the queue"
+if [[ -n "${SMOKE_SHOW:-}" ]]; then screen; fi
+tmux send-keys -t "$session" y
 wait_for "JOBTUI-EXITED rc=0" 30
+
+# 4. Nothing of that run is left processing; what ran went back with its attempt.
+jobtui_cli jobs --json > "$work/jobs.json"
+python3 - "$work/jobs.json" <<'PY' || fail "jobs left behind (see above)"
+import json
+import sys
+from collections import Counter
+
+jobs = json.load(open(sys.argv[1]))
+states = Counter(j["status"] for j in jobs)
+print(f"console_smoke: jobs after quit: {dict(states)}")
+assert len(jobs) == 4, len(jobs)
+assert states["processing"] == 0, "a job was left processing"
+assert states["pending"] >= 1, "no job was handed back (did they all finish?)"
+for j in jobs:
+    if j["status"] == "pending":
+        assert j["attempts"] == 0, f"{j['job_id']}: attempt not refunded ({j['attempts']})"
+PY
 echo "console_smoke: passed"

@@ -119,11 +119,11 @@ def status_parts(info: StatusInfo, v: Mapping[str, str]) -> list[Part]:
             Part([(f"⚠ unserved {names}", 3), (f"⚠ unserved {count}", 1)], colour(v, "warning"))
         )
     here = f" ({info.running_here} here)" if info.running_here is not None else ""
-    parts.append(
-        Part([(f"running {info.running_total}{here}", 5), (f"run {info.running_total}", 2)])
-    )
-    parts.append(Part([(f"queue {info.queue_depth}", 5), (f"q {info.queue_depth}", 2)]))
-    parts.append(Part([(f"workers {info.live_workers} live", 6), (f"w {info.live_workers}", 4)]))
+    running = f"running {info.running_total}"
+    parts.append(Part([(running + here, 5), (running, 2)]))
+    parts.append(Part([(f"queue {info.queue_depth}", 3)]))
+    workers = f"workers {info.live_workers}"
+    parts.append(Part([(workers + " live", 6), (workers, 4)]))
     rate = f"{info.throughput:.2f} jobs/s" if info.throughput is not None else "— jobs/s"
     parts.append(Part([(rate, 8)]))
     if info.output_dir:
