@@ -282,3 +282,18 @@ def test_auto_type_sends_each_file_to_its_type_and_checks_parameters(
     code, summary = run_json(capsys, str(tree), *db, "--param", "upper=false")
     assert code == 0 and {j["job_type"] for j in summary["jobs"]} == {"test.copy"}
     assert Path(by_name(summary)["a/two.txt"]["outputs"]["text_path"]).read_text() == "two"
+
+
+def test_jobs_of_types_not_served_here_are_not_waited_for(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tree: Path
+) -> None:
+    """--types leaves a type to other workers: the run ends and says so (no hang)."""
+    code, summary = run_json(capsys, str(tree), *opts(tmp_path), "--types", "noop")
+    assert code == 1
+    assert {f["status"] for f in summary["files"]} == {"pending"}
+    assert {f["waiting_for_type"] for f in summary["files"]} == {"test.copy"}
+    code, out, _ = jobtui(capsys, "run", str(tree), *opts(tmp_path), "--types", "noop")
+    assert code == 1 and "waiting for a worker that serves test.copy" in out
+    # a run that serves the type finishes them
+    code, summary = run_json(capsys, str(tree), *opts(tmp_path))
+    assert code == 0 and {f["status"] for f in summary["files"]} == {"completed"}

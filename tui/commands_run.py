@@ -88,6 +88,8 @@ class RunFile:
             if job.error and job.status is not JobStatus.COMPLETED:
                 out["error_code"] = job.error.code
                 out["error_message"] = job.error.message
+            if job.status is JobStatus.PENDING:  # of a type no engine here serves
+                out["waiting_for_type"] = job.job_type
         if self.retried:
             out["retried"] = True
         out["outputs"] = self.outputs
@@ -207,6 +209,7 @@ class _Run:
         self.files: list[RunFile] = []
         self.jobs: dict[str, Job] = {}  # the run's jobs by id (one per content)
         self.outside: set[str] = set()  # jobs of the run in other batches
+        self.unserved: set[str] = set()  # unfinished jobs of types not served here
         self.pages = 0
         self.progress = RunProgress.for_stderr(args.json, emit=status)
 
@@ -251,6 +254,15 @@ class _Run:
             if f.retried and f.job is not None:
                 f.job = f.job.model_copy(update={"status": JobStatus.PENDING})
         self.jobs = {f.job.job_id: f.job for f in self.files if f.job is not None}
+        # Jobs of a type this engine does not serve (``--types``) are left to other
+        # workers and not waited for: a run must end.
+        served = set(self.engine.registry.names())
+        self.unserved = {
+            j.job_id
+            for j in self.jobs.values()
+            if not j.status.terminal and j.job_type not in served
+        }
+        self.outside -= self.unserved
         self.engine.serve_also(self.outside)
 
     @property
@@ -274,13 +286,25 @@ class _Run:
     async def wait(self) -> None:
         """Until every job of the run is finished, here or elsewhere; progress meanwhile."""
         mine = bool(self.report.job_ids)
-        batch_done = asyncio.ensure_future(self.engine.wait_batch(self.batch_id)) if mine else None
+        unserved_here = sum(1 for j in self.unserved if self.jobs[j].batch_id == self.batch_id)
+        batch_done = (
+            asyncio.ensure_future(self.engine.wait_batch(self.batch_id))
+            if mine and not unserved_here
+            else None
+        )
         try:
             while True:
                 outside_done = await self._refresh_outside()
                 if self.progress.mode != "off":  # --json: no counting for nobody
                     self.progress.update(await self._state())
-                if outside_done and (batch_done is None or batch_done.done()):
+                if unserved_here:  # the batch cannot finish here: all but those
+                    summary = await self.api.batch(self.batch_id)
+                    left = summary.total - summary.done if summary else 0
+                    running = summary.counts.get("processing", 0) if summary else 0
+                    mine_done = left <= unserved_here and not running
+                else:
+                    mine_done = batch_done is None or batch_done.done()
+                if outside_done and mine_done:
                     return
                 if batch_done is not None and not batch_done.done():
                     await asyncio.wait([batch_done], timeout=TICK)
@@ -394,6 +418,8 @@ def _file_line(f: RunFile) -> str:
     job = f.job
     if f.output_error:
         line += f"  OUTPUT_MISSING: {f.output_error}"
+    elif job is not None and job.status is JobStatus.PENDING:
+        line += f"  waiting for a worker that serves {job.job_type}"
     elif job is not None and job.error and job.status is not JobStatus.COMPLETED:
         line += f"  {job.error.code}: {job.error.message}"
     elif job is not None and job.path and job.path != f.path:
