@@ -75,7 +75,9 @@ def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g = p.add_argument_group("engine", argument_default=argparse.SUPPRESS if sub else None)
     g.add_argument("--concurrency", type=int, help="jobs at once in this process")
     g.add_argument("--output", metavar="DIR", help="output directory (default ./jobtui-output)")
-    g.add_argument("--types", nargs="+", metavar="GLOB", help="job types to serve, e.g. 'pdf.*'")
+    g.add_argument(
+        "--types", nargs="+", metavar="GLOB", help="job types to serve (globs, e.g. 'image.*')"
+    )
     g.add_argument("--lease-seconds", type=float, help="lease length (default 12)")
     g.add_argument("--poll-interval", type=float, help="seconds between polls (default 2)")
     g.add_argument("--cpu-workers", type=int, help="CPU worker processes (default: cores)")
@@ -142,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--languages",
         metavar="LANGS",
-        help="OCR languages to expect "
-        "(tesseract's deu+eng form; default: pdf.transcribe's default)",
+        help="OCR languages the job types' checks expect "
+        "(tesseract's deu+eng form; default: deu+eng)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_store_options(p)

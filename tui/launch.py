@@ -2,8 +2,9 @@
 are forked from before the heavy imports, when the command will need it.
 
 ``jobtui run`` spends ~0.4 s importing pydantic and the engine before it could start
-its workers; the fork server loading PyMuPDF (~0.3 s) overlaps with that here, so the
-first document starts sooner. Everything else is ``jobtui.tui.cli.main``.
+its workers; the fork server loading what the registered job types preload (PyMuPDF
+for the PDF and image types, ~0.3 s; ``jobtui.engine.preload``) overlaps with that
+here, so the first document starts sooner. Everything else is ``jobtui.tui.cli.main``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ WORKER_COMMANDS = {"run", "worker"}
 
 
 def needs_workers(argv: list[str]) -> bool:
-    """Whether the command line runs PDF work in this process (``run``, ``worker``)."""
+    """Whether the command line runs jobs' CPU work in this process (``run``, ``worker``)."""
     if any(a in ("-h", "--help") for a in argv):
         return False
     return any(a in WORKER_COMMANDS for a in argv)
