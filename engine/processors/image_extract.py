@@ -56,7 +56,7 @@ def _fail(code: str, message: str, path: str, **details: Any) -> JobFailed:
     return JobFailed(code, message, {"path": path, **details})
 
 
-def _read(path: str) -> tuple[bytes, str]:
+def _read(path: str) -> bytes:
     st = _stat(path)
     if st.st_size > MAX_FILE_BYTES:
         raise _fail(
@@ -72,7 +72,7 @@ def _read(path: str) -> tuple[bytes, str]:
         raise _fail(
             ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
         ) from None
-    return data, hashlib.sha256(data).hexdigest()
+    return data
 
 
 def _kind(data: bytes, path: str) -> str:
@@ -132,7 +132,8 @@ def probe(path: str, max_pixels: int) -> dict[str, Any]:
     """``{pages, sha256, size, format, sizes}`` of an image file, or ``JobFailed``:
     ``NOT_AN_IMAGE``, ``IMAGE_CORRUPT``, ``IMAGE_TOO_LARGE`` (a page above
     ``max_pixels``), ``FILE_NOT_FOUND`` / ``FILE_UNREADABLE``."""
-    data, sha = _read(path)
+    data = _read(path)
+    sha = hashlib.sha256(data).hexdigest()
     kind = _kind(data, path)
     sizes = _sizes(data, kind, path)
     if not sizes:
@@ -171,7 +172,7 @@ def ocr_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[di
     them (``page``, ``text``, ``chars``, ``ocr``; ``error`` for a page that failed,
     with ``corrupt`` when it could not be decoded). Options: ``languages``."""
     pymupdf = _pymupdf()
-    data, _ = _read(path)
+    data = _read(path)  # each page's task reads the file again: OCR costs ~100x more
     kind = _kind(data, path)
     out: list[dict[str, Any]] = []
     for i in range(start, stop):
