@@ -153,6 +153,19 @@ def test_probe_codes_and_the_pixel_limit(tmp_path: Path, scans: dict[str, Path])
     assert err.value.code == "FILE_NOT_FOUND"
 
 
+def test_a_phone_jpeg_turned_by_exif_is_read_upright_at_its_own_size(tmp_path: Path) -> None:
+    """Stored sideways with EXIF orientation 6 (as phones save): MuPDF turns it, and the
+    page is read at its own pixel count (no upscaling along the wrong axis)."""
+    upright = _pil(PAGES[0])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    upright.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif.tobytes(), quality=90)
+    [rec] = ix.ocr_range(str(path), 0, 1, {"languages": "deu+eng"})
+    assert (rec["width"], rec["height"]) == upright.size
+    assert _words(PAGES[0]) <= _words(rec["text"]), rec
+
+
 def test_kinds_by_content() -> None:
     assert ix.image_kind(b"\x89PNG\r\n\x1a\n....") == "png"
     assert ix.image_kind(b"\xff\xd8\xff\xe0") == "jpeg"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from typing import Any
 
@@ -162,8 +163,10 @@ def _pixmap(data: bytes, kind: str, index: int) -> Any:
         rgb = img.convert("RGB")
         return pymupdf.Pixmap(pymupdf.csRGB, rgb.width, rgb.height, rgb.tobytes(), 0)
     page = pymupdf.open(stream=data, filetype=kind)[index]
-    width = page.get_image_info()[0]["width"]
-    zoom = width / page.rect.width  # the image's own resolution: no resampling
+    info = page.get_image_info()[0]
+    # The image's own resolution, no resampling. Computed from areas: MuPDF turns a
+    # JPEG by its EXIF orientation, so the stored width may be the page's height.
+    zoom = math.sqrt(info["width"] * info["height"] / (page.rect.width * page.rect.height))
     return page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csRGB)
 
 
