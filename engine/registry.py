@@ -137,6 +137,16 @@ class JobType:
 class Registry:
     def __init__(self) -> None:
         self._types: dict[str, JobType] = {}
+        self._unavailable: dict[str, str] = {}  # plug-in -> why, and how to get its types
+
+    def unavailable(self, plugin: str, hint: str) -> None:
+        """A plug-in that registers nothing here (a missing optional extra) says so and
+        how to get its types; ``jobtui doctor`` prints it (``hints``)."""
+        self._unavailable[plugin] = hint
+
+    def hints(self) -> dict[str, str]:
+        """``{plug-in: hint}`` of the plug-ins whose types are not available here."""
+        return dict(self._unavailable)
 
     def add(self, job_type: JobType) -> None:
         if job_type.name in self._types:
@@ -250,6 +260,7 @@ class Registry:
         """A registry with only the types matching any glob (``image.*``); all when None."""
         pats = list(patterns or [])
         out = Registry()
+        out._unavailable = dict(self._unavailable)
         for jt in self._types.values():
             if not pats or any(fnmatch.fnmatchcase(jt.name, p) for p in pats):
                 out.add(jt)

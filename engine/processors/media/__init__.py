@@ -53,6 +53,11 @@ def register(registry: Registry) -> None:
             ", ".join(absent),
             MISSING_EXTRA_HINT,
         )
+        registry.unavailable(
+            "audio",
+            "audio.transcribe, video.transcribe, video.slides not installed "
+            f"({', '.join(absent)} missing): {MISSING_EXTRA_HINT}",
+        )
         return
     from jobtui.engine.processors.media import checks, slides_job, speech, transcribe
     from jobtui.engine.processors.ocr import tesseract_check

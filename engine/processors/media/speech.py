@@ -64,6 +64,11 @@ def model(model_dir: str, compute_type: str) -> Any:
     return _MODELS[key]
 
 
+def ensure_model(model_dir: str, compute_type: str) -> None:
+    """Load the model in this process now (a pool task: the model itself stays here)."""
+    model(model_dir, compute_type)
+
+
 # -- planning ------------------------------------------------------------------------
 
 
@@ -169,6 +174,9 @@ def transcribe_part(path: str, start: float, end: float, opts: dict[str, Any]) -
         beam_size=opts.get("beam_size", 5),
         word_timestamps=bool(opts.get("word_timestamps")),
         initial_prompt=opts.get("initial_prompt"),
+        # Not a job parameter: the benchmark's random-weight model turns the fallback
+        # off (its noise would always fall back). Jobs keep faster-whisper's default.
+        **({"temperature": opts["temperature"]} if "temperature" in opts else {}),
         vad_filter=True,  # leaves out this part's pauses (the plan found them already)
         vad_parameters={"min_silence_duration_ms": int(PAUSE_MIN_SECONDS * 1000)},
     )
