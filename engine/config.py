@@ -103,6 +103,8 @@ class Settings(BaseModel):
     types: Annotated[list[str] | None, NoDecode] = None
     # Workers read input only under these (empty: any path); environment: os.pathsep.
     input_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    # Refuse input files with more than one hard link (one may live outside the roots).
+    input_refuse_hard_links: bool = False
     webhook_secret: str | None = None  # signs webhooks that carry no secret of their own
     webhook_attempts: int = Field(5, ge=1, le=100)  # tries per webhook delivery
     webhook_timeout: float = Field(10.0, gt=0)  # seconds per attempt

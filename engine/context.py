@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobtui.engine.errors import JobCancelled
+from jobtui.engine.inputs import InputFile, open_input, roots_of
 from jobtui.engine.models import Job, LogEntry, Progress
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class JobContext:
         self.job = job
         self.output_dir = output_dir
         self.settings = settings or {}
+        self._inputs: list[InputFile] = []
         self.cancel_event = asyncio.Event()
         self._store = store
         self._token = token
@@ -143,13 +145,28 @@ class JobContext:
         self._seq += 1
         self._logs.add(LogEntry(job_id=self.job_id, level=level, message=message, seq=self._seq))
 
+    def open_input(self, path: str) -> InputFile:
+        """Open a job's input file, checked against the input roots as opened
+        (``PATH_NOT_ALLOWED`` otherwise); read ``.read_path``, name outputs after
+        ``.path``. It stays open (pinned) until the attempt ends."""
+        f = open_input(
+            path,
+            roots_of(self.settings),
+            refuse_hard_links=bool(self.settings.get("input_refuse_hard_links")),
+        )
+        self._inputs.append(f)
+        return f
+
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` in a warm worker process; cancel kills that process."""
         return await self._pool().run(fn, *args)
 
     def close(self) -> None:
-        """Stop writing progress (the attempt is over)."""
+        """Stop writing progress and close the inputs (the attempt is over)."""
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
         self._writer = None
         self._pending = None
+        for f in self._inputs:
+            f.close()
+        self._inputs.clear()

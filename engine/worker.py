@@ -408,7 +408,10 @@ class Engine:
             logs=self.logs,
             pool=self.pool,
             output_dir=self.settings.output_dir,
-            settings={"input_roots": list(self.settings.input_roots)},
+            settings={
+                "input_roots": list(self.settings.input_roots),
+                "input_refuse_hard_links": self.settings.input_refuse_hard_links,
+            },
         )
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r

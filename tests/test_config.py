@@ -117,6 +117,7 @@ ENV_SAMPLES: dict[str, tuple[str, object]] = {
     "cpu_niceness": ("5", 5),
     "cpu_memory_limit_mb": ("512", 512),
     "loop_blocked_after": ("2.5", 2.5),
+    "input_refuse_hard_links": ("true", True),
     "types": ("pdf.*,session", ["pdf.*", "session"]),
     "input_roots": (f"/a{os.pathsep}/b", [Path("/a"), Path("/b")]),
     "webhook_secret": ("whsec_abc", "whsec_abc"),

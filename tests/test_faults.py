@@ -563,3 +563,124 @@ def test_every_type_has_a_default_timeout() -> None:
     assert DEFAULT_TIMEOUT == 3600
     assert reg.get("noop").timeout == DEFAULT_TIMEOUT  # type: ignore[union-attr]
     assert reg.get("pdf.transcribe").timeout == DEFAULT_TIMEOUT  # type: ignore[union-attr]
+
+
+# -- 4: input roots: checked on the opened file ---------------------------------------
+
+
+def _pdf(path: Path, text: str) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), text)
+    doc.save(path)
+    doc.close()
+
+
+def test_an_input_is_pinned_once_checked(tmp_path: Path) -> None:
+    from jobtui.engine.inputs import open_input
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "docs").mkdir(parents=True)
+    (outside / "docs").mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("inside")
+    (outside / "docs" / "a.txt").write_text("OUTSIDE")
+    f = open_input(str(root / "docs" / "a.txt"), [root])
+    # The folder is swapped for a symlink out of the root after the check...
+    (root / "docs").rename(root / "docs.old")
+    (root / "docs").symlink_to(outside / "docs")
+    # ...and what is read is still the file that was checked.
+    assert Path(f.read_path).read_text() == "inside"
+    f.close()
+    from jobtui.engine.errors import JobFailed
+
+    with pytest.raises(JobFailed) as err:  # opened now, the name leads outside: refused
+        open_input(str(root / "docs" / "a.txt"), [root])
+    assert err.value.code == "PATH_NOT_ALLOWED"
+
+
+def test_hard_links_are_refused_when_asked(tmp_path: Path) -> None:
+    from jobtui.engine.errors import JobFailed
+    from jobtui.engine.inputs import open_input
+
+    root = tmp_path / "root"
+    root.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("OUTSIDE")
+    os.link(secret, root / "link.txt")
+    open_input(str(root / "link.txt"), [root]).close()  # allowed by default (documented)
+    with pytest.raises(JobFailed) as err:
+        open_input(str(root / "link.txt"), [root], refuse_hard_links=True)
+    assert err.value.code == "PATH_NOT_ALLOWED" and "hard links" in err.value.message
+
+
+@pytest.mark.slow
+async def test_swapping_a_folder_for_a_symlink_during_a_batch_reads_nothing_outside(
+    rig: Rig, api: OperatorAPI
+) -> None:
+    """A process swaps root/docs and a symlink to outside/docs as fast as it can while
+    a jobtui worker (--input-root root) transcribes 40 PDFs named under root/docs."""
+    root, outside = rig.tmp / "root", rig.tmp / "outside"
+    (root / "docs").mkdir(parents=True)
+    (outside / "docs").mkdir(parents=True)
+    n = 40
+    for i in range(n):
+        _pdf(root / "docs" / f"f{i}.pdf", f"INSIDE {i}")
+        _pdf(outside / "docs" / f"f{i}.pdf", f"OUTSIDE {i}")
+    res = await api.enqueue(
+        "pdf.transcribe", [{"path": str(root / "docs" / f"f{i}.pdf")} for i in range(n)]
+    )
+    stop = rig.tmp / "stop-swapping"
+    swapper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "docs, real, target, stop = sys.argv[1:]\n"
+            "while not os.path.exists(stop):\n"
+            "    os.rename(docs, real); os.symlink(target, docs)\n"
+            "    time.sleep(0.002)  # the symlink stays as long as the real folder\n"
+            "    os.remove(docs); os.rename(real, docs)\n"
+            "    time.sleep(0.002)\n",
+            str(root / "docs"),
+            str(root / "docs.real"),
+            str(outside / "docs"),
+            str(stop),
+        ]
+    )
+    rig.procs.append(swapper)  # type: ignore[arg-type]
+    worker = rig.jobtui(
+        "worker",
+        "--input-root",
+        str(root),
+        "--output",
+        str(rig.tmp / "out"),
+        "--concurrency",
+        "4",
+        "--types",
+        "pdf.*",
+    )
+
+    async def all_ended() -> bool:
+        counts = await statuses(api, res.batch_id)
+        return counts["completed"] + counts["failed"] == n
+
+    try:
+        await wait_for(all_ended, timeout=120, interval=0.2, what="every job ended")
+    finally:
+        stop.touch()
+        swapper.wait(timeout=10)
+    jobs = [j for j in await api.all_jobs() if j.batch_id == res.batch_id]
+    texts = [
+        Path(j.results["markdown_path"]).read_text()
+        for j in jobs
+        if j.status is JobStatus.COMPLETED and j.results
+    ]
+    assert texts, [j.error for j in jobs][
+        :3
+    ]  # most find the real folder  # most find the real folder
+    assert not [t for t in texts if "OUTSIDE" in t], "a job read a file outside the root"
+    codes = Counter(j.error.code for j in jobs if j.error and j.status is JobStatus.FAILED)
+    assert set(codes) <= {"PATH_NOT_ALLOWED", "FILE_NOT_FOUND"}, codes
+    worker.send_signal(signal.SIGTERM)
+    await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")

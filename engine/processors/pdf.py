@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.models import ErrorCode
 from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_extract as px
@@ -113,9 +112,10 @@ async def _probe(
     with its ``records`` already extracted; with ``write_to`` as well, its transcript
     is already written there (``written``: the two paths) and the records hold no text."""
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
-    path = str(check_input_path(p.path, roots_of(ctx.settings)))
+    src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
+    path, read = str(src.path), src.read_path
     if extract is None:
-        info = await ctx.run_cpu(px.probe, path, p.password, sample)
+        info = await ctx.run_cpu(px.probe, read, p.password, sample)
     else:
         # A part size the job set itself is honoured: then every document is split.
         one_call = 0 if "pages_per_part" in p.model_fields_set else SINGLE_CALL_MAX_PAGES
@@ -128,7 +128,7 @@ async def _probe(
                 "languages": extract.get("languages", ""),
             }
         info = await ctx.run_cpu(
-            px.probe_and_extract, path, p.password, sample, extract, one_call, output
+            px.probe_and_extract, read, p.password, sample, extract, one_call, output
         )
     note_changed(ctx, path, p.sha256, info["sha256"])
     ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
@@ -137,6 +137,7 @@ async def _probe(
             f"{path} is damaged; MuPDF repaired it on open, so some content may be missing",
             "warning",
         )
+    info["read_path"] = read  # what the parts open: the same pinned file
     return path, info
 
 
@@ -187,7 +188,9 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             min_part=1 if scanned else MIN_PAGES_PER_PART,
         )
         await ctx.progress(0.0, "transcribe", f"0/{n} pages")
-        records = await _run_parts(ctx, px.extract_range, path, ranges, _ocr_opts(p), "transcribe")
+        records = await _run_parts(
+            ctx, px.extract_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
+        )
     ocr_pages = [r["page"] for r in records if r["ocr"]]
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
@@ -231,7 +234,9 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
         n, _ocr_part_size(ctx, p, info), _cores(ctx), min_part=1 if scanned else MIN_PAGES_PER_PART
     )
     await ctx.progress(0.0, "markdown", f"0/{n} pages")
-    pages = await _run_parts(ctx, px.markdown_range, path, ranges, _ocr_opts(p), "markdown")
+    pages = await _run_parts(
+        ctx, px.markdown_range, info["read_path"], ranges, _ocr_opts(p), "markdown"
+    )
     ocr_pages = sum(1 for r in pages if r["ocr"])
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {ocr_pages} pages")
@@ -287,7 +292,7 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
     ]
     opts = {"password": p.password, "dpi": p.dpi, "out_dir": str(out_dir)}
     await ctx.progress(0.0, "render", f"0/{count} pages")
-    records = await _run_parts(ctx, px.render_range, path, ranges, opts, "render")
+    records = await _run_parts(ctx, px.render_range, info["read_path"], ranges, opts, "render")
     failed = _log_page_errors(ctx, records)
     rendered = sum(1 for r in records if r.get("file"))
     ctx.log(f"rendered {rendered} pages at {p.dpi} dpi -> {out_dir}")
