@@ -297,7 +297,7 @@ async def h(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
 
 
 def _segments(result: dict[str, Any]) -> list[dict[str, Any]]:
-    doc = json.loads(Path(result["outputs"]["json"]).read_text(encoding="utf-8"))
+    doc = json.loads(Path(result["json_path"]).read_text(encoding="utf-8"))
     return list(doc["segments"])
 
 
@@ -370,8 +370,11 @@ async def test_outputs_in_every_format(
     result = await h.run(
         path=media["flac"], model=str(fake_model_dir), part_seconds=30, word_timestamps=True
     )
-    outs = result["outputs"]
+    from jobtui.engine.outputs import output_paths
+
+    outs = {f: result[field] for f, field in transcribe.RESULT_FIELDS.items()}
     assert sorted(outs) == sorted(output.FORMATS)
+    assert output_paths(result) == {transcribe.RESULT_FIELDS[f]: p for f, p in outs.items()}
     n = result["segments"]
     segs = _segments(result)
     assert all(w["start"] >= s["start"] - 0.01 for s in segs for w in s["words"])
@@ -386,7 +389,9 @@ async def test_outputs_in_every_format(
     stem = Path(outs["json"]).name
     assert stem.startswith("talk-") and stem.endswith(".json")
     only = await h.run(path=media["flac"], model=str(fake_model_dir), formats=["srt", "srt"])
-    assert list(only["outputs"]) == ["srt"]
+    from jobtui.engine.outputs import output_paths
+
+    assert list(output_paths(only)) == ["srt_path"]
 
 
 async def test_given_language_is_used_without_detection(
@@ -405,8 +410,8 @@ async def test_no_speech_completes_with_zero_segments(
     result = await h.run(path=media["silent"], model=str(fake_model_dir))
     assert result["segments"] == 0 and result["parts"] == 0
     assert result["speech_s"] == 0 and abs(result["duration_s"] - 8.0) < 0.1
-    assert "_(no speech found)_" in Path(result["outputs"]["md"]).read_text()
-    assert json.loads(Path(result["outputs"]["json"]).read_text())["segments"] == []
+    assert "_(no speech found)_" in Path(result["markdown_path"]).read_text()
+    assert json.loads(Path(result["json_path"]).read_text())["segments"] == []
 
 
 async def test_one_part_detects_its_own_language(
@@ -522,7 +527,7 @@ def _well_formed(result: dict[str, Any]) -> list[dict[str, Any]]:
         assert 0 <= s["start"] <= s["end"] <= result["duration_s"] + 0.01, s
         assert s["text"] == s["text"].strip() and s["text"]
     assert [s["start"] for s in segs] == sorted(s["start"] for s in segs)
-    srt = Path(result["outputs"]["srt"]).read_text()
+    srt = Path(result["srt_path"]).read_text()
     assert srt.count(" --> ") == len(segs)
     return segs
 
@@ -631,3 +636,51 @@ async def test_models_command_lists_and_refuses_offline_pulls(
     monkeypatch.setenv("JOBTUI_AUDIO_OFFLINE", "1")
     code = await asyncio.to_thread(_cli, ["models", "pull", "tiny", "--models-dir", str(models)])
     assert code == 2 and "MODEL_UNAVAILABLE" in capsys.readouterr().err
+
+
+async def test_jobtui_run_on_a_folder_of_recordings_end_to_end(
+    media: dict[str, Any], tiny_model: Path, tmp_path: Path
+) -> None:
+    """The real command: types from the entry point, the fork server preloading what
+    they declare, the real speech path; a bad file fails alone with its code."""
+    import sys
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    shutil.copy(media["short"], folder / "Ansage.flac")
+    shutil.copy(media["mute_video"], folder / "stumm.mp4")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "JOBTUI_AUDIO_MODEL": str(tiny_model), "PYTHONPATH": str(root)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jobtui.tui.cli",
+        "run",
+        str(folder),
+        "--json",
+        "--store",
+        str(tmp_path / "q.db"),
+        "--output",
+        str(tmp_path / "out"),
+        cwd=root,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    jobs = {Path(j["path"]).name: j for j in report["jobs"]}
+    assert jobs["stumm.mp4"]["job_type"] == "video.transcribe"
+    assert jobs["stumm.mp4"]["error_code"] == "NO_AUDIO_TRACK", err.decode()
+    done = jobs["Ansage.flac"]
+    assert done["job_type"] == "audio.transcribe" and done["status"] == "completed", err.decode()
+    assert done["parts"] == 1 and done["model"] == tiny_model.name
+    files = next(f for f in report["files"] if f["path"].endswith("Ansage.flac"))
+    assert {Path(p).suffix for p in files["outputs"].values()} == {
+        ".json",
+        ".txt",
+        ".srt",
+        ".vtt",
+        ".md",
+    }
+    assert all(Path(p).is_file() for p in files["outputs"].values())

@@ -27,7 +27,7 @@ from jobtui.engine.processors.media import decode, slides
 from jobtui.engine.processors.media.decode import ErrorCode
 from jobtui.engine.processors.media.output import clock
 from jobtui.engine.processors.media.parts import run_parts
-from jobtui.engine.processors.media.transcribe import output_base
+from jobtui.engine.processors.media.transcribe import output_stem
 
 
 class SlidesParams(BaseModel):
@@ -77,7 +77,7 @@ async def slides_handler(ctx: JobContext, p: SlidesParams) -> dict[str, Any]:
     if not info["video"]:
         raise decode.fail(ErrorCode.NO_VIDEO_TRACK, f"{path} has no video track", path)
     duration = float(info.get("duration") or 0.0)
-    base = output_base(path, info["sha256"])
+    base = output_stem(path, info["sha256"])
     out_dir = Path(ctx.output_dir).absolute()
     folder = out_dir / f"{base}.slides"
     n = max(1, math.ceil(duration / p.part_seconds)) if duration else 1

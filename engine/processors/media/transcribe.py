@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import check_input_path, roots_of, safe_name
+from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.models import ErrorCode as EngineCode
+from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.media import decode, output, speech
 from jobtui.engine.processors.media.decode import ErrorCode
@@ -34,7 +35,6 @@ from jobtui.engine.processors.media.models import (
 )
 from jobtui.engine.processors.media.parts import run_parts
 
-STEM_MAX_BYTES = 120  # keeps "<stem>-<sha12>.json" well under NAME_MAX (255)
 Format = Literal["json", "txt", "srt", "vtt", "md"]
 _DOWNLOADS: dict[str, asyncio.Lock] = {}  # model name -> held while it downloads
 
@@ -68,12 +68,20 @@ class TranscribeParams(BaseModel):
         return list(dict.fromkeys(v))
 
 
-def output_base(path: str, sha256: str) -> str:
+def output_stem(path: str, sha256: str) -> str:
     """``<stem>-<sha256[:12]>``: readable, bounded, distinct for distinct contents."""
-    stem = safe_name(Path(path).stem, "recording")
-    while len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX_BYTES:
-        stem = stem[:-1]
-    return f"{stem}-{sha256[:12]}"
+    return f"{output_base(path)}-{sha256[:12]}"
+
+
+# Result field of each format's file: a name ending in ``_path`` marks an output
+# (``engine.outputs``), so ``jobtui run`` lists and places them.
+RESULT_FIELDS = {
+    "json": "json_path",
+    "txt": "txt_path",
+    "srt": "srt_path",
+    "vtt": "vtt_path",
+    "md": "markdown_path",
+}
 
 
 def _check_language(language: str) -> None:
@@ -184,7 +192,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         "model": Path(model_dir).name,
     }
     out_dir = str(Path(ctx.output_dir).absolute())
-    base = str(Path(out_dir) / output_base(path, info["sha256"]))
+    base = str(Path(out_dir) / output_stem(path, info["sha256"]))
     made = output.files(base, list(p.formats), Path(path).name, summary, segments)
     await asyncio.to_thread(po.write_files, out_dir, {f: mk for f, mk in made.values()})
     ctx.log(f"{len(segments)} segments, language {language} -> {base}.*")
@@ -196,7 +204,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         "segments": len(segments),
         "parts": len(with_speech),
         "model": Path(model_dir).name,
-        "outputs": {f: pth for f, (pth, _) in made.items()},
+        **{RESULT_FIELDS[f]: pth for f, (pth, _) in made.items()},
         "sha256": info["sha256"],
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
