@@ -105,6 +105,7 @@ class OperatorAPI:
         dedupe_keys: Sequence[str | None] | None = None,
         make_batch: bool = True,
         batch_id: str | None = None,
+        output_dir: str | None = None,
     ) -> EnqueueResult:
         """Create one batch (when ``make_batch``) and one job per parameters dict.
 
@@ -130,6 +131,7 @@ class OperatorAPI:
                 priority=priority,
                 max_attempts=max_attempts,
                 dedupe_key=k,
+                output_dir=output_dir,
             )
             for p, k in zip(parameters, keys, strict=True)
         ]
@@ -158,9 +160,11 @@ class OperatorAPI:
         batch_name: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         batch_id: str | None = None,
+        output_dir: str | None = None,
     ) -> Any:
         """Scan files and folders, dedupe by content hash, enqueue one batch; each file
         under ``job_type``, or (None) under the job type that declared its kind.
+        ``output_dir``: where the jobs' outputs go (None: each worker's own).
 
         The parameters are checked against the job type's model first: bad ones
         raise ``ConfigError("INVALID_PARAMETERS")`` and nothing is written.
@@ -181,6 +185,7 @@ class OperatorAPI:
             batch_name=batch_name,
             on_progress=on_progress,
             batch_id=batch_id,
+            output_dir=output_dir,
         )
 
     # -- reading ---------------------------------------------------------------

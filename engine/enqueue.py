@@ -203,6 +203,7 @@ async def enqueue_paths(
     batch_name: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     batch_id: str | None = None,
+    output_dir: str | None = None,
 ) -> PathEnqueueReport:
     """Scan ``paths``, dedupe by content, enqueue one job per new content in one batch
     (``batch_id``, or a new id); each file under ``job_type``, or (None) under the type
@@ -256,7 +257,12 @@ async def enqueue_paths(
                 plist.append(p)
                 keys.append(key)
             res = await api.enqueue(
-                jtype, plist, dedupe_keys=keys, make_batch=False, batch_id=batch_id
+                jtype,
+                plist,
+                dedupe_keys=keys,
+                make_batch=False,
+                batch_id=batch_id,
+                output_dir=output_dir,
             )
             if res.job_ids:
                 used[jtype] = None

@@ -152,6 +152,32 @@ def roots_of(settings: Any) -> list[Path]:
     return [Path(r) for r in value or ()]
 
 
+def output_dir_for(chosen: str, settings: Any) -> Path:
+    """Where a job whose enqueue chose the output folder ``chosen`` writes.
+
+    Without input roots, anywhere this worker may write (as with ``--output``). With
+    input roots (a worker that reads only what it was told it may), the folder must
+    lie under one of them or under the worker's own ``output_dir``, else
+    ``PATH_NOT_ALLOWED``: whoever can write a job must not steer this worker's writes
+    anywhere else either.
+    """
+    path = Path(os.path.abspath(os.path.expanduser(chosen)))
+    roots = roots_of(settings)
+    if not roots:
+        return path
+    own = getattr(settings, "output_dir", None)
+    allowed = [_real(r) for r in [*roots, *([own] if own is not None else [])]]
+    real = _real(path)
+    if any(_inside(real, root) for root in allowed):
+        return Path(real)
+    raise JobFailed(
+        ErrorCode.PATH_NOT_ALLOWED,
+        f"output folder {chosen} is outside the input roots and this worker's output "
+        f"folder ({', '.join(allowed)})",
+        {"output_dir": chosen, "resolved": real, "allowed": allowed},
+    )
+
+
 def safe_name(name: str, fallback: str = "document") -> str:
     """``name`` usable as one file name inside the output directory: no separators,
     no NUL, not ``.`` or ``..``. Output paths are ``out_dir / safe_name(...)``, so a

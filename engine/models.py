@@ -124,6 +124,9 @@ class Job(BaseModel):
     timeout_at: UTCDateTime | None = None
     worker_id: str | None = None  # who ran (or runs) the last attempt
     webhook: dict[str, Any] | None = None
+    # Where this job's outputs go, chosen when it was enqueued (the console's enqueue
+    # dialog); None: the output_dir of the worker that runs it.
+    output_dir: str | None = None
     logs: list[dict[str, Any]] | None = None  # legacy embedded log array (read only)
 
     def adopt_type_policy(self, max_attempts: int) -> None:

@@ -33,6 +33,7 @@ from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import ConfigError, JobCancelled, JobFailed
 from jobtui.engine.finisher import Finisher, short
+from jobtui.engine.inputs import output_dir_for
 from jobtui.engine.logsink import LogSink
 from jobtui.engine.loopwatch import LoopWatch
 from jobtui.engine.models import (
@@ -496,6 +497,15 @@ class Engine:
                     details={"errors": errors},
                 ),
             )
+        if job.output_dir is not None:  # chosen at enqueue: checked like an input path
+            try:
+                r.ctx.output_dir = output_dir_for(job.output_dir, self.settings)
+            except JobFailed as exc:
+                r.ctx.log(exc.message, "error")
+                return Outcome(
+                    status=JobStatus.FAILED,
+                    error=JobError(code=exc.code, message=exc.message, details=exc.details),
+                )
         try:
             async with asyncio.timeout(jt.timeout):
                 result = await call_handler(jt.handler, r.ctx, params)

@@ -225,9 +225,10 @@ async def test_enqueue_dialog_fits_80x24_with_its_count_and_buttons(
         assert isinstance(screen, EnqueueScreen)
         await until(lambda: screen.scan is not None and screen.scan.files == 3, what="scan")
         await pilot.pause()
-        whole = screen.region
+        inside = screen.query_one("#enqueue-dialog").content_region  # within its border
+        assert screen.region.contains_region(screen.query_one("#enqueue-dialog").region)
         for widget in (screen.query_one("#enqueue-found"), *screen.query(Button)):
-            assert whole.contains_region(widget.region), widget
+            assert inside.contains_region(widget.region), widget
             assert widget.region.height > 0
         assert "3" in str(screen.query_one("#enqueue-found").render())
 

@@ -322,6 +322,8 @@ class JobtuiApp(App[int]):
         and a notification naming what was not, and why. True when the paste was
         taken here; False lets it go on to the focused field (a filter, a path)."""
         typing = isinstance(self.focused, Input)
+        if typing and self.focused is not None and self.focused.id == "enqueue-output":
+            return False  # a folder for the outputs, not one to enqueue
         paths = [p for p in parse_dropped_paths(text) if os.path.isabs(p)]
         if not paths:
             if not typing and text.strip():
@@ -358,7 +360,9 @@ class JobtuiApp(App[int]):
             return False  # a question is open; a paste must not answer or bypass it
         if isinstance(screen, ModalScreen):
             screen.dismiss(None)  # filter or help: the dropped path wins
-        self.push_screen(EnqueueScreen(paths, self.api.registry), self._enqueue_chosen)
+        here = self.live_engine
+        default = str(Path(self.settings.output_dir).absolute()) if here is not None else None
+        self.push_screen(EnqueueScreen(paths, self.api.registry, default), self._enqueue_chosen)
         return True
 
     def _enqueue_chosen(self, request: EnqueueRequest | None) -> None:
@@ -376,6 +380,7 @@ class JobtuiApp(App[int]):
                 force=request.force,
                 recursive=request.recursive,
                 batch_name=request.batch_name(),
+                output_dir=request.output_dir,
             ),
         )
         if report is None:

@@ -49,6 +49,7 @@ class EnqueueRequest:
     force: bool
     found: int
     by_type: dict[str, int] = field(default_factory=dict)
+    output_dir: str | None = None  # None: each worker's own output folder
 
     def batch_name(self) -> str:
         """The folder's (or file's) name; several paths: the first one's, plus a count."""
@@ -157,10 +158,14 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         ),
     ]
 
-    def __init__(self, paths: Sequence[str], registry: Registry) -> None:
+    def __init__(
+        self, paths: Sequence[str], registry: Registry, default_output: str | None = None
+    ) -> None:
         super().__init__(classes="dialog-screen")
         self.initial_paths = list(paths)
         self.registry = registry
+        # where outputs go when the field stays empty (this console's engine), if known
+        self.default_output = default_output
         self.job_types = registry.names()
         self.scan: ScanResult | None = None
         self._scan_timer: Timer | None = None
@@ -188,6 +193,9 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
                     )
                 yield Label("OCR languages (Tesseract, e.g. deu+eng)", classes="field-label")
                 yield Input(DEFAULT_LANGUAGES, id="enqueue-languages", compact=True)
+                yield Label("Output folder (empty: each worker's own)", classes="field-label")
+                here = f"here: {self.default_output}" if self.default_output else "—"
+                yield Input("", placeholder=here, id="enqueue-output", compact=True)
             yield Label("", id="enqueue-found")
             with Horizontal(classes="buttons"):
                 yield Button("Enqueue", id="enqueue-ok", variant="primary", disabled=True)
@@ -306,7 +314,14 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             force=self.query_one("#enqueue-force", Checkbox).value,
             found=self.scan.files,
             by_type=dict(self.scan.by_type),
+            output_dir=self.output_dir,
         )
+
+    @property
+    def output_dir(self) -> str | None:
+        """The folder typed or pasted (first path of it, ``~`` expanded), or None."""
+        chosen = parse_dropped_paths(self.query_one("#enqueue-output", Input).value)
+        return os.path.abspath(chosen[0]) if chosen else None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         request = self._request()

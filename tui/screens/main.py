@@ -397,8 +397,16 @@ class MainScreen(Screen[None]):
             title += f"  filter {self.filter.describe()}"
         title += f"  ({start + 1 if shown else 0}–{start + shown}{of}, page {page})"
         table.border_title = title
-        out = snap.status.output_dir
-        table.border_subtitle = f"output: {out}" if out else ""
+        self._show_output(snap)
+
+    def _show_output(self, snap: ConsoleSnapshot) -> None:
+        """Where the selected job's outputs go: the folder chosen when it was enqueued,
+        else this console's engine's, else each worker's own."""
+        job = self.selected_job
+        out = (job.output_dir if job is not None else None) or snap.status.output_dir
+        self.query_one("#jobs", JobsTable).border_subtitle = (
+            f"output: {out}" if out else "output: each worker's own folder"
+        )
 
     def rerender(self) -> None:
         """Theme changed: every coloured cell is rebuilt from the last snapshot."""
