@@ -270,10 +270,14 @@ class OperatorAPI:
         return [LiveWorker(w, w.heartbeat_at >= cutoff) for w in await self.store.list_workers()]
 
     async def unserved_types(self, now: datetime | None = None) -> dict[str, int]:
-        """Pending job types that no live worker serves, with their counts (invariant 8)."""
+        """Pending job types that no live worker serves, with their counts (invariant 8).
+
+        A pending job of such a type is *waiting for a worker that serves it*. Paused
+        engines, watch-only ones and ``jobtui run``'s (which claim only their own
+        batch) do not count as serving."""
         served: set[str] = set()
         for w in await self.workers(now):
-            if w.alive:
+            if w.alive and not w.info.paused and w.info.serves_queue:
                 served.update(w.info.job_types)
         return {t: n for t, n in (await self.store.pending_job_types()).items() if t not in served}
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from jobtui.engine.finisher import retrying, short
 from jobtui.engine.models import Job, Outcome, utcnow
@@ -24,9 +25,17 @@ log = logging.getLogger(__name__)
 
 
 class BatchRecounter:
-    def __init__(self, store: Store, *, min_interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        min_interval: float = 0.25,
+        on_recounted: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.min_interval = min_interval
+        #: called after each recount (the webhooks then look for finished batches)
+        self.on_recounted = on_recounted
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -45,6 +54,8 @@ class BatchRecounter:
         try:
             await retrying(lambda: self.store.recount_batches(ids, now=utcnow()))
             self.recounts += 1
+            if self.on_recounted is not None:
+                self.on_recounted()
         except Exception as exc:  # noqa: BLE001 - the next job end marks them again
             log.warning("batch counters of %d batch(es) not written: %s", len(ids), short(exc))
 

@@ -281,6 +281,9 @@ class WorkerInfo(BaseModel):
     started_at: UTCDateTime = Field(default_factory=utcnow)
     heartbeat_at: UTCDateTime = Field(default_factory=utcnow)
     paused: bool = False
+    # False when it claims nothing (watch-only) or only its own batch (``jobtui run``):
+    # then it does not count as serving its types for the queue's other jobs.
+    serves_queue: bool = True
 
 
 class JobFilter(BaseModel):

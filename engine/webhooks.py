@@ -3,8 +3,13 @@
 A job (``Job.webhook``) or a batch (``Batch.webhook``) may carry
 ``{"url": "https://...", "secret": "..."}`` (``secret`` optional). When a job this
 engine ran (or its watchdog recovered) reaches a terminal state, the engine POSTs
-``event: "job.finished"`` to the job's webhook; when that was the batch's last
-unfinished job and the batch has a webhook, it POSTs ``event: "batch.finished"``.
+``event: "job.finished"`` to the job's webhook. ``batch.finished`` goes to a batch's
+webhook once every job of the batch is terminal, however the last one ended: run,
+recovered, or cancelled while pending, here or in another process. The store marks
+the batch due when a recount finds it finished (``Store.recount_batches``) and hands
+each due batch to exactly one engine (``Store.claim_finished_batches``); engines ask
+after each of their recounts, after a local cancel, and every ``announce_interval``
+seconds (other processes' cancels).
 
 Delivery never touches the job: the engine's terminal hook only puts the event on a
 bounded queue (``on_terminal`` is synchronous and O(1)); a dispatcher task reads the
@@ -23,10 +28,10 @@ also ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``. A
 ``whsec_<base64>`` secret is base64-decoded to the key, as the standard says; any other
 string is used as its UTF-8 bytes.
 
-Delivery is at least once: a retry after a lost response repeats a delivery (same
-``webhook-id``), and two engines that finish a batch's last jobs at the same moment
-may both send ``batch.finished``. Receivers dedupe by ``webhook-id``, or by
-``batch_id`` for batches.
+Delivery is at least once for each attempt made: a retry after a lost response
+repeats a delivery (same ``webhook-id``); receivers dedupe by ``webhook-id``. A
+``batch.finished`` is claimed by one engine; if that engine dies before sending it,
+it is not sent again.
 
 HTTP is httpx's (async, cancellable: a hanging receiver never holds a thread or
 delays process exit), with one connection pool shared by the sender tasks and a total
@@ -41,13 +46,12 @@ import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from jobtui.engine.models import Job, Outcome, utcnow
+from jobtui.engine.models import BatchSummary, Job, Outcome, utcnow
 from jobtui.engine.store.base import Store
 from jobtui.engine.uri import redact_uri
 from jobtui.engine.webhook_http import RETRY_STATUSES, WebhookError, post, secret_key, sign
@@ -57,7 +61,6 @@ __all__ = ["Delivery", "WebhookError", "Webhooks", "job_payload", "post", "secre
 log = logging.getLogger(__name__)
 
 EVENT_HEADER = "X-Jobtui-Event"
-_CACHE = 1024  # batches whose webhook (or lack of one) this engine remembers
 # Set by the engine on every request: a webhook's own ``headers`` cannot replace them.
 _RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length"}
@@ -81,6 +84,21 @@ def job_payload(job: Job, outcome: Outcome) -> dict[str, Any]:
         "batch_id": job.batch_id,
         "path": job.path,
         "attempts": job.attempts,
+        "timestamp": utcnow().isoformat(),
+    }
+
+
+def batch_payload(summary: BatchSummary) -> dict[str, Any]:
+    """The ``batch.finished`` body."""
+    return {
+        "event": "batch.finished",
+        "batch_id": summary.batch.batch_id,
+        "name": summary.batch.name,
+        "status": summary.status,
+        "total": summary.total,
+        "counts": summary.counts,
+        "first_started_at": _iso(summary.first_started_at),
+        "last_completed_at": _iso(summary.last_completed_at),
         "timestamp": utcnow().isoformat(),
     }
 
@@ -113,6 +131,7 @@ class Webhooks:
         max_backoff: float = 60.0,
         senders: int = 4,
         queue_size: int = 10_000,
+        announce_interval: float = 5.0,
     ) -> None:
         self.store = store
         self.secret = secret
@@ -122,11 +141,11 @@ class Webhooks:
         self.max_backoff = max_backoff
         self.senders = senders
         self.queue_size = queue_size
+        self.announce_interval = announce_interval
+        self._announce = asyncio.Event()
         self._events: asyncio.Queue[tuple[Job, Outcome]] | None = None
         self._out: asyncio.Queue[Delivery] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._batch_hooks: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
-        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.delivered: list[Delivery] = []  # the last few, for tests and doctor-style checks
         self.failed: list[Delivery] = []
         self.dropped = 0
@@ -150,6 +169,7 @@ class Webhooks:
             secret=settings.webhook_secret,
             attempts=settings.webhook_attempts,
             timeout=settings.webhook_timeout,
+            announce_interval=settings.watchdog_interval,
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -159,7 +179,10 @@ class Webhooks:
             return
         self._events = asyncio.Queue(self.queue_size)
         self._out = asyncio.Queue(self.queue_size)
-        self._tasks = [asyncio.create_task(self._dispatch(), name="jobtui-webhooks-dispatch")]
+        self._tasks = [
+            asyncio.create_task(self._dispatch(), name="jobtui-webhooks-dispatch"),
+            asyncio.create_task(self._announce_loop(), name="jobtui-webhooks-batches"),
+        ]
         self._tasks += [
             asyncio.create_task(self._send_loop(), name=f"jobtui-webhooks-{i}")
             for i in range(self.senders)
@@ -202,7 +225,7 @@ class Webhooks:
     # -- the terminal hook (synchronous, must not block) --------------------------------
 
     def on_terminal(self, job: Job, outcome: Outcome) -> None:
-        if self._events is None or not (job.webhook or job.batch_id):
+        if self._events is None or not job.webhook:
             return
         try:
             self._events.put_nowait((job, outcome))
@@ -220,8 +243,6 @@ class Webhooks:
             try:
                 if job.webhook:
                     await self._queue(job.webhook, job_payload(job, outcome))
-                if job.batch_id:
-                    await self._check_batch(job.batch_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -257,48 +278,37 @@ class Webhooks:
             self._busy -= 1
             raise
 
-    async def _batch_hook(self, batch_id: str) -> dict[str, Any] | None:
-        """The batch's webhook, read once per batch (a batch's webhook is set at creation)."""
-        if batch_id in self._batch_hooks:
-            return self._batch_hooks[batch_id]
-        summary = await self.store.get_batch(batch_id)
-        hook = summary.batch.webhook if summary else None
-        self._batch_hooks[batch_id] = hook
-        while len(self._batch_hooks) > _CACHE:
-            self._batch_hooks.popitem(last=False)
-        return hook
+    # -- batch.finished --------------------------------------------------------------
 
-    async def _check_batch(self, batch_id: str) -> None:
-        hook = await self._batch_hook(batch_id)
-        if not hook:
-            return
-        if await self.store.batch_unfinished(batch_id):
-            return
-        summary = await self.store.get_batch(batch_id)
-        if summary is None or not summary.finished:
-            return
-        # Two jobs finishing together here both see the batch finished: announce once per
-        # (batch, last completion), so a batch re-finished after a retry is announced again.
-        key = (batch_id, str(summary.last_completed_at))
-        if key in self._announced:
-            return
-        self._announced[key] = None
-        while len(self._announced) > _CACHE:
-            self._announced.popitem(last=False)
-        await self._queue(
-            hook,
-            {
-                "event": "batch.finished",
-                "batch_id": batch_id,
-                "name": summary.batch.name,
-                "status": summary.status,
-                "total": summary.total,
-                "counts": summary.counts,
-                "first_started_at": _iso(summary.first_started_at),
-                "last_completed_at": _iso(summary.last_completed_at),
-                "timestamp": utcnow().isoformat(),
-            },
-        )
+    def announce_soon(self) -> None:
+        """Ask the store for finished batches now (after a recount, a local cancel)."""
+        self._announce.set()
+
+    async def _announce_loop(self) -> None:
+        while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel
+            # that arrives as the event is set (announce_soon at engine stop), and the
+            # loop would never end.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.announce_interval):
+                    await self._announce.wait()
+            self._announce.clear()
+            try:
+                await self.announce_finished()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - store away: next round
+                log.warning("webhooks: cannot read finished batches: %s", type(exc).__name__)
+
+    async def announce_finished(self) -> int:
+        """Queue ``batch.finished`` for every batch the store hands us; how many."""
+        n = 0
+        while summaries := await self.store.claim_finished_batches():
+            for summary in summaries:
+                if summary.batch.webhook:
+                    await self._queue(summary.batch.webhook, batch_payload(summary))
+                    n += 1
+        return n
 
     # -- sending -------------------------------------------------------------------------
 

@@ -145,7 +145,7 @@ class Engine:
         self.webhooks = Webhooks.from_settings(store, self.settings)
         self.terminal_hooks.add(self.webhooks.on_terminal)
         #: writes the seed's counters into batch documents (engine/batchcounts.py)
-        self.batch_counts = BatchRecounter(store)
+        self.batch_counts = BatchRecounter(store, on_recounted=self.webhooks.announce_soon)
         self.terminal_hooks.add(self.batch_counts.on_terminal)
         self._watchdog = (
             Watchdog(
@@ -205,6 +205,7 @@ class Engine:
     def poke(self) -> None:
         """Run a heartbeat now (a local cancel happened)."""
         self._poke.set()
+        self.webhooks.announce_soon()  # a cancel may have finished a batch
 
     def throughput(self, window: float = 60.0) -> float:
         """Jobs finished per second by this engine over the last ``window`` seconds."""
@@ -675,4 +676,5 @@ class Engine:
             started_at=self.started_at,
             heartbeat_at=utcnow(),
             paused=self._paused,
+            serves_queue=self.settings.claim and self.scope is None,
         )

@@ -31,7 +31,7 @@ from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.doctor import store_checks
 from jobtui.engine.errors import ConfigError, JobFailed
-from jobtui.engine.models import JobStatus, Outcome, batch_counters, utcnow
+from jobtui.engine.models import Batch, Job, JobStatus, Outcome, batch_counters, utcnow
 from jobtui.engine.processors import pdf, pdf_seed
 from jobtui.engine.registry import Registry
 from jobtui.engine.store.mongo import MongoStore
@@ -560,3 +560,62 @@ def test_the_guides_pdf_refusals(extra: dict[str, Any], named: str) -> None:
         pdf_seed.mapped(pdf_seed.SeedPdfParams(extra=extra).options())
     assert exc.value.code == "UNSUPPORTED_PARAMETER" and exc.value.details == {"parameter": named}
     assert named in exc.value.message
+
+
+async def test_batch_finished_fires_when_the_last_job_is_cancelled_while_pending(
+    seed_store: MongoStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last job of a batch is cancelled by another process (``jobtui cancel``)
+    while it waits: the worker still sends ``batch.finished``, once."""
+    from tests.test_webhooks import Receiver
+
+    monkeypatch.setattr(SessionProcessor, "step_seconds", 0.0)
+    receiver = Receiver()
+    settings = Settings(output_dir=tmp_path, poll_interval=0.05, watchdog_interval=0.1)
+    engine = Engine(seed_store, registry_with_plugins(), settings)
+    batch = Batch(name="mixed", webhook={"url": receiver.url})
+    ran = Job(job_type="session", parameters=_session("s"), batch_id=batch.batch_id)
+    waits = Job(job_type="audio", batch_id=batch.batch_id)  # no worker serves it
+    await seed_store.insert_jobs([ran, waits])
+    await seed_store.create_batch(batch)
+    await engine.start()
+    try:
+        await wait_for(lambda: _has_status(seed_store, ran.job_id, JobStatus.COMPLETED))
+        assert receiver.events("batch.finished") == []  # one job still waits
+        assert await OperatorAPI(seed_store).cancel_job(waits.job_id) == 1  # another process
+        await wait_for(lambda: _async(receiver.events("batch.finished")), what="batch.finished")
+        await engine.webhooks.drain()
+        [body] = receiver.events("batch.finished")
+        assert body["batch_id"] == batch.batch_id
+        assert body["counts"] == {"completed": 1, "cancelled": 1}
+    finally:
+        await engine.stop()
+        receiver.close()
+    assert len(receiver.events("batch.finished")) == 1
+
+
+async def test_watch_only_and_paused_engines_do_not_serve(
+    seed_store: MongoStore, tmp_path: Path
+) -> None:
+    """A console that only watches (``claim: false``) registers as a worker, but a
+    pending session job still shows as waiting for a worker that serves it."""
+    repo = SeedRepository(seed_store._client[seed_store.database_name])
+    await repo.create_job({"parameters": _session("s")})
+    watcher = Engine(seed_store, registry_with_plugins(), Settings(claim=False))
+    await watcher.start()
+    try:
+        api = OperatorAPI(seed_store)
+        assert await api.unserved_types() == {"session": 1}
+        watcher.pause()
+        assert (await seed_store.list_workers())[0].serves_queue is False
+    finally:
+        await watcher.stop()
+
+
+async def _has_status(store: MongoStore, job_id: str, status: JobStatus) -> bool:
+    job = await store.get_job(job_id)
+    return job is not None and job.status == status
+
+
+async def _async(value: Any) -> Any:
+    return value

@@ -724,6 +724,35 @@ async def test_batch_counters_are_written_from_a_recount(store: Store) -> None:
     assert stored_counters(summary)["pending_jobs"] == 1
 
 
+async def test_finished_batches_are_handed_out_once_however_they_finish(store: Store) -> None:
+    hooked = Batch(name="hooked", webhook={"url": "http://127.0.0.1:9/x"})
+    quiet = Batch(name="quiet")
+    jobs = [job("a", batch_id=hooked.batch_id) for _ in range(2)]
+    jobs.append(job("b", batch_id=quiet.batch_id))
+    await store.insert_jobs(jobs)
+    await store.create_batch(hooked)
+    await store.create_batch(quiet)
+    assert await store.claim_finished_batches() == []
+    (first,) = await claim(store, {"a": 1})
+    assert await store.finish(first.job_id, token(first), done(), now=T0)
+    await store.recount_batches([first.batch_id], now=T0)
+    assert await store.claim_finished_batches() == []  # one job still pending
+    # The last one is cancelled while pending: the cancel's recount makes the batch due.
+    (last,) = [j for j in jobs[:2] if j.job_id != first.job_id]
+    assert await store.cancel_jobs(job_id=last.job_id, now=T0) == 1
+    await store.cancel_jobs(batch_id=quiet.batch_id, now=T0)
+    got = await asyncio.gather(*(store.claim_finished_batches() for _ in range(3)))
+    handed = [s for part in got for s in part]
+    assert [s.batch.batch_id for s in handed] == [hooked.batch_id]  # once; never "quiet"
+    assert handed[0].finished and handed[0].batch.webhook
+    assert await store.claim_finished_batches() == []
+    # A retry makes it pending again; finishing again makes it due again.
+    assert await store.retry_jobs(batch_id=hooked.batch_id, now=T0 + MIN) >= 1
+    assert await store.claim_finished_batches() == []
+    await store.cancel_jobs(batch_id=hooked.batch_id, now=T0 + 2 * MIN)
+    assert [s.batch.batch_id for s in await store.claim_finished_batches()] == [hooked.batch_id]
+
+
 # -- workers and liveness ------------------------------------------------------------
 
 

@@ -214,6 +214,24 @@ def retry_set(now: datetime) -> Query:
     }
 
 
+# -- batch.finished announcements ----------------------------------------------------
+
+# A batch with a webhook carries ``announce``: "pending" while jobs are left, "due" once
+# a recount found it finished, "sent" once an engine claimed the announcement.
+ANNOUNCE_PENDING, ANNOUNCE_DUE, ANNOUNCE_SENT = "pending", "due", "sent"
+
+
+def announce_step(batch_id: str, finished: bool) -> tuple[Query, str]:
+    """(filter, new value) of the announcement after a recount: a finished batch
+    becomes due (once); one with jobs left again (a retry) is pending again."""
+    if finished:
+        return {"batch_id": batch_id, "announce": ANNOUNCE_PENDING}, ANNOUNCE_DUE
+    return (
+        where({"batch_id": batch_id}, [one_of("announce", [ANNOUNCE_DUE, ANNOUNCE_SENT])]),
+        ANNOUNCE_PENDING,
+    )
+
+
 # -- documents ---------------------------------------------------------------------
 
 

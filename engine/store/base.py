@@ -252,6 +252,15 @@ class Store(ABC):
         ``create_batch``, ``cancel_jobs`` and ``retry_jobs`` recount what they touch;
         the engine recounts the batches of the jobs it ends."""
 
+    @abstractmethod
+    async def claim_finished_batches(self, limit: int = 20) -> list[BatchSummary]:
+        """Batches with a webhook that finished since they were last announced, each
+        handed to exactly one caller (a conditional write marks it announced), with its
+        counts. A batch whose webhook was set at ``create_batch`` is due once its
+        recount finds every job terminal, however the last one ended (run, recovered,
+        cancelled while pending, in this process or another); a retry makes it due
+        again when it finishes again."""
+
     # -- operator verbs --------------------------------------------------------
 
     @abstractmethod

@@ -185,7 +185,10 @@ class MongoStore(Store):
     # -- enqueue ---------------------------------------------------------------
 
     async def create_batch(self, batch: Batch) -> None:
-        await self._batches.insert_one(batch.model_dump(mode="python"))
+        doc = batch.model_dump(mode="python")
+        if batch.webhook:
+            doc["announce"] = docs.ANNOUNCE_PENDING
+        await self._batches.insert_one(doc)
         # Jobs may have run already (enqueue writes them first): count, never assume.
         await self.recount_batches([batch.batch_id], now=utcnow())
 
@@ -429,14 +432,31 @@ class MongoStore(Store):
             fallback=docs.batch_counts_pipeline(ids, with_times=False),
         )
         for summary in docs.summaries([Batch(batch_id=b) for b in ids], rows):
+            batch_id = summary.batch.batch_id
             fields = batch_counters(summary.counts, summary.last_completed_at or now)
-            await self._batches.update_one(
+            res = await self._batches.update_one(
                 docs.where(
-                    {"batch_id": summary.batch.batch_id},
+                    {"batch_id": batch_id},
                     [[{"counts_as_of": {"$eq": None}}, {"counts_as_of": {"$lt": as_of}}]],
                 ),
                 {"$set": {**fields, "counts_as_of": as_of, "updated_at": now}},
             )
+            if res.matched_count:  # the newest count also decides the announcement
+                flt, announce = docs.announce_step(batch_id, summary.finished)
+                await self._batches.update_one(flt, {"$set": {"announce": announce}})
+
+    async def claim_finished_batches(self, limit: int = 20) -> list[BatchSummary]:
+        batches: list[Batch] = []
+        while len(batches) < limit:
+            doc = await self._batches.find_one_and_update(
+                {"announce": docs.ANNOUNCE_DUE},
+                {"$set": {"announce": docs.ANNOUNCE_SENT}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                break
+            batches.append(docs.to_batch(doc))
+        return await self._batch_summaries(batches)
 
     async def _batches_of(self, scope: dict[str, Any]) -> list[str | None]:
         """The batch an operator verb's scope touched (that of its job, for one job)."""

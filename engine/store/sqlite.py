@@ -147,6 +147,8 @@ class SQLiteStore(Store):
 
     async def create_batch(self, batch: Batch) -> None:
         data = batch.model_dump()
+        if batch.webhook:  # see claim_finished_batches
+            data["announce"] = "pending"
         row = (data.pop("batch_id"), to_us(data.pop("created_at")), dumps(data))
         sql = "INSERT INTO batches (batch_id, created_at, doc) VALUES (?, ?, ?)"
 
@@ -348,6 +350,7 @@ class SQLiteStore(Store):
                 counts[batch_id][status] = n
                 if completed is not None:
                     last[batch_id] = max(last.get(batch_id, completed), completed)
+        announce = "UPDATE batches SET doc = json_set(doc, '$.announce', ?) WHERE batch_id = ?"
         for batch_id in ids:
             fields = batch_counters(counts[batch_id], from_us(last.get(batch_id, now_us)))
             fields["updated_at"] = from_us(now_us)
@@ -355,6 +358,34 @@ class SQLiteStore(Store):
                 "UPDATE batches SET doc = json_patch(doc, json(?)) WHERE batch_id = ?",
                 (dumps(fields), batch_id),
             )
+            if fields["completed_at"] is not None:  # finished: due once
+                self._count(
+                    announce + " AND json_extract(doc, '$.announce') = 'pending'",
+                    ("due", batch_id),
+                )
+            else:  # jobs left (again): pending
+                self._count(
+                    announce + " AND json_extract(doc, '$.announce') IN ('due', 'sent')",
+                    ("pending", batch_id),
+                )
+
+    async def claim_finished_batches(self, limit: int = 20) -> list[BatchSummary]:
+        def run() -> list[BatchSummary]:
+            ids = [
+                r[0]
+                for r in self._all(
+                    "UPDATE batches SET doc = json_set(doc, '$.announce', 'sent')"
+                    " WHERE batch_id IN (SELECT batch_id FROM batches"
+                    " WHERE json_extract(doc, '$.announce') = 'due' LIMIT ?) RETURNING batch_id",
+                    (limit,),
+                )
+            ]
+            if not ids:
+                return []
+            sql = f"SELECT batch_id, created_at, doc FROM batches WHERE batch_id IN ({marks(ids)})"
+            return self._summaries(sql, ids)
+
+        return await self._t.write(run)
 
     def _batches_of(self, job_id: str | None, batch_id: str | None) -> list[str | None]:
         """On the store thread: the batch an operator verb touched."""
