@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,7 +157,11 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
     if unserved:
         parts = ", ".join(f"{t} ({n} pending)" for t, n in sorted(unserved.items()))
         unknown = [t for t in unserved if t not in registry]
-        fix = "start a worker that serves them: jobtui worker --types " + " ".join(sorted(unserved))
+        # Type names come from the database: quoted, so pasting the fix runs no more
+        # than `jobtui worker` (a type named "x; rm -rf ~" stays one argument).
+        fix = "start a worker that serves them: " + shlex.join(
+            ["jobtui", "worker", "--types", *sorted(unserved)]
+        )
         if unknown:
             fix += f"; no plug-in here registers {', '.join(sorted(unknown))}"
         out.append(

@@ -684,3 +684,83 @@ async def test_swapping_a_folder_for_a_symlink_during_a_batch_reads_nothing_outs
     assert set(codes) <= {"PATH_NOT_ALLOWED", "FILE_NOT_FOUND"}, codes
     worker.send_signal(signal.SIGTERM)
     await wait_for(lambda: exited(worker), timeout=30, what="the worker exited")
+
+
+# -- 11: doctor's suggested commands are shell-quoted ---------------------------------
+
+
+async def test_doctor_quotes_job_type_names_from_the_database(tmp_path: Path) -> None:
+    from jobtui.engine.doctor import run_checks
+    from jobtui.engine.registry import default_registry
+
+    settings = Settings(store=tmp_path / "q.db", output_dir=tmp_path / "out")
+    store = await open_store(settings)
+    evil = "x; touch pwned #"
+    await OperatorAPI(store).enqueue(evil, [{}])
+    await store.close()
+    checks = {c.name: c for c in await run_checks(settings, default_registry())}
+    fix = checks["unserved"].fix
+    command = fix.split(": ", 1)[1].split("; no plug-in")[0]
+    assert shlex.split(command) == ["jobtui", "worker", "--types", evil]
+
+
+# -- 6 and 13: a giant page; a symlink planted in the output folder -------------------
+
+
+async def test_a_giant_page_is_ocred_at_a_lower_dpi_that_fits(tmp_path: Path) -> None:
+    """The issue's 691-byte PDF: one 100-inch page, OCR at 300 dpi (9 x 10^8 pixels)."""
+    import pymupdf
+
+    from jobtui.engine.processors import pdf_extract as px
+
+    pdf = tmp_path / "giant.pdf"
+    doc = pymupdf.open()
+    doc.new_page(width=7200, height=7200)  # 100 x 100 inches, no text layer
+    doc.save(pdf)
+    doc.close()
+    opts = {"ocr": True, "force_ocr": True, "languages": "eng", "dpi": 300}
+    (rec,) = px.extract_range(str(pdf), 0, 1, opts)
+    assert rec.get("error") is None and rec["ocr"]
+    asked, used = rec["dpi_lowered"]
+    assert asked == 300 and (100 * used) ** 2 <= px.MAX_OCR_PIXELS
+
+
+def test_render_does_not_follow_a_symlink_planted_in_the_output_folder(tmp_path: Path) -> None:
+    from jobtui.engine.processors import pdf_extract as px
+
+    pdf = tmp_path / "a.pdf"
+    _pdf(pdf, "hello")
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    # Planted where the page goes, and where the old code put its temporary file.
+    (out / "page-0001.png").symlink_to(victim)
+    for pid in range(os.getpid() - 50, os.getpid() + 50):
+        (out / f"page-0001.png.{pid}.tmp").symlink_to(victim)
+    (rec,) = px.render_range(str(pdf), 0, 1, {"dpi": 50, "out_dir": str(out)})
+    assert rec["file"] == "page-0001.png"
+    assert victim.read_text() == "precious"
+    assert not (out / "page-0001.png").is_symlink()
+    assert (out / "page-0001.png").read_bytes().startswith(b"\x89PNG")
+    # A symlinked output folder is refused, not written through.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
+    from jobtui.engine.errors import JobFailed
+
+    with pytest.raises(JobFailed) as err:
+        px.render_range(str(pdf), 0, 1, {"dpi": 50, "out_dir": str(tmp_path / "linked")})
+    assert err.value.code == "OUTPUT_ERROR"
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_transcripts_follow_the_umask_but_never_wider_than_0644(tmp_path: Path) -> None:
+    from jobtui.engine.processors.pdf_output import atomic_write
+
+    for umask, mode in ((0o000, 0o644), (0o022, 0o644), (0o077, 0o600), (0o027, 0o640)):
+        old = os.umask(umask)
+        try:
+            atomic_write(str(tmp_path / f"t{umask:o}.md"), "text")
+        finally:
+            os.umask(old)
+        assert (tmp_path / f"t{umask:o}.md").stat().st_mode & 0o777 == mode, oct(umask)

@@ -103,6 +103,16 @@ def page_list(pages: Sequence[int], limit: int = 20) -> str:
 
 
 def log_page_errors(ctx: JobContext, records: list[dict[str, Any]]) -> list[int]:
+    """Log the pages that failed (the first 20) and the pages drawn at a lower dpi
+    than asked, to stay within the per-page pixel cap; return the failed pages."""
+    lowered = [r for r in records if r.get("dpi_lowered")]
+    for r in lowered[:20]:
+        asked, used = r["dpi_lowered"]
+        ctx.log(
+            f"page {r['page']}: drawn at {used} dpi instead of {asked} (too large at "
+            f"{asked} dpi for the per-page pixel cap)",
+            "warning",
+        )
     failed = [r["page"] for r in records if r.get("error")]
     for r in [r for r in records if r.get("error")][:20]:
         ctx.log(f"page {r['page']}: {r['error']}", "warning")

@@ -24,7 +24,19 @@ from jobtui.engine.errors import JobFailed
 HEADER_WINDOW = 1024  # a PDF header may legally sit anywhere in the first KiB
 HASH_CHUNK = 1 << 20
 MAX_OPEN_DOCS = 2
-MAX_PIXELS = 120_000_000  # one rendered page above this (~360 MB RGB) is refused
+# Pixels of one page image: above these, the page is rendered (or OCRed) at a lower
+# dpi that fits, and the record says so. A 691-byte PDF with a 100-inch page took OCR
+# at 300 dpi to 10.5 GB and a segfault.
+MAX_PIXELS = 120_000_000  # a rendered page (~360 MB RGB)
+MAX_OCR_PIXELS = 50_000_000  # an OCRed page (Tesseract needs several times the image)
+
+
+def fit_dpi(page: Any, dpi: int, max_pixels: int) -> int:
+    """``dpi``, or the highest lower one at which the page stays within ``max_pixels``."""
+    w, h = page.rect.width / 72, page.rect.height / 72  # inches
+    if w <= 0 or h <= 0 or w * h * dpi * dpi <= max_pixels:
+        return dpi
+    return max(1, int((max_pixels / (w * h)) ** 0.5))
 
 
 class ErrorCode:
@@ -254,8 +266,11 @@ def _has_images(page: Any) -> bool:
         return True
 
 
-def _ocr_textpage(page: Any, opts: dict[str, Any]) -> Any:
-    return page.get_textpage_ocr(language=opts["languages"], dpi=opts["dpi"], full=True)
+def _ocr_textpage(page: Any, opts: dict[str, Any], rec: dict[str, Any]) -> Any:
+    dpi = fit_dpi(page, opts["dpi"], MAX_OCR_PIXELS)
+    if dpi < opts["dpi"]:
+        rec["dpi_lowered"] = [opts["dpi"], dpi]
+    return page.get_textpage_ocr(language=opts["languages"], dpi=dpi, full=True)
 
 
 def _needs_ocr(text: str, page: Any, opts: dict[str, Any]) -> bool:
@@ -281,7 +296,7 @@ def extract_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> lis
             text = page.get_text()
             if _needs_ocr(text, page, opts):
                 try:
-                    text = page.get_text(textpage=_ocr_textpage(page, opts))
+                    text = page.get_text(textpage=_ocr_textpage(page, opts, rec))
                     rec["ocr"] = True
                 except Exception as exc:  # noqa: BLE001 - recorded on the page
                     rec["error"] = f"OCR failed: {exc}"
@@ -312,7 +327,8 @@ def markdown_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> li
             data = page.get_text("dict", flags=flags)
             if _needs_ocr(_dict_text(data), page, opts):
                 try:
-                    data = page.get_text("dict", flags=flags, textpage=_ocr_textpage(page, opts))
+                    tp = _ocr_textpage(page, opts, rec)
+                    data = page.get_text("dict", flags=flags, textpage=tp)
                     rec["ocr"] = True
                 except Exception as exc:  # noqa: BLE001
                     rec["error"] = f"OCR failed: {exc}"
@@ -358,6 +374,8 @@ def _blocks(data: dict[str, Any]) -> list[list[Any]]:
 
 def render_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[dict[str, Any]]:
     """Render pages ``[start, stop)`` to ``<out_dir>/page-NNNN.png`` (each written atomically)."""
+    from jobtui.engine.processors.pdf_output import write_in_dir  # imports this module
+
     doc = open_document(path, opts.get("password"))
     out_dir = opts["out_dir"]
     dpi = opts["dpi"]
@@ -366,33 +384,24 @@ def render_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list
         rec: dict[str, Any] = {"page": i + 1}
         try:
             page = doc.load_page(i)
-            w, h = page.rect.width * dpi / 72, page.rect.height * dpi / 72
-            if w * h > MAX_PIXELS:
-                rec["error"] = f"page would be {int(w)}x{int(h)} pixels at {dpi} dpi; too large"
-            else:
-                pix = page.get_pixmap(dpi=dpi, alpha=False)
-                final = os.path.join(out_dir, f"page-{i + 1:04d}.png")
-                tmp = f"{final}.{os.getpid()}.tmp"
-                try:
-                    pix.save(tmp, output="png")
-                    os.replace(tmp, final)
-                except Exception as exc:  # noqa: BLE001 - OSError, or MuPDF's RuntimeError
-                    _unlink_quietly(tmp)
-                    raise JobFailed(
-                        ErrorCode.OUTPUT_ERROR, f"cannot write {final}: {exc}"
-                    ) from None
-                rec["file"] = os.path.basename(final)
-                rec["width"], rec["height"] = pix.width, pix.height
+            page_dpi = fit_dpi(page, dpi, MAX_PIXELS)
+            if page_dpi < dpi:
+                rec["dpi_lowered"] = [dpi, page_dpi]
+            pix = page.get_pixmap(dpi=page_dpi, alpha=False)
+            name = f"page-{i + 1:04d}.png"
+            try:
+                # Bytes, written by us: no library opens a path a planted symlink
+                # could redirect (see pdf_output.write_in_dir).
+                write_in_dir(out_dir, name, pix.tobytes("png"))
+            except Exception as exc:  # noqa: BLE001 - OSError, or MuPDF's RuntimeError
+                raise JobFailed(
+                    ErrorCode.OUTPUT_ERROR, f"cannot write {os.path.join(out_dir, name)}: {exc}"
+                ) from None
+            rec["file"] = name
+            rec["width"], rec["height"] = pix.width, pix.height
         except JobFailed:
             raise
         except Exception as exc:  # noqa: BLE001
             rec["error"] = f"{type(exc).__name__}: {exc}"
         done.append(rec)
     return done
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

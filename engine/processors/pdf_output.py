@@ -18,23 +18,45 @@ from typing import Any
 from jobtui.engine.errors import JobFailed
 from jobtui.engine.processors.pdf_extract import ErrorCode
 
+#: Output files get this mode less the umask: they follow the umask, never wider.
+OUTPUT_MODE = 0o644
 
-def atomic_write(path: str, data: str) -> None:
-    """Readers never see half a file (rename). No fsync: it cost ~5 ms a file on small
-    documents; a power cut may lose the newest outputs, as it may lose the embedded
-    store's newest commits (WAL, synchronous=NORMAL). Crashes of a process lose nothing."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+def write_in_dir(folder: str, name: str, data: bytes) -> None:
+    """Write ``folder/name`` so that no symlink planted in the output folder is
+    followed: the folder is opened once (``O_NOFOLLOW``: a symlinked folder is
+    refused), the data goes to a fresh temporary file created inside it with
+    ``O_EXCL | O_NOFOLLOW``, which is renamed over ``name`` within the same folder
+    descriptor (a rename replaces a symlink, it never writes through one). Readers
+    never see half a file. No fsync: it cost ~5 ms a file on small documents; a power
+    cut may lose the newest outputs, as it may lose the embedded store's newest
+    commits (WAL, synchronous=NORMAL). Crashes of a process lose nothing."""
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, OUTPUT_MODE, dir_fd=dfd)
+        try:
+            with open(fd, "wb", closefd=False) as f:
+                f.write(data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dfd)
         except FileNotFoundError:
             pass
         raise
+    finally:
+        os.close(dfd)
+
+
+def atomic_write(path: str, data: str) -> None:
+    """``write_in_dir`` for a text file (UTF-8; undecodable file names' characters
+    survive as surrogate escapes)."""
+    folder, name = os.path.split(path)
+    write_in_dir(folder or ".", name, data.encode("utf-8", errors="surrogateescape"))
 
 
 def transcript_markdown(title: str, records: list[dict[str, Any]]) -> str:
