@@ -237,7 +237,9 @@ class Harness:
         self.store, self.logs, self.pool, self.out = store, logs, pool, out
         self.last: RecordingContext | None = None
 
-    async def context(self, params: dict[str, Any]) -> RecordingContext:
+    async def context(
+        self, params: dict[str, Any], settings: dict[str, Any] | None = None
+    ) -> RecordingContext:
         job = Job(job_type="audio.transcribe", parameters=params)
         await self.store.insert_jobs([job])
         claimed = await self.store.claim(
@@ -256,12 +258,13 @@ class Harness:
             logs=self.logs,
             pool=lambda: pool,
             output_dir=self.out,
+            settings=settings,
         )
 
-    async def run(self, **params: Any) -> dict[str, Any]:
+    async def run(self, settings: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
         params = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
         model = transcribe.TranscribeParams.model_validate(params)
-        ctx = self.last = await self.context(params)
+        ctx = self.last = await self.context(params, settings)
         try:
             return await transcribe.transcribe(ctx, model)
         finally:
@@ -445,6 +448,24 @@ async def test_bad_inputs_fail_with_stable_codes(
     await _fails(h, "NO_AUDIO_TRACK", path=media["mute_video"], model=m)
     await _fails(h, "FILE_NOT_FOUND", path=tmp_path / "gone.wav", model=m)
     await _fails(h, "INVALID_PARAMETERS", path=media["short"], model=m, language="xx")
+
+
+async def test_under_input_roots_workers_read_the_pinned_file(
+    h: Harness, media: dict[str, Any], fake_model_dir: Path
+) -> None:
+    """With input roots the parts read the file the engine opened and checked
+    (/proc/PID/fd/N); names and messages still show the input's own path."""
+    roots = {"input_roots": [str(media["flac"].parent)]}
+    result = await h.run(settings=roots, path=media["flac"], model=str(fake_model_dir))
+    assert result["segments"] == len(media["spans"])
+    assert Path(result["json_path"]).name.startswith("talk-")
+    doc = json.loads(Path(result["json_path"]).read_text())
+    assert doc["source"] == str(media["flac"].resolve())
+    with pytest.raises(JobFailed) as info:
+        await h.run(settings=roots, path=media["text"], model=str(fake_model_dir))
+    assert info.value.code == "NOT_MEDIA" and "/proc/" not in info.value.message
+    assert str(media["text"].resolve()) in info.value.message
+    assert info.value.details == {"path": str(media["text"].resolve())}
 
 
 async def test_missing_model_says_how_to_get_it(

@@ -21,12 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobtui.engine.context import JobContext
-from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.media import decode, slides
 from jobtui.engine.processors.media.decode import ErrorCode
 from jobtui.engine.processors.media.output import clock
-from jobtui.engine.processors.media.parts import run_parts
+from jobtui.engine.processors.media.parts import named_errors, run_parts
 from jobtui.engine.processors.media.transcribe import output_stem
 
 
@@ -71,9 +70,15 @@ def _join(parts: list[list[dict[str, Any]]], threshold: float) -> list[dict[str,
 
 async def slides_handler(ctx: JobContext, p: SlidesParams) -> dict[str, Any]:
     """Key frames of a video (slides), as PNG images plus their OCR text with timestamps."""
+    src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
+    with named_errors(src):
+        return await _slides(ctx, p, str(src.path), src.read_path)
+
+
+async def _slides(ctx: JobContext, p: SlidesParams, path: str, read: str) -> dict[str, Any]:
+    """``path``: the input's name (messages, outputs); ``read``: what workers open."""
     t0 = time.monotonic()
-    path = str(check_input_path(p.path, roots_of(ctx.settings)))
-    info = await ctx.run_cpu(decode.probe, path)
+    info = await ctx.run_cpu(decode.probe, read)
     if not info["video"]:
         raise decode.fail(ErrorCode.NO_VIDEO_TRACK, f"{path} has no video track", path)
     duration = float(info.get("duration") or 0.0)
@@ -94,7 +99,7 @@ async def slides_handler(ctx: JobContext, p: SlidesParams) -> dict[str, Any]:
     ctx.log(f"{path}: {duration:.1f} s of video, {info.get('width')}x{info.get('height')}")
     found = await run_parts(
         ctx,
-        [(slides.key_frames, (path, a, b, opts)) for a, b in bounds],
+        [(slides.key_frames, (read, a, b, opts)) for a, b in bounds],
         [min(b, duration) - a if duration else 1.0 for a, b in bounds],
         "slides",
     )

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import check_input_path, roots_of
 from jobtui.engine.models import ErrorCode as EngineCode
 from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_output as po
@@ -33,7 +32,7 @@ from jobtui.engine.processors.media.models import (
     looks_like_path,
     resolve,
 )
-from jobtui.engine.processors.media.parts import run_parts
+from jobtui.engine.processors.media.parts import named_errors, run_parts
 
 Format = Literal["json", "txt", "srt", "vtt", "md"]
 _DOWNLOADS: dict[str, asyncio.Lock] = {}  # model name -> held while it downloads
@@ -122,9 +121,8 @@ async def _model_dir(ctx: JobContext, p: TranscribeParams) -> str:
     return str(found)
 
 
-async def _probe(ctx: JobContext, p: TranscribeParams) -> tuple[str, dict[str, Any]]:
-    path = str(check_input_path(p.path, roots_of(ctx.settings)))
-    info = await ctx.run_cpu(decode.probe, path)
+async def _probe(ctx: JobContext, p: TranscribeParams, path: str, read: str) -> dict[str, Any]:
+    info: dict[str, Any] = await ctx.run_cpu(decode.probe, read)
     if p.sha256 and p.sha256 != info["sha256"]:
         ctx.log(
             f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
@@ -133,21 +131,28 @@ async def _probe(ctx: JobContext, p: TranscribeParams) -> tuple[str, dict[str, A
         )
     if not info["audio"]:
         raise decode.fail(ErrorCode.NO_AUDIO_TRACK, f"{path} has no audio track", path)
-    return path, info
+    return info
 
 
 async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     """Speech to text with timestamps (JSON, TXT, SRT, WebVTT, Markdown)."""
-    t0 = time.monotonic()
     _check_language(p.language)
-    path, info = await _probe(ctx, p)
+    src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
+    with named_errors(src):
+        return await _transcribe(ctx, p, str(src.path), src.read_path)
+
+
+async def _transcribe(ctx: JobContext, p: TranscribeParams, path: str, read: str) -> dict[str, Any]:
+    """``path``: the input's name (messages, outputs); ``read``: what workers open."""
+    t0 = time.monotonic()
+    info = await _probe(ctx, p, path, read)
     model_dir = await _model_dir(ctx, p)
     ctx.log(
         f"{path}: {info['format']}, {info.get('duration') or 0:.1f} s, audio "
         f"{info.get('audio_codec')} {info.get('sample_rate')} Hz; model {model_dir}"
     )
     await ctx.progress(0.0, "voice activity", "finding speech")
-    plan = await ctx.run_cpu(speech.plan, path, p.part_seconds)
+    plan = await ctx.run_cpu(speech.plan, read, p.part_seconds)
     parts: list[tuple[float, float]] = plan["parts"]
     spans: list[tuple[float, float]] = plan["spans"]
     with_speech = [(a, b) for a, b in parts if any(s < b and e > a for s, e in spans)]
@@ -159,7 +164,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     probability: float | None = None if language is None else 1.0
     if language is None and len(with_speech) > 1:
         await ctx.progress(0.0, "language", "detecting the language")
-        found = await ctx.run_cpu(speech.detect_language, path, spans, model_dir, COMPUTE_TYPE)
+        found = await ctx.run_cpu(speech.detect_language, read, spans, model_dir, COMPUTE_TYPE)
         language, probability = found["language"], found["probability"]
         ctx.log(f"language {language} (probability {probability})")
     opts = {
@@ -173,7 +178,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     }
     results = await run_parts(
         ctx,
-        [(speech.transcribe_part, (path, a, b, opts)) for a, b in with_speech],
+        [(speech.transcribe_part, (read, a, b, opts)) for a, b in with_speech],
         [b - a for a, b in with_speech],
         "transcribe",
         done_weight=plan["duration"] - sum(b - a for a, b in with_speech),
