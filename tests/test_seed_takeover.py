@@ -619,3 +619,32 @@ async def _has_status(store: MongoStore, job_id: str, status: JobStatus) -> bool
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_engine_keeps_batch_counters_on_the_embedded_store(tmp_path: Path) -> None:
+    """The same counters on SQLite: written by the engine as its jobs end."""
+    from jobtui.engine.builtin import register as builtin
+    from jobtui.engine.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "q.db")
+    await store.open()
+    registry = Registry()
+    builtin(registry)
+    engine = Engine(store, registry, Settings(poll_interval=0.05, output_dir=tmp_path))
+    try:
+        result = await engine.api.enqueue("noop", [{}] * 20)
+        assert result.batch_id is not None
+        bad = Job(job_type="sleep", parameters={"seconds": "x"}, batch_id=result.batch_id)
+        await store.insert_jobs([bad])
+        await engine.start()
+        await engine.wait_batch(result.batch_id)
+        await engine.stop()
+        summary = await store.get_batch(result.batch_id)
+        assert summary is not None and summary.counts == {"completed": 20, "failed": 1}
+        stored = summary.batch.model_extra or {}
+        assert summary.batch.total_jobs == 21
+        assert (stored["completed_jobs"], stored["failed_jobs"]) == (20, 1)
+        assert (stored["pending_jobs"], stored["processing_jobs"]) == (0, 0)
+        assert stored["status"] == "failed" and stored["completed_at"] is not None
+    finally:
+        await store.close()
