@@ -10,14 +10,33 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from jobtui.engine.uri import redact_secrets, redact_uri
 
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx; other 4xx are final
+
+
+def load_httpx() -> None:
+    """Import httpx (on first use, not with the engine) without its optional
+    command-line client: where rich and pygments are installed (the console's), a plain
+    ``import httpx`` loads them too (~100 ms, and UI libraries in a headless worker).
+    Blocking ``httpx._main`` for that one import is what httpx's own fallback expects."""
+    if "httpx" in sys.modules:
+        return
+    block = "httpx._main" not in sys.modules
+    if block:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx  # noqa: F401
+    finally:
+        if block:
+            sys.modules.pop("httpx._main", None)
 
 
 class WebhookError(Exception):
@@ -44,6 +63,9 @@ async def post(
     """POST ``body`` to ``url`` and return the response status. Raises ``WebhookError``
     on a bad URL or header (final) or a connection problem or timeout (retryable)."""
     _check_url(url)
+    load_httpx()
+    import httpx
+
     try:
         # user:password in the URL becomes Basic auth, and leaves the URL: httpx logs
         # the URL of every request (INFO), which must not show the password.

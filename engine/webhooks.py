@@ -47,14 +47,22 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from jobtui.engine.models import BatchSummary, Job, Outcome, utcnow
 from jobtui.engine.store.base import Store
 from jobtui.engine.uri import redact_uri
-from jobtui.engine.webhook_http import RETRY_STATUSES, WebhookError, post, secret_key, sign
+from jobtui.engine.webhook_http import (
+    RETRY_STATUSES,
+    WebhookError,
+    load_httpx,
+    post,
+    secret_key,
+    sign,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Delivery", "WebhookError", "Webhooks", "job_payload", "post", "secret_key", "sign"]
 
@@ -153,6 +161,9 @@ class Webhooks:
         self._client: httpx.AsyncClient | None = None  # one pool for all senders, made on use
 
     def client(self) -> httpx.AsyncClient:
+        load_httpx()
+        import httpx
+
         if self._client is None or self._client.is_closed:
             # No redirects: a signed POST is for the URL the job names, not another one.
             self._client = httpx.AsyncClient(

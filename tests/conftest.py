@@ -110,3 +110,26 @@ def nx_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("nx-27017 is not installed")
     with nx_server(tmp_path_factory.mktemp("nx")) as uri:
         yield uri
+
+
+# -- logging: what a command's configure() sets up ends with its test ----------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``jobtui.tui.cli.main`` configures process logging (root handler and levels, the
+    ``jobtui`` logger's level, warnings captured), as a real command must; in one test
+    process that would leak into later tests (caplog seeing nothing below WARNING,
+    log lines in another test's stderr). Put it back after each test."""
+    import logging
+
+    root = logging.getLogger()
+    names = ["jobtui", "httpx", "httpcore", "pymongo", "asyncio", "aiosqlite", "markdown_it"]
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names})
+    yield
+    handlers, level, levels = saved
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for n, lvl in levels.items():
+        logging.getLogger(n).setLevel(lvl)
+    logging.captureWarnings(False)
