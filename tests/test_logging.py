@@ -109,10 +109,18 @@ def test_python_warnings_are_logged(restore_logging: None) -> None:
 
 def test_every_command_takes_log_options() -> None:
     parser = build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    commands = {"": parser, **sub.choices}
-    assert {"worker", "run", "enqueue", "jobs", "doctor", "purge"} <= set(commands)
-    for name, p in commands.items():
+
+    def commands(p: argparse.ArgumentParser, name: str) -> dict[str, argparse.ArgumentParser]:
+        out = {name: p}
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub_name, sub in a.choices.items():
+                    out |= commands(sub, f"{name} {sub_name}".strip())
+        return out
+
+    found = commands(parser, "")
+    assert {"worker", "run", "enqueue", "jobs", "doctor", "purge", "models pull"} <= set(found)
+    for name, p in found.items():
         assert {"--log-level", "--log-format"} <= set(p._option_string_actions), name
     for argv in (["worker"], ["jobs"], []):
         args = parser.parse_args([*argv, "--log-level", "DEBUG", "--log-format", "json"])

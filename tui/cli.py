@@ -55,6 +55,10 @@ def _add_store_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g.add_argument("--jobs-collection", metavar="NAME", help="e.g. event_jobs")
     g.add_argument("--batches-collection", metavar="NAME", help="e.g. event_batches")
     g.add_argument("--store", metavar="PATH", help="embedded store file (also JOBTUI_STORE)")
+    _add_log_options(p, sub)
+
+
+def _add_log_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     g = p.add_argument_group("logging", argument_default=argparse.SUPPRESS if sub else None)
     g.add_argument(
         "--log-level",
@@ -152,7 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(p)
     purge.add_parser(sub, _add_store_options)
     models_cli.add_parser(sub)
+    _log_options_everywhere(parser)
     return parser
+
+
+def _log_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every command, however deep (``models pull``), takes --log-level/--log-format:
+    added here to any subcommand whose module did not, so a new command cannot miss them."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                if "--log-level" not in p._option_string_actions:
+                    _add_log_options(p)
+                _log_options_everywhere(p)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
