@@ -48,6 +48,7 @@ from jobtui.engine.models import Batch, new_id
 from jobtui.engine.params import check_parameters
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.scan import REASONS, _Candidate, _Scan, scan_paths
+from jobtui.engine.store.base import StoreError
 
 __all__ = ["REASONS", "PathEnqueueReport", "enqueue_paths", "hash_file", "scan_paths"]
 
@@ -276,20 +277,27 @@ async def enqueue_paths(
     copies: list[_Candidate] = []
     chunk: list[_Candidate] = []
     size = min(FIRST_CHUNK, CHUNK)
-    async with contextlib.aclosing(_hashed_in_order(files, scan, on_progress)) as hashed:
-        async for c in hashed:
-            if c.sha256 is not None:
-                if c.sha256 in by_hash:
-                    scan.skip("same_content", c.path)
-                    copies.append(c)
-                    continue
-                by_hash.add(c.sha256)
-            chunk.append(c)
-            if len(chunk) >= size:
-                await write(chunk)
-                chunk, size = [], min(size * 4, CHUNK)
-    if chunk:
-        await write(chunk)
+    try:
+        async with contextlib.aclosing(_hashed_in_order(files, scan, on_progress)) as hashed:
+            async for c in hashed:
+                if c.sha256 is not None:
+                    if c.sha256 in by_hash:
+                        scan.skip("same_content", c.path)
+                        copies.append(c)
+                        continue
+                    by_hash.add(c.sha256)
+                chunk.append(c)
+                if len(chunk) >= size:
+                    await write(chunk)
+                    chunk, size = [], min(size * 4, CHUNK)
+        if chunk:
+            await write(chunk)
+    except StoreError as exc:
+        raise _interrupted(exc, report, len(files)) from None
+    if report.duplicates:
+        # Jobs an earlier, interrupted enqueue wrote (a full disk) have no batch
+        # record yet: write it now, so every job belongs to a batch again.
+        await _record_interrupted_batches(api, list(report.duplicates), paths)
     for c in copies:  # each copy points at the job of the content it repeats
         if c.sha256 in key_of_hash:
             report.keys[c.path] = key_of_hash[c.sha256]
@@ -310,3 +318,39 @@ async def enqueue_paths(
     report.skipped_examples = scan.examples
     report.duration_s = round(time.monotonic() - t0, 3)
     return report
+
+
+def _interrupted(exc: StoreError, report: PathEnqueueReport, total: int) -> StoreError:
+    """The enqueue stopped part-way (chunks are committed as files are hashed): say
+    how far it got, and that running the same command again finishes it."""
+    done = len(report.job_ids)
+    if not done:
+        return StoreError(exc.code, f"{exc.message}; nothing was queued")
+    return StoreError(
+        exc.code,
+        f"{exc.message}; {done} of {total} files were queued before it stopped (they run "
+        "as usual). Run the same command again once the store can be written: it queues "
+        "the rest and records the batch of these",
+    )
+
+
+async def _record_interrupted_batches(
+    api: OperatorAPI, keys: list[str], paths: Sequence[str]
+) -> None:
+    from jobtui.engine.models import JobFilter
+
+    existing = await api.store.find_by_dedupe_keys(keys)
+    for batch_id in {j.batch_id for j in existing.values() if j.batch_id}:
+        if await api.store.get_batch(batch_id) is not None:
+            continue
+        jobs = await api.all_jobs(JobFilter(batch_id=batch_id))
+        types = sorted({j.job_type for j in jobs})
+        await api.store.create_batch(
+            Batch(
+                batch_id=batch_id,
+                name=f"{_default_batch_name(paths, types)} (interrupted, completed later)",
+                total_jobs=len(jobs),
+                job_type=types[0] if len(types) == 1 else None,
+                created_at=min(j.created_at for j in jobs),
+            )
+        )

@@ -764,3 +764,53 @@ def test_transcripts_follow_the_umask_but_never_wider_than_0644(tmp_path: Path) 
         finally:
             os.umask(old)
         assert (tmp_path / f"t{umask:o}.md").stat().st_mode & 0o777 == mode, oct(umask)
+
+
+# -- 8: a full disk under the store ---------------------------------------------------
+
+
+@needs_mounts
+async def test_enqueue_onto_a_full_disk_says_store_full_and_the_rerun_completes_it(
+    rig: Rig,
+) -> None:
+    """The store lives on a 200 KiB tmpfs (a private mount namespace): the enqueue of
+    300 files fills it part-way; after the tmpfs grows, the same command again queues
+    the rest and records the batch of the first part. No job lost, none twice."""
+    folder = rig.tmp / "in"
+    folder.mkdir()
+    for i in range(300):
+        (folder / f"f{i}.txt").write_text(f"file {i}")
+    small = rig.tmp / "small"
+    small.mkdir()
+    db = small / "q.db"
+    saved = rig.tmp / "saved"
+    saved.mkdir()
+    jobtui = shlex.join([sys.executable, "-m", "jobtui.tui.cli"])
+    enqueue = f"{jobtui} enqueue {shlex.quote(str(folder))} --type fault.work --store {db}"
+    script = (
+        f"mount -t tmpfs -o size=200k tmpfs {small} && "
+        f"{{ {enqueue} 2> {saved}/err1; echo $? > {saved}/rc1; }} && "
+        f"mount -o remount,size=20m {small} && "
+        f"{{ {enqueue} 2> {saved}/err2; echo $? > {saved}/rc2; }} && "
+        f"cp {small}/q.db* {saved}/"
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], env=rig.env, capture_output=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    err1 = (saved / "err1").read_text()
+    assert (saved / "rc1").read_text().strip() == "2", err1
+    assert "STORE_FULL" in err1 and "Traceback" not in err1 and "Run the same command" in err1
+    assert (saved / "rc2").read_text().strip() == "0", (saved / "err2").read_text()
+    store = await open_store(Settings(store=saved / "q.db"))
+    try:
+        api = OperatorAPI(store)
+        jobs = await api.all_jobs()
+        paths = Counter(j.parameters["path"] for j in jobs)
+        assert len(paths) == 300 and set(paths.values()) == {1}  # none lost, none twice
+        batches = {b.batch.batch_id: b for b in await api.batches()}
+        assert {j.batch_id for j in jobs} == set(batches)  # every job has its batch
+        assert len(batches) == 2
+        assert sum(b.batch.total_jobs for b in batches.values()) == 300
+    finally:
+        await store.close()
