@@ -13,14 +13,17 @@ recording length, lower is faster), the speed-up (a)/(b) (issue 16's target: >= 
 on 2 cores) and each worker's peak resident memory (VmHWM). Last line: one JSON object.
 
     python bench/audio_throughput.py [--model DIR] [--dims tiny|base|small]
-                                     [--minutes 4] [--part-seconds 60] [--cpu-workers N]
+                                     [--minutes 4] [--part-seconds 120] [--cpu-workers N]
 
 Without ``--model`` it builds a random-weight Whisper model of the given dimensions
 (``media.tiny``; no download is possible where jobtui is tested): its compute per token
 is that of a real model of the same size, but it produces noise and runs every 30 s
 window to the maximum length (224 tokens), so its absolute real-time factors are worse
 than a real model's on speech; the temperature fallback is off for it (``--fallback``),
-since noise would always fall back five more times. The speed-up is what this measures. The recording is espeak-ng speech (German) with pauses, made here.
+since noise would always fall back five more times. The speed-up is what this measures.
+Because every window costs the random model the same, whatever it holds, parts should
+hold whole 30 s windows of speech (hence 120 s parts by default): a part's last, partly
+empty window costs it a full one, where a real model stops at the end of the speech. The recording is espeak-ng speech (German) with pauses, made here.
 """
 
 from __future__ import annotations
@@ -195,7 +198,7 @@ def main() -> None:
     ap.add_argument("--model", help="a CTranslate2 Whisper model folder (default: random weights)")
     ap.add_argument("--dims", choices=sorted(DIMS), default="tiny")
     ap.add_argument("--minutes", type=float, default=4.0)
-    ap.add_argument("--part-seconds", type=float, default=60.0)
+    ap.add_argument("--part-seconds", type=float, default=120.0)
     ap.add_argument("--beam-size", type=int, default=5)
     ap.add_argument(
         "--fallback",
