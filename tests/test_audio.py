@@ -468,6 +468,19 @@ async def test_under_input_roots_workers_read_the_pinned_file(
     assert info.value.details == {"path": str(media["text"].resolve())}
 
 
+async def test_a_recording_cut_off_midway_keeps_what_was_recorded(
+    h: Harness, media: dict[str, Any], fake_model_dir: Path, tmp_path: Path
+) -> None:
+    data = media["flac"].read_bytes()
+    cut = tmp_path / "cut-off.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    result = await h.run(path=cut, model=str(fake_model_dir))
+    assert 0.3 * media["long_seconds"] < result["duration_s"] < 0.7 * media["long_seconds"]
+    assert 0 < result["segments"] < len(media["spans"])
+    logs = await h.logs_of(h.last.job_id)  # type: ignore[union-attr]
+    assert any("probably cut off" in line for line in logs), logs
+
+
 async def test_missing_model_says_how_to_get_it(
     h: Harness, media: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

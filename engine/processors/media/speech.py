@@ -27,7 +27,6 @@ from jobtui.engine.processors.media.decode import (
 
 LANGUAGE_SAMPLE_SECONDS = 30.0  # Whisper decides the language from one 30 s window
 PAUSE_MIN_SECONDS = 0.5  # a cut needs at least this much silence (Silero: 2 s default)
-CUT_MARGIN = 0.2  # seconds of silence left on each side of a cut
 
 # (model_dir, compute_type) -> the loaded model; one at a time per process.
 _MODELS: dict[tuple[str, str], Any] = {}
@@ -102,9 +101,8 @@ def plan_parts(
     part_start = 0.0
     for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False):
         if end - part_start >= part_seconds:
-            # The middle of the pause, but never closer than CUT_MARGIN to speech.
-            cut = max(end + CUT_MARGIN, min((end + nxt) / 2, nxt - CUT_MARGIN))
-            cuts.append(round(cut, 3))
+            cut = round((end + nxt) / 2, 3)  # the middle of the pause: never in speech
+            cuts.append(cut)
             part_start = cut
     bounds = [0.0, *cuts, duration]
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

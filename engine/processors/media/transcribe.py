@@ -153,6 +153,13 @@ async def _transcribe(ctx: JobContext, p: TranscribeParams, path: str, read: str
     )
     await ctx.progress(0.0, "voice activity", "finding speech")
     plan = await ctx.run_cpu(speech.plan, read, p.part_seconds)
+    expected = info.get("duration") or 0.0
+    if expected and plan["duration"] < expected - max(1.0, 0.02 * expected):
+        ctx.log(
+            f"only {plan['duration']:.1f} s of the {expected:.1f} s the file announces could "
+            "be decoded: it is probably cut off or damaged there",
+            "warning",
+        )
     parts: list[tuple[float, float]] = plan["parts"]
     spans: list[tuple[float, float]] = plan["spans"]
     with_speech = [(a, b) for a, b in parts if any(s < b and e > a for s, e in spans)]
