@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import events
 from textual.app import App, SystemCommand
+from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
@@ -552,16 +553,14 @@ class JobtuiApp(App[int]):
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
             for binding in screen.BINDINGS:
-                action = getattr(binding, "action", None)
+                if not isinstance(binding, Binding):
+                    continue
+                action = binding.action
                 if not action or action in ("quit", "clear_filter"):
                     continue
                 if screen.check_action(action, ()) is not True:
                     continue
-                yield SystemCommand(
-                    binding.description,
-                    binding.tooltip,  # type: ignore[union-attr]
-                    _runner(screen, action),
-                )
+                yield SystemCommand(binding.description, binding.tooltip, _runner(screen, action))
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -35,7 +35,7 @@ def start_process_helpers() -> None:
     if "forkserver" in multiprocessing.get_all_start_methods():
         multiprocessing.forkserver.ensure_running()
     else:
-        multiprocessing.resource_tracker.ensure_running()  # type: ignore[attr-defined]
+        multiprocessing.resource_tracker.ensure_running()
 
 
 def notifier(app: Any, repeat_after: float = 30.0) -> Callable[[logging.LogRecord, str], None]:

@@ -8,13 +8,11 @@ current selection are greyed out in the footer (``check_action`` returns None).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -22,52 +20,21 @@ from textual.widgets import DataTable, Footer
 from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
 from jobtui.engine.store.base import JobCursor
 from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, FilterSpec
-from jobtui.tui.widgets.cells import (
-    STATUS_VARIABLE,
-    ago,
-    batch_counts,
-    batch_eta,
-    batch_state,
-    colour,
-    fit_bar,
-    human_duration,
-    job_duration,
-    job_file,
-    job_fraction,
-    short_id,
-    status_text,
+from jobtui.tui.screens.main_keys import MAIN_BINDINGS
+from jobtui.tui.screens.rows import (
+    ALL_BATCHES,
+    BATCH_COLUMNS,
+    JOB_COLUMNS,
+    BatchRows,
+    job_rows,
 )
-from jobtui.tui.widgets.columns import Column
+from jobtui.tui.widgets.cells import job_file
 from jobtui.tui.widgets.logtail import LogTail
 from jobtui.tui.widgets.status import StatusLine
 from jobtui.tui.widgets.tables import JobsTable, KeyedTable
 
 if TYPE_CHECKING:
     from jobtui.tui.app import ConsoleSnapshot, JobtuiApp, ViewRequest
-
-ALL_BATCHES = "__all__"
-
-# Columns by importance: higher priorities are narrowed, then dropped, first; the
-# status, the counts and the error code are never cut (fit); names and messages take
-# the room of wide terminals (grow). See jobtui.tui.widgets.columns.
-BATCH_COLUMNS = [
-    Column("Batch", "name", 20, 10, grow=3),
-    Column("Created", "created", 8, priority=3),
-    Column("Id", "id", 8, priority=4),
-    Column("Jobs", "jobs", 6, fit=True),
-    Column("Progress", "progress", 17, 9, priority=5),
-    Column("ETA", "eta", 6, 5, priority=2),
-    Column("Status", "status", 11, fit=True),
-]
-JOB_COLUMNS = [
-    Column("Status", "status", 12, fit=True),
-    Column("Type", "type", 14, priority=5),
-    Column("File", "file", 24, 18, grow=3),
-    Column("Progress", "progress", 15, 4, priority=3),
-    Column("Try", "attempts", 4, priority=6),
-    Column("Time", "duration", 8, 6, priority=4),
-    Column("Error", "error", 18, 6, grow=2, fit=True),
-]
 
 RETRYABLE = {JobStatus.FAILED, JobStatus.CANCELLED}
 CONDITIONAL_ACTIONS = (
@@ -82,113 +49,8 @@ CONDITIONAL_ACTIONS = (
 )
 
 
-def error_cell(job: Job, v: dict[str, str]) -> Text | str:
-    """The error code in full, then as much of the message as the column shows."""
-    if job.error is None:
-        return ""
-    text = Text(job.error.code, style=colour(v, "error"))
-    if job.error.message:
-        text.append(" " + job.error.message.splitlines()[0], style=colour(v, "foreground-muted"))
-    return text
-
-
 class MainScreen(Screen[None]):
-    # The footer shows these in this order and keeps to 80 columns; the keys with
-    # show=False are in the help (?) and the command palette (ctrl+p).
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(
-            "e",
-            "enqueue",
-            "Enqueue",
-            id="enqueue",
-            tooltip="Enqueue a folder or files (pasting or dropping a path does too)",
-        ),
-        Binding(
-            "r",
-            "retry_job",
-            "Retry",
-            id="retry-job",
-            tooltip="Retry the selected failed or cancelled job",
-        ),
-        Binding(
-            "c",
-            "cancel_job",
-            "Cancel",
-            id="cancel-job",
-            tooltip="Cancel the selected job (asks first)",
-        ),
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            key_display="/",
-            id="filter",
-            tooltip="Filter jobs by text, status and type",
-        ),
-        Binding(
-            "p",
-            "pause",
-            "Pause",
-            id="pause",
-            tooltip="Pause or resume claiming new jobs in this process",
-        ),
-        Binding(
-            "question_mark", "help", "Help", key_display="?", id="help", tooltip="Show every key"
-        ),
-        Binding(
-            "q", "quit", "Quit", id="quit", tooltip="Quit (asks what to do with jobs running here)"
-        ),
-        Binding(
-            "w",
-            "workers",
-            "Workers",
-            id="workers",
-            tooltip="Show every worker: host, pid, types, running, last heartbeat",
-        ),
-        Binding(
-            "enter",
-            "detail",
-            "Detail",
-            id="detail",
-            show=False,
-            tooltip="Show the selected job: parameters, result, error, full log, outputs",
-        ),
-        Binding(
-            "R",
-            "retry_failed",
-            "Retry failed",
-            key_display="R",
-            id="retry-failed",
-            show=False,
-            tooltip="Retry every failed job of the selected batch",
-        ),
-        Binding(
-            "C",
-            "cancel_batch",
-            "Cancel batch",
-            key_display="C",
-            id="cancel-batch",
-            show=False,
-            tooltip="Cancel every unfinished job of the selected batch (asks first)",
-        ),
-        Binding(
-            "W",
-            "switch_claiming",
-            "Claim on/off",
-            key_display="W",
-            id="switch-claiming",
-            show=False,
-            tooltip="Switch this console between claiming jobs and watch-only (asks first)",
-        ),
-        Binding(
-            "escape",
-            "clear_filter",
-            "Clear filter",
-            show=False,
-            id="clear-filter",
-            tooltip="Remove the job filter",
-        ),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = MAIN_BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
@@ -200,7 +62,7 @@ class MainScreen(Screen[None]):
         self.batches: dict[str, BatchSummary] = {}
         self.snapshot: ConsoleSnapshot | None = None
         self._key_state: tuple[bool | None, ...] = ()
-        self._finished_cells: dict[str, tuple[object, tuple[Any, ...]]] = {}
+        self._batch_rows = BatchRows()
 
     @property
     def jobtui(self) -> JobtuiApp:
@@ -281,34 +143,7 @@ class MainScreen(Screen[None]):
         assert snap.batches is not None
         self.batches = {b.batch.batch_id: b for b in snap.batches}
         table = self.query_one("#batches", KeyedTable)
-        counts = snap.counts
-        total = sum(counts.values())
-        done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
-        bar = table.column_width("progress")
-        rows: list[tuple[str, tuple[Any, ...]]] = [
-            (
-                ALL_BATCHES,
-                (
-                    Text("All jobs", style="bold"),
-                    "",
-                    "",
-                    batch_counts(counts, v),
-                    fit_bar(done / total if total else 0.0, v, bar),
-                    "",
-                    "",
-                ),
-            )
-        ]
-        now = self.jobtui.now()
-        for b in snap.batches:
-            rows.append((b.batch.batch_id, self._batch_cells(b, now, v, bar)))
-        table.set_content(
-            needs={
-                "jobs": max(len(r[1][3]) for r in rows),
-                "status": max(len(r[1][6]) for r in rows),
-            },
-            wants={"name": max(len(r[1][0]) for r in rows)},
-        )
+        rows = self._batch_rows.build(snap.counts, snap.batches, self.jobtui.now(), v, table)
         table.sync(rows)
         if self.batch_id is not None and self.batch_id not in self.batches:
             self.batch_id = None  # the batch vanished (too old for the list): show all
@@ -316,76 +151,12 @@ class MainScreen(Screen[None]):
         if table.selected_key != (self.batch_id or ALL_BATCHES):
             table.select_key(self.batch_id or ALL_BATCHES)
 
-    def _batch_cells(
-        self, b: BatchSummary, now: datetime, v: dict[str, str], bar: int
-    ) -> tuple[Any, ...]:
-        """The cells of one batch row; a finished batch's are built once and reused
-        (with 50 batches listed, most are history that never changes; only its age
-        moves, and that in minutes)."""
-        created = ago(b.batch.created_at, now)
-        key = (b.batch.name, tuple(sorted(b.counts.items())), bar, created)
-        cached = self._finished_cells.get(b.batch.batch_id)
-        if b.finished and cached is not None and cached[0] == key:
-            return cached[1]
-        state = batch_state(b)
-        bar_var = {"completed": "success", "with failures": "error"}.get(state, "primary")
-        if state == "cancelled":
-            bar_var = STATUS_VARIABLE["cancelled"]
-        cells: tuple[Any, ...] = (
-            b.batch.name or short_id(b.batch.batch_id),
-            created,
-            short_id(b.batch.batch_id),
-            batch_counts(b.counts, v),
-            fit_bar(b.done / b.total if b.total else 0.0, v, bar, variable=bar_var),
-            batch_eta(b, now),
-            status_text(state, v),
-        )
-        cells = tuple(
-            Text(x) if isinstance(x, str) else x for x in cells
-        )  # as the table keeps them
-        if b.finished:
-            self._finished_cells[b.batch.batch_id] = (key, cells)
-        return cells
-
     def _show_jobs(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:
         assert snap.page is not None
         self.jobs = {j.job_id: j for j in snap.page.jobs}
         self.next_cursor = snap.page.next_cursor
-        now = self.jobtui.now()
         table = self.query_one("#jobs", JobsTable)
-        bar = table.column_width("progress")
-        rows = []
-        for job in snap.page.jobs:
-            rows.append(
-                (
-                    job.job_id,
-                    (
-                        status_text(job.status.value, v),
-                        job.job_type,
-                        job_file(job),
-                        fit_bar(
-                            job_fraction(job),
-                            v,
-                            bar,
-                            variable="success" if job.status == JobStatus.COMPLETED else "primary",
-                        ),
-                        f"{job.attempts}/{job.max_attempts}",
-                        human_duration(job_duration(job, now)),
-                        error_cell(job, v),
-                    ),
-                )
-            )
-        jobs = snap.page.jobs
-        table.set_content(
-            needs={
-                "status": max((len(r[1][0]) for r in rows), default=0),
-                "error": max((len(j.error.code) for j in jobs if j.error), default=0),
-            },
-            wants={
-                "file": max((len(r[1][2]) for r in rows), default=0),
-                "error": max((len(r[1][6]) for r in rows), default=0),
-            },
-        )
+        rows = job_rows(snap.page.jobs, self.jobtui.now(), v, table)
         table.sync(rows)
         scope = self.selected_batch.batch.name if self.selected_batch else "all batches"
         page = len(self.cursors)
@@ -410,7 +181,7 @@ class MainScreen(Screen[None]):
 
     def rerender(self) -> None:
         """Theme changed: every coloured cell is rebuilt from the last snapshot."""
-        self._finished_cells.clear()
+        self._batch_rows.forget()
         for table in self.query(KeyedTable):
             table.forget()
         if self.snapshot is not None:
