@@ -814,3 +814,49 @@ async def test_enqueue_onto_a_full_disk_says_store_full_and_the_rerun_completes_
         assert sum(b.batch.total_jobs for b in batches.values()) == 300
     finally:
         await store.close()
+
+
+# -- 14: purge gives the space back ---------------------------------------------------
+
+
+async def _fill_and_purge(path: Path, n: int = 4000) -> tuple[int, int, str]:
+    from datetime import timedelta
+
+    from jobtui.engine.models import utcnow
+
+    store = await open_store(Settings(store=path))
+    try:
+        api = OperatorAPI(store)
+        res = await api.enqueue("noop", [{"blob": "x" * 2000, "i": i} for i in range(n)])
+        await api.cancel_batch(res.batch_id)
+        await store.reclaim_space()  # type: ignore[attr-defined]  # a compact start
+        full = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        result = await store.purge_jobs(
+            older_than=utcnow() + timedelta(seconds=5), statuses=[JobStatus.CANCELLED]
+        )
+        assert result.jobs == n
+        after = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        return full, after, result.note
+    finally:
+        await store.close()
+
+
+async def test_purge_returns_the_space_to_the_file_system(tmp_path: Path) -> None:
+    full, after, note = await _fill_and_purge(tmp_path / "new" / "q.db")
+    assert full > 8_000_000 and after < full / 4, (full, after)
+    assert "MB returned" in note
+
+
+async def test_purge_of_an_old_file_says_how_to_shrink_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old" / "q.db"
+    store = await open_store(Settings(store=old))
+    await store.close()
+    conn = sqlite3.connect(old)  # as files were made before incremental vacuum
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA auto_vacuum=NONE")
+    conn.execute("VACUUM")
+    conn.close()
+    full, after, note = await _fill_and_purge(old)
+    assert "VACUUM" in note and shlex.quote(str(old)) in note

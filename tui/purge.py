@@ -137,6 +137,8 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
                 return 1
         deleted = await purge(False)
         print(f"deleted {_describe(deleted)} ({scope})")
+        if deleted.note:
+            print(deleted.note)
         return 0
     finally:
         await store.close()

@@ -145,3 +145,14 @@ def delete_logs_chunk(db: sqlite3.Connection, older_than: datetime) -> int:
             (to_us(older_than), LOG_CHUNK),
         ).rowcount
     )
+
+
+#: Pages handed back to the file system per write transaction (4 KiB each: 16 MB).
+VACUUM_PAGES = 4096
+
+
+def vacuum_step(db: sqlite3.Connection) -> bool:
+    """Inside one write transaction: return up to ``VACUUM_PAGES`` free pages to the
+    file system (``auto_vacuum = INCREMENTAL``). True while free pages remain."""
+    db.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES})").fetchall()
+    return int(db.execute("PRAGMA freelist_count").fetchone()[0]) > 0

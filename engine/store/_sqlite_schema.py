@@ -229,6 +229,10 @@ def _is_busy(exc: BaseException) -> bool:
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Checks (read only), then WAL and the connection's settings, then migrations."""
     _check(conn, path)
+    if not _header(conn)[2]:
+        # A new file: freed pages go back to the file system when a purge asks
+        # (PRAGMA incremental_vacuum); only possible before the first table exists.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":  # e.g. a network filesystem; say so, do not guess
         raise StoreError("STORE_UNREACHABLE", f"{path}: cannot use WAL mode (got {mode})")

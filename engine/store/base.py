@@ -58,6 +58,7 @@ class PurgeResult:
     logs: int = 0  # log lines of those jobs
     batches: int = 0  # batches left with no jobs
     dry_run: bool = False
+    note: str = ""  # what became of the freed space (the embedded store says)
 
     def __add__(self, other: PurgeResult) -> PurgeResult:
         return PurgeResult(
@@ -65,6 +66,7 @@ class PurgeResult:
             self.logs + other.logs,
             self.batches + other.batches,
             self.dry_run and other.dry_run,
+            other.note or self.note,
         )
 
 

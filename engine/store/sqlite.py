@@ -15,6 +15,7 @@ File format and migrations: ``_sqlite_schema.py``; row encoding: ``_sqlite_rows.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -609,7 +610,35 @@ class SQLiteStore(Store):
         out.batches = await self._t.write(
             lambda: purge.delete_empty_batches(self._t.db, sorted(touched), older_than, batch_id)
         )
+        if out.jobs or out.batches:
+            out.note = await self.reclaim_space()
         return out
+
+    async def reclaim_space(self) -> str:
+        """Give the pages a purge freed back to the file system; say what happened."""
+        before = self._file_bytes()
+        mode = (await self._t.read(self._all, "PRAGMA auto_vacuum"))[0][0]
+        if mode != 2:  # a file made before incremental vacuum: VACUUM needs it alone
+            return (
+                "the file keeps its size (made before jobtui returned space by itself); "
+                "to shrink it, stop every jobtui process using it, then run: "
+                + shlex.join(["sqlite3", str(self.path), "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;"])
+            )
+        while await self._t.write(purge.vacuum_step, self._t.db):
+            pass  # short transactions: other processes' writers wait one step at most
+        # The WAL holds the freed pages' last versions until a checkpoint.
+        await self._t.read(self._all, "PRAGMA wal_checkpoint(TRUNCATE)")
+        freed = max(0, before - self._file_bytes())
+        return f"{freed / 1e6:.1f} MB returned to the file system"
+
+    def _file_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except OSError:
+                pass
+        return total
 
     async def purge_logs(self, *, older_than: datetime, dry_run: bool = False) -> int:
         if dry_run:
