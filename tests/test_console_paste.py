@@ -89,6 +89,7 @@ async def test_found_and_not_found_in_one_drop(store: SQLiteStore, tmp_path: Pat
         await until(lambda: isinstance(app.screen, EnqueueScreen), what="dialog")
         screen = app.screen
         assert isinstance(screen, EnqueueScreen)
+        await until(lambda: screen.query("#enqueue-path"), what="dialog composed")
         assert screen.paths == [str(folder)]
         await until(lambda: said(app, "Not taken: /gone/away.pdf: no such file or folder"))
 
