@@ -18,6 +18,7 @@ from jobtui.engine.registry import default_registry
 from jobtui.engine.store.sqlite import SQLiteStore
 from jobtui.tui.app import JobtuiApp
 from jobtui.tui.screens.detail import LOG_TAIL, DetailScreen
+from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_console_data import until
 
 
@@ -157,3 +158,22 @@ async def test_detail_log_appends_only_new_lines(store: SQLiteStore) -> None:
         )
         await until(lambda: log.line_count == 3005 + LOG_TAIL + 10, what="the burst")
         assert log.lines[3005].endswith("burst 0")
+
+
+async def test_main_log_tail_appends_only_new_lines(store: SQLiteStore) -> None:
+    job = Job(job_type="noop", status=JobStatus.PROCESSING, parameters={"path": "/a.pdf"})
+    await store.insert_jobs([job])
+    await store.append_logs([LogEntry(job_id=job.job_id, seq=i, message=f"l{i}") for i in range(5)])
+    app = JobtuiApp(api=OperatorAPI(store, default_registry()), refresh_interval=30)
+    async with app.run_test(size=(120, 40)):
+        await app.refresh_now()
+        assert app.main.query_one("#jobs", KeyedTable).select_key(job.job_id)
+        await app.refresh_now()
+        log = app.main.query_one("#log", Log)
+        await until(lambda: log.line_count == 5, what="the tail")
+        first = log.lines[0]
+        await store.append_logs([LogEntry(job_id=job.job_id, seq=5, message="l5")])
+        await app.refresh_now()
+        await app.refresh_now()  # an unchanged refresh adds nothing
+        assert log.line_count == 6 and log.lines[0] is first
+        assert log.lines[-1].endswith("l5")

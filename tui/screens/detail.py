@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
@@ -120,10 +121,19 @@ class DetailScreen(Screen[None]):
                     self._log_loaded = False  # more new lines than the tail holds: read all
                     detail = await self.jobtui.api.job_detail(self.job_id, log_limit=FULL_LOG_LINES)
             except Exception as exc:  # noqa: BLE001 - the store went away; say so, try again
-                self.query_one("#detail-head", Static).update(f"Cannot read job: {exc}")
+                failed: Exception | None = exc
                 detail = None
             else:
-                self.show(detail)
+                failed = None
+            if not self.is_attached:
+                return  # closed while the fetch was under way
+            try:
+                if failed is not None:
+                    self.query_one("#detail-head", Static).update(f"Cannot read job: {failed}")
+                else:
+                    self.show(detail)
+            except NoMatches:
+                return  # being torn down
             self.fetches += 1
             if detail is not None and detail.job.status.terminal:
                 return
