@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from jobtui.engine.api import ClaimScope, OperatorAPI, place_outputs, short_id
@@ -41,62 +40,11 @@ from jobtui.tui.cli_common import (
     scan_progress,
     with_store,
 )
+from jobtui.tui.run_files import RunFile, file_line
 from jobtui.tui.run_progress import RunProgress, RunState
 
 TICK = 0.5  # seconds between progress refreshes while waiting
 RETRIED_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-@dataclass
-class RunFile:
-    """One input file of the run and what became of it."""
-
-    path: str
-    key: str
-    job: Job | None = None
-    earlier: bool = False  # completed before this run
-    retried: bool = False  # failed or cancelled before; retried by this run
-    outputs: dict[str, str] = field(default_factory=dict)
-    output_error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.job is not None
-            and self.job.status is JobStatus.COMPLETED
-            and self.output_error is None
-        )
-
-    @property
-    def status(self) -> str:
-        if self.job is None:
-            return "missing"
-        if self.job.status is JobStatus.COMPLETED:
-            if self.output_error:
-                return "output_missing"
-            return "done_earlier" if self.earlier else "completed"
-        return self.job.status.value
-
-    def summary(self) -> dict[str, Any]:
-        job = self.job
-        out: dict[str, Any] = {"path": self.path, "status": self.status}
-        if job is not None:
-            out["job_id"] = job.job_id
-            out["batch_id"] = job.batch_id
-            if job.path and job.path != self.path:
-                out["same_content_as"] = job.path
-            if job.error and job.status is not JobStatus.COMPLETED:
-                out["error_code"] = job.error.code
-                out["error_message"] = job.error.message
-            if job.status is JobStatus.PENDING:  # of a type no engine here serves
-                out["waiting_for_type"] = job.job_type
-        if self.retried:
-            out["retried"] = True
-        out["outputs"] = self.outputs
-        if self.output_error:
-            out["error_code"] = "OUTPUT_MISSING"
-            out["error_message"] = self.output_error
-        return out
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -384,7 +332,7 @@ class _Run:
             )
             return
         for f in self.files:
-            print(_file_line(f))
+            print(file_line(f))
         parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
         what = f"batch {short_id(batch)}: " if batch else ""
         n = len(self.files)
@@ -410,18 +358,3 @@ class _Run:
             )
         if self.report is None:
             status("the folder was still being scanned; jobs written so far stay queued.")
-
-
-def _file_line(f: RunFile) -> str:
-    status = f.status.replace("_", " ")
-    line = f"{status:<12} {f.path}"
-    job = f.job
-    if f.output_error:
-        line += f"  OUTPUT_MISSING: {f.output_error}"
-    elif job is not None and job.status is JobStatus.PENDING:
-        line += f"  waiting for a worker that serves {job.job_type}"
-    elif job is not None and job.error and job.status is not JobStatus.COMPLETED:
-        line += f"  {job.error.code}: {job.error.message}"
-    elif job is not None and job.path and job.path != f.path:
-        line += f"  (same content as {job.path})"
-    return line
