@@ -105,12 +105,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
             await run.adopt_earlier_jobs()
             # All worker processes at once, but only when there is work: a re-run
             # whose files were all done earlier ends at once.
-            warming = (
-                asyncio.create_task(engine.pool().warm()) if uses_workers and run.has_work else None
-            )
+            if uses_workers and run.has_work:
+                warming.append(asyncio.create_task(engine.pool().warm()))
             await run.wait()
-            if warming is not None:
-                await warming  # a pool closed while it starts processes would leak them
+
+        # Awaited before the engine (and its pool) stops, even after Ctrl-C: a pool
+        # closed while it starts processes could leave one behind.
+        warming: list[asyncio.Task[None]] = []
 
         work_task: asyncio.Task[None] | None = None
 
@@ -129,6 +130,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
             finally:
                 run.progress.close()
                 handed_back = len(engine.running)
+                await asyncio.gather(*warming, return_exceptions=True)
                 await engine.stop(grace=0)
             if signals.received is not None and work_task.cancelled():
                 await run.explain_interrupt(signal_name(signals.received), handed_back)
