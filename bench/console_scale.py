@@ -118,16 +118,16 @@ async def run(
     engine = Engine(raw, default_registry(), settings)
     await engine.start()
     if pdf_dir is None:
-        running = await engine.api.enqueue(
+        running = await OperatorAPI(engine.store, engine.registry).enqueue(
             "sleep", [{"seconds": 0.3} for _ in range(400)], batch_name="running"
         )
     else:  # real CPU work: the worker processes compete with the console for the cores
         pdfs = sorted(str(p) for p in pdf_dir.rglob("*.pdf"))
-        running = await engine.api.enqueue(
+        running = await OperatorAPI(engine.store, engine.registry).enqueue(
             "pdf.transcribe", [{"path": p} for p in pdfs], batch_name="running"
         )
     # The console's own API over the counting store: the engine's commands are not counted.
-    console_api = OperatorAPI(store, engine.registry, engine=engine)  # type: ignore[arg-type]
+    console_api = OperatorAPI(store, engine.registry)  # type: ignore[arg-type]
     app = JobtuiApp(api=console_api, engine=engine, settings=settings, refresh_interval=0.25)
 
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.engine.models import JobFilter
 from jobtui.engine.registry import default_registry
@@ -34,7 +35,7 @@ from jobtui.engine.worker import Engine
 
 async def refresh_once(engine: Engine, batch_id: str) -> float:
     """The query set of one console refresh; returns seconds."""
-    api = engine.api
+    api = OperatorAPI(engine.store, engine.registry)
     t0 = time.perf_counter()
     await api.batches(limit=20)
     await api.list_jobs(JobFilter(batch_id=batch_id), limit=30)
@@ -52,7 +53,7 @@ async def one_size(n: int, concurrency: int, root: Path) -> dict[str, float]:
     chunk = 10_000
     batches = []
     for i in range(0, n, chunk):
-        res = await engine.api.enqueue(
+        res = await OperatorAPI(engine.store, engine.registry).enqueue(
             "noop", [{} for _ in range(min(chunk, n - i))], batch_name=f"bench-{n}"
         )
         batches.append(res.batch_id)
@@ -64,7 +65,9 @@ async def one_size(n: int, concurrency: int, root: Path) -> dict[str, float]:
     assert (await store.count_jobs()) == {"completed": n}
     # a console refresh with n finished jobs stored and a batch running
     engine.pause()
-    live = await engine.api.enqueue("noop", [{} for _ in range(200)], batch_name="live")
+    live = await OperatorAPI(engine.store, engine.registry).enqueue(
+        "noop", [{} for _ in range(200)], batch_name="live"
+    )
     refresh = min([await refresh_once(engine, live.batch_id) for _ in range(5)])
     await engine.stop(grace=0)
     await store.close()

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pymongo import AsyncMongoClient, ReturnDocument, monitoring
 
+from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.models import utcnow
@@ -97,7 +98,7 @@ async def engine_rate(uri: str, n: int, concurrency: int) -> tuple[float, dict[s
         default_registry(),
         Settings(concurrency=concurrency, poll_interval=1.0, heartbeat_interval=1.0),
     )
-    res = await engine.api.enqueue("noop", [{} for _ in range(n)])
+    res = await OperatorAPI(engine.store, engine.registry).enqueue("noop", [{} for _ in range(n)])
     counter.enabled = True
     t0 = time.perf_counter()
     await engine.start()
@@ -126,7 +127,7 @@ async def progress_writes(uri: str) -> dict[str, float]:
         return {"writes": ctx.progress_writes, "seconds": time.monotonic() - t0}
 
     engine = Engine(store, reg, Settings(concurrency=1, poll_interval=0.1))
-    res = await engine.api.enqueue("chatty", [{}])
+    res = await OperatorAPI(engine.store, engine.registry).enqueue("chatty", [{}])
     await engine.start()
     await engine.wait_batch(res.batch_id)
     await engine.stop()

@@ -1,25 +1,41 @@
 """The operator API: everything the console and the CLI may do to the queue.
 
-Neither the console nor the CLI touches a store directly; they call these methods.
-When an engine runs in the same process, enqueues and cancels wake it at once.
+Neither the console nor the CLI touches a store, an engine module or a store module
+directly: they import this module (and the vocabulary modules ``models``,
+``errors``, ``paths``, ``config``, ``registry``), a rule that ``lint-imports``
+checks (``[tool.importlinter]`` in pyproject.toml).
+
+Steering verbs wake engines through the store (``Store.notify``), never through an
+engine handle: an engine in this process that listens on the same store object
+hears an enqueue, retry or cancel at once; engines elsewhere hear it as far as the
+store carries it (MongoDB's change stream; the SQLite file's wake-up counter).
+
+A front end that also runs work (the console, ``jobtui worker``, ``jobtui run``)
+gets its engine from ``local_engine``; it sees it as a ``LocalEngine``, the few
+verbs a front end needs, not the engine's module.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import json
-import socket
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from pydantic import BaseModel
-
+from jobtui.engine.config import Settings
+from jobtui.engine.doctor import FAIL as DOCTOR_FAIL
+from jobtui.engine.doctor import Check
+from jobtui.engine.doctor import report as doctor_report
+from jobtui.engine.enqueue import REASONS as SKIP_REASONS
+from jobtui.engine.enqueue import PathEnqueueReport, dedupe_key, scan_paths
 from jobtui.engine.ids import MIN_ID_PREFIX as MIN_ID_PREFIX
 from jobtui.engine.ids import SHORT_ID as SHORT_ID
 from jobtui.engine.ids import IdMatch, resolve_id
 from jobtui.engine.ids import short_id as short_id
+from jobtui.engine.liveness import WORKER_ALIVE_S, LiveWorker, live_workers, unserved_types
 from jobtui.engine.models import (
     Batch,
     BatchSummary,
@@ -27,23 +43,44 @@ from jobtui.engine.models import (
     JobFilter,
     JobStatus,
     LogEntry,
-    WorkerInfo,
     utcnow,
 )
 from jobtui.engine.outputs import output_paths as output_paths
 from jobtui.engine.outputs import place_outputs as place_outputs
 from jobtui.engine.params import check_parameters as check_parameters
 from jobtui.engine.params import check_parameters_for as check_parameters_for
-from jobtui.engine.params import normalised_parameters
 from jobtui.engine.redact import redact, redact_parameters
-from jobtui.engine.registry import Registry
+from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.store.base import ClaimScope as ClaimScope
-from jobtui.engine.store.base import JobCursor, Store
+from jobtui.engine.store.base import JobCursor, PurgeResult, Store, StoreError, Wake
+from jobtui.engine.store.factory import describe_store, store_banner
+from jobtui.engine.watchdog import TerminalHooks
 
-if TYPE_CHECKING:
-    from jobtui.engine.worker import Engine
-
-WORKER_ALIVE_S = 15.0  # a worker whose heartbeat (one a second) is older than this is gone
+__all__ = [
+    "DOCTOR_FAIL",
+    "SKIP_REASONS",
+    "WORKER_ALIVE_S",
+    "Check",
+    "EnqueueResult",
+    "JobCursor",
+    "JobDetail",
+    "JobPage",
+    "LiveWorker",
+    "LocalEngine",
+    "OperatorAPI",
+    "PathEnqueueReport",
+    "PathPreview",
+    "PurgeResult",
+    "StoreError",
+    "connect",
+    "dedupe_key",
+    "doctor_report",
+    "legacy_log_entries",
+    "local_engine",
+    "preview_paths",
+    "run_doctor",
+    "start_worker_processes",
+]
 
 
 @dataclass
@@ -66,32 +103,60 @@ class JobDetail:
 
 
 @dataclass
-class LiveWorker:
-    info: WorkerInfo
-    alive: bool
+class PathPreview:
+    """What enqueueing some paths would take, before anything is hashed or written."""
+
+    files: int  # files that would become jobs (before content dedupe)
+    missing: list[str]  # a few of the paths that do not exist
+    skipped: dict[str, int]  # reason (a key of SKIP_REASONS) -> count
+    by_type: dict[str, int] = field(default_factory=dict)  # job type -> files
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few paths
 
 
-def dedupe_key(
-    job_type: str,
-    content_hash: str,
-    parameters: dict[str, Any],
-    params_model: type[BaseModel] | None = None,
-) -> str:
-    """The key that makes the same input with the same options one job. With the
-    type's ``params_model`` the options are normalised first (``engine/params.py``):
-    whatever front end enqueued, equal settings give equal keys."""
-    opts = normalised_parameters(params_model, parameters)
-    opt_hash = hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{job_type}:{content_hash}:{opt_hash[:12]}"
+def preview_paths(
+    paths: Sequence[str], job_type: str | None, recursive: bool, *, registry: Registry
+) -> PathPreview:
+    """What ``OperatorAPI.enqueue_paths`` would take, by the same walk: each file under
+    ``job_type`` or (None) the type that declared its kind; nothing is hashed or
+    written, and no store is needed. Blocking (it walks folders): run it in a thread."""
+    scan = scan_paths(list(paths), job_type, recursive, registry=registry)
+    return PathPreview(
+        files=len(scan.files),
+        missing=list(scan.examples.get("missing", [])),
+        skipped=dict(scan.skipped),
+        by_type=dict(Counter(c.job_type for c in scan.files)),
+        examples=dict(scan.examples),
+    )
 
 
 class OperatorAPI:
-    def __init__(
-        self, store: Store, registry: Registry | None = None, engine: Engine | None = None
-    ) -> None:
+    """The queue as an operator sees it, on one opened store.
+
+    ``store``: an opened Store (``connect`` opens one from settings).
+    ``registry``: the job types known here (defaults and retry policies at enqueue).
+    """
+
+    def __init__(self, store: Store, registry: Registry | None = None) -> None:
         self.store = store
         self.registry = registry or Registry()
-        self.engine = engine
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, safe to print (a URI never shows its password)."""
+        return self.store.description
+
+    def banner(self, settings: Settings) -> str:
+        """The first line every command prints: which store, database and collections
+        (``store_banner``; ``settings`` tell where the database name came from)."""
+        return store_banner(settings, self.store)
+
+    def describe_store(self, settings: Settings) -> str:
+        """Which store, database and collections are in use (``describe_store``)."""
+        return describe_store(settings, self.store)
+
+    async def close(self) -> None:
+        """Close the store (after ``connect``; an engine on it must be stopped first)."""
+        await self.store.close()
 
     # -- enqueue ---------------------------------------------------------------
 
@@ -145,8 +210,8 @@ class OperatorAPI:
             dup_status = {
                 k: (existing[k].status.value if k in existing else "?") for k in res.duplicates
             }
-        if self.engine is not None and res.inserted:
-            self.engine.wake()
+        if res.inserted:
+            await self.store.notify(Wake.CLAIM)
         return EnqueueResult(batch_id=batch_id, job_ids=res.inserted, duplicates=dup_status)
 
     async def enqueue_paths(
@@ -161,14 +226,13 @@ class OperatorAPI:
         on_progress: Callable[[int, int], None] | None = None,
         batch_id: str | None = None,
         output_dir: str | None = None,
-    ) -> Any:
+    ) -> PathEnqueueReport:
         """Scan files and folders, dedupe by content hash, enqueue one batch; each file
         under ``job_type``, or (None) under the job type that declared its kind.
         ``output_dir``: where the jobs' outputs go (None: each worker's own).
 
         The parameters are checked against the job type's model first: bad ones
         raise ``ConfigError("INVALID_PARAMETERS")`` and nothing is written.
-        Returns an ``jobtui.engine.enqueue.PathEnqueueReport``.
         """
         from jobtui.engine.enqueue import enqueue_paths
 
@@ -266,8 +330,7 @@ class OperatorAPI:
     async def workers(self, now: datetime | None = None) -> list[LiveWorker]:
         """Every registered worker; alive when it heartbeat within ``WORKER_ALIVE_S`` of
         ``now`` (default: the current time; the console passes its own clock)."""
-        cutoff = (now or utcnow()) - timedelta(seconds=WORKER_ALIVE_S)
-        return [LiveWorker(w, w.heartbeat_at >= cutoff) for w in await self.store.list_workers()]
+        return await live_workers(self.store, now)
 
     async def unserved_types(self, now: datetime | None = None) -> dict[str, int]:
         """Pending job types that no live worker serves, with their counts (invariant 8).
@@ -275,24 +338,20 @@ class OperatorAPI:
         A pending job of such a type is *waiting for a worker that serves it*. Paused
         engines, watch-only ones and ``jobtui run``'s (which claim only their own
         batch) do not count as serving."""
-        served: set[str] = set()
-        for w in await self.workers(now):
-            if w.alive and not w.info.paused and w.info.serves_queue:
-                served.update(w.info.job_types)
-        return {t: n for t, n in (await self.store.pending_job_types()).items() if t not in served}
+        return await unserved_types(self.store, now)
 
     # -- steering --------------------------------------------------------------
 
     async def retry_job(self, job_id: str) -> int:
         n = await self.store.retry_jobs(job_id=job_id, now=utcnow())
-        self._wake(n)
+        await self._notify(Wake.CLAIM, n)
         return n
 
     async def retry_failed(self, batch_id: str) -> int:
         n = await self.store.retry_jobs(
             batch_id=batch_id, statuses=(JobStatus.FAILED,), now=utcnow()
         )
-        self._wake(n)
+        await self._notify(Wake.CLAIM, n)
         return n
 
     async def retry_batch(
@@ -302,24 +361,46 @@ class OperatorAPI:
     ) -> int:
         """Every job of the batch in ``statuses`` back to the queue, with a clean slate."""
         n = await self.store.retry_jobs(batch_id=batch_id, statuses=tuple(statuses), now=utcnow())
-        self._wake(n)
+        await self._notify(Wake.CLAIM, n)
         return n
 
     async def cancel_job(self, job_id: str) -> int:
         n = await self.store.cancel_jobs(job_id=job_id, now=utcnow())
-        if self.engine is not None:
-            self.engine.poke()
+        await self._notify(Wake.CANCEL, n)
         return n
 
     async def cancel_batch(self, batch_id: str) -> int:
         n = await self.store.cancel_jobs(batch_id=batch_id, now=utcnow())
-        if self.engine is not None:
-            self.engine.poke()
+        await self._notify(Wake.CANCEL, n)
         return n
 
-    def _wake(self, n: int) -> None:
-        if self.engine is not None and n:
-            self.engine.wake()
+    async def _notify(self, wake: Wake, changed: int) -> None:
+        if changed:
+            await self.store.notify(wake)
+
+    # -- retention -------------------------------------------------------------
+
+    async def retention_preview(self, settings: Settings) -> tuple[str, PurgeResult]:
+        """The retention in force (in words) and what its next sweep would delete now."""
+        from jobtui.engine import retention
+
+        counted = await retention.would_delete(self.store, settings)
+        return retention.describe(settings, self.store.kind), counted
+
+    async def purge(
+        self,
+        *,
+        older_than: datetime,
+        statuses: Sequence[JobStatus],
+        batch_id: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeResult:
+        """Delete (or, ``dry_run``, count) finished jobs of ``statuses`` completed
+        before ``older_than``, their log lines and the batches left empty
+        (``Store.purge_jobs``). Only ever on an operator's explicit request."""
+        return await self.store.purge_jobs(
+            older_than=older_than, statuses=statuses, batch_id=batch_id, dry_run=dry_run
+        )
 
 
 def legacy_log_entries(job: Job) -> list[LogEntry]:
@@ -348,5 +429,98 @@ def legacy_log_entries(job: Job) -> list[LogEntry]:
     return out
 
 
-def hostname() -> str:
-    return socket.gethostname()
+# -- for front ends that open the store or run work in their own process ---------------
+
+
+async def connect(settings: Settings, registry: Registry | None = None) -> OperatorAPI:
+    """Open the store the settings name and return the API on it (``close()`` it).
+
+    Raises ``StoreError`` (a stable code, no password) when the store is unusable.
+    ``registry`` defaults to every installed job type (``default_registry``).
+    """
+    from jobtui.engine.store.factory import open_store
+
+    store = await open_store(settings)
+    return OperatorAPI(store, registry if registry is not None else default_registry())
+
+
+class WarmablePool(Protocol):
+    async def warm(self) -> None: ...
+
+
+class LocalEngine(Protocol):
+    """What a front end does with the engine it runs in its own process.
+
+    The engine listens on the API's store, so the API's enqueues, retries and
+    cancels reach it at once; the front end only starts, pauses and stops it.
+    """
+
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def running(self) -> dict[str, Job]: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def throughput(self, window: float = 60.0) -> float: ...
+
+    def pool(self) -> WarmablePool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float | None = None) -> None: ...
+
+    def hand_back_now(self) -> int: ...
+
+    async def wait_batch(self, batch_id: str, poll: float = 0.25) -> None: ...
+
+    def serve_also(self, job_ids: Iterable[str]) -> None: ...
+
+    @property
+    def terminal_hooks(self) -> TerminalHooks: ...
+
+    @property
+    def failed(self) -> asyncio.Event: ...  # set when the engine cannot go on (``fatal``)
+
+    @property
+    def fatal(self) -> StoreError | None: ...
+
+
+def local_engine(
+    api: OperatorAPI, settings: Settings, *, scope: ClaimScope | None = None
+) -> LocalEngine:
+    """An engine in this process on the API's store and job types (not started);
+    ``scope`` narrows what it claims (``jobtui run``: its own batch)."""
+    from jobtui.engine.worker import Engine
+
+    return Engine(api.store, api.registry, settings, scope=scope)
+
+
+def start_worker_processes(registry: Registry | None = None) -> None:
+    """Start the server that CPU worker processes are forked from, loading what the
+    registry's job types preload (``JobType.worker_preload``), in the background:
+    call it early, before the folder is scanned (``procpool.start_forkserver``)."""
+    from jobtui.engine.procpool import start_forkserver
+
+    if registry is None:
+        start_forkserver()
+    else:
+        start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
+
+
+async def run_doctor(
+    settings: Settings, registry: Registry, *, languages: str | None = None
+) -> list[Check]:
+    """``jobtui doctor``'s checks (``jobtui.engine.doctor``), one per line to show."""
+    from jobtui.engine.doctor import run_checks
+
+    return await run_checks(settings, registry, languages=languages)

@@ -74,7 +74,7 @@ def clock_check(
 
 async def store_checks(store: Store, settings: Settings, registry: Registry) -> list[Check]:
     """Checks that need an opened store (after ``open`` succeeded)."""
-    from jobtui.engine.api import OperatorAPI
+    from jobtui.engine.liveness import live_workers, unserved_types
 
     info = await store.server_info()
     out: list[Check] = []
@@ -151,9 +151,8 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
         )
     )
     out.append(await retention_check(store, settings))
-    api = OperatorAPI(store, registry)
-    unserved = await api.unserved_types()
-    live = sum(1 for w in await api.workers() if w.alive)
+    unserved = await unserved_types(store)
+    live = sum(1 for w in await live_workers(store) if w.alive)
     if unserved:
         parts = ", ".join(f"{t} ({n} pending)" for t, n in sorted(unserved.items()))
         unknown = [t for t in unserved if t not in registry]

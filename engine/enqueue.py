@@ -18,7 +18,7 @@ console's drop/paste use (through ``OperatorAPI.enqueue_paths``):
 * ``parameters`` go to every job; without a job type, a key goes only to the types
   whose parameters model declares it (a key none declares goes to all, and fails
   visibly as ``INVALID_PARAMETERS`` where it is not allowed).
-* The job's dedupe key is ``jobtui.engine.api.dedupe_key(job_type, sha256, parameters)``;
+* The job's dedupe key is ``dedupe_key(job_type, sha256, parameters)``;
   a key already in the store (queued, running or finished) is reported as a
   duplicate with its status and not enqueued again, unless ``force`` (then the key
   gets a unique suffix). The store's unique dedupe key makes two enqueuers running
@@ -34,31 +34,83 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from jobtui.engine.models import Batch, new_id
-from jobtui.engine.params import check_parameters
+from jobtui.engine.models import Batch, Job, JobFilter, new_id
+from jobtui.engine.params import check_parameters, normalised_parameters
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.scan import REASONS, _Candidate, _Scan, scan_paths
 from jobtui.engine.store.base import StoreError
 
-__all__ = ["REASONS", "PathEnqueueReport", "enqueue_paths", "hash_file", "scan_paths"]
+__all__ = [
+    "REASONS",
+    "Enqueuer",
+    "PathEnqueueReport",
+    "dedupe_key",
+    "enqueue_paths",
+    "hash_file",
+    "scan_paths",
+]
 
 if TYPE_CHECKING:
-    from jobtui.engine.api import OperatorAPI
+    from jobtui.engine.store.base import Store
 
 CHUNK = 1000  # jobs per bulk insert
 FIRST_CHUNK = 16  # the first insert: small, so work can start while the rest is hashed
 HASH_THREADS = 4  # hashlib releases the GIL on large updates; I/O overlaps too
 HASH_BLOCK = 1 << 20
+
+
+class Enqueued(Protocol):
+    job_ids: list[str]
+    duplicates: dict[str, str]  # dedupe_key -> existing status
+
+
+class Enqueuer(Protocol):
+    """What ``enqueue_paths`` needs of its caller: the operator API, seen from below.
+    (This module must not import ``jobtui.engine.api``, which imports it.)"""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    async def enqueue(
+        self,
+        job_type: str,
+        parameters: Sequence[dict[str, Any]],
+        *,
+        dedupe_keys: Sequence[str | None] | None = None,
+        make_batch: bool = True,
+        batch_id: str | None = None,
+        output_dir: str | None = None,
+    ) -> Enqueued: ...
+
+    async def all_jobs(self, flt: JobFilter | None = None, page_size: int = 500) -> list[Job]: ...
+
+
+def dedupe_key(
+    job_type: str,
+    content_hash: str,
+    parameters: dict[str, Any],
+    params_model: type[BaseModel] | None = None,
+) -> str:
+    """The key that makes the same input with the same options one job. With the
+    type's ``params_model`` the options are normalised first (``engine/params.py``):
+    whatever front end enqueued, equal settings give equal keys."""
+    opts = normalised_parameters(params_model, parameters)
+    opt_hash = hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{job_type}:{content_hash}:{opt_hash[:12]}"
 
 
 @dataclass
@@ -194,7 +246,7 @@ class _Params:
 
 
 async def enqueue_paths(
-    api: OperatorAPI,
+    api: Enqueuer,
     paths: Sequence[str],
     *,
     job_type: str | None = None,
@@ -211,8 +263,6 @@ async def enqueue_paths(
     that declared its kind. Without a job type the parameters are checked here against
     every automatic type they go to (``ConfigError("INVALID_PARAMETERS")``, nothing
     written); ``OperatorAPI.enqueue_paths`` checks them for a named type."""
-    from jobtui.engine.api import dedupe_key
-
     t0 = time.monotonic()
     registry = api.registry
     params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
@@ -334,11 +384,7 @@ def _interrupted(exc: StoreError, report: PathEnqueueReport, total: int) -> Stor
     )
 
 
-async def _record_interrupted_batches(
-    api: OperatorAPI, keys: list[str], paths: Sequence[str]
-) -> None:
-    from jobtui.engine.models import JobFilter
-
+async def _record_interrupted_batches(api: Enqueuer, keys: list[str], paths: Sequence[str]) -> None:
     existing = await api.store.find_by_dedupe_keys(keys)
     for batch_id in {j.batch_id for j in existing.values() if j.batch_id}:
         if await api.store.get_batch(batch_id) is not None:

@@ -1,8 +1,10 @@
 """The engine: claim loop, running jobs, heartbeats, shutdown.
 
 One ``Engine`` per process. It claims only registered job types and only for free
-slots (global ``concurrency`` and each type's own limit), wakes on local enqueues,
-on a change stream where the store has one, else polls. Each running job holds a
+slots (global ``concurrency`` and each type's own limit). It wakes through the store:
+``Store.listen`` for enqueues, retries and cancels made through the same store object
+(the operator API in this process), ``Store.watch_wakeups`` for those made elsewhere
+where the store can carry them, and otherwise it polls every ``poll_interval``. Each running job holds a
 lease renewed by the heartbeat loop; the heartbeat's reply also carries operator
 cancels, which cancel the handler's task (and so kill its worker process).
 Shutdown stops claiming, lets running jobs finish within a grace period, then hands
@@ -17,16 +19,16 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from jobtui.engine.api import OperatorAPI, hostname
 from jobtui.engine.attempts import POISON, call_handler, crash_error
 from jobtui.engine.batchcounts import BatchRecounter
 from jobtui.engine.config import Settings
@@ -50,7 +52,7 @@ from jobtui.engine.models import (
 from jobtui.engine.procpool import ProcessPool, WorkerCrashed, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
-from jobtui.engine.store.base import ClaimScope, LeaseState, Store, StoreError
+from jobtui.engine.store.base import ClaimScope, LeaseState, Store, StoreError, Wake
 from jobtui.engine.watchdog import TerminalHooks, Watchdog
 from jobtui.engine.webhooks import Webhooks
 
@@ -123,8 +125,7 @@ class Engine:
                 f"registered: {', '.join(registry.names()) or 'none'}",
             )
         self.registry = registry.select(self.settings.types)
-        self.worker_id = worker_id or f"{hostname()}:{os.getpid()}:{new_id()[:6]}"
-        self.api = OperatorAPI(store, self.registry, engine=self)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
         self.logs = LogSink(store)
         self._jobs: dict[str, _Running] = {}
         self._start_mono = time.monotonic()  # reset by start(); throughput's time base
@@ -139,6 +140,7 @@ class Engine:
         self._pool: ProcessPool | None = None
         #: makes each job's context; jobtui.engine.testing records progress through it
         self.context_factory: type[JobContext] = JobContext
+        self._unlisten: Callable[[], None] | None = None
         #: called (never awaited by the engine) when a job this process ran or recovered
         #: reaches a terminal state; webhooks subscribe here.
         self.terminal_hooks = TerminalHooks()
@@ -193,7 +195,7 @@ class Engine:
         self.wake()
 
     def wake(self) -> None:
-        """Claim now (a local enqueue or retry happened)."""
+        """Claim now (jobs may have become claimable)."""
         self._wake.set()
 
     def serve_also(self, job_ids: Iterable[str]) -> None:
@@ -203,9 +205,16 @@ class Engine:
             self.wake()
 
     def poke(self) -> None:
-        """Run a heartbeat now (a local cancel happened)."""
+        """Run a heartbeat now (a cancel may have been asked for a job running here)."""
         self._poke.set()
         self.webhooks.announce_soon()  # a cancel may have finished a batch
+
+    def _on_wake(self, wake: Wake) -> None:
+        if wake is Wake.CANCEL:
+            if self._jobs:
+                self.poke()
+        else:
+            self.wake()
 
     def throughput(self, window: float = 60.0) -> float:
         """Jobs finished per second by this engine over the last ``window`` seconds."""
@@ -234,6 +243,7 @@ class Engine:
         self.logs.start()
         self.webhooks.start()
         await self._register_worker()
+        self._unlisten = self.store.listen(self._on_wake)
         self._tasks = [
             asyncio.create_task(self._finisher.run(), name="jobtui-finisher"),
             asyncio.create_task(self._claim_loop(), name="jobtui-claim"),
@@ -248,7 +258,7 @@ class Engine:
             )
         if self.retention is not None:
             self._tasks.append(self.retention.start())
-        stream = self.store.watch_pending()
+        stream = self.store.watch_wakeups()
         if stream is not None:
             self._tasks.append(asyncio.create_task(self._watch(stream), name="jobtui-watch"))
 
@@ -287,6 +297,9 @@ class Engine:
 
     async def _stop(self, grace: float) -> None:
         self._stopping = True
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         self._wake.set()
         running = [r.task for r in self._jobs.values() if r.task is not None]
         if running and grace > 0:
@@ -381,12 +394,15 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
 
-    async def _watch(self, stream: Any) -> None:
+    async def _watch(self, stream: AsyncIterator[Wake]) -> None:
         try:
-            async for _ in stream:
-                self._wake.set()
+            async for wake in stream:
+                self._on_wake(wake)
+                if wake is Wake.CANCEL:
+                    continue
                 # While every slot is busy, news of more work is of no use: stop reading
                 # the stream (no round trips) until a job ends; the next read catches up.
+                # A cancel from elsewhere then arrives with the next heartbeat's reply.
                 while len(self._jobs) >= self.settings.concurrency:
                     self._slot_free.clear()
                     await self._slot_free.wait()
@@ -668,7 +684,7 @@ class Engine:
     def _worker_info(self) -> WorkerInfo:
         return WorkerInfo(
             worker_id=self.worker_id,
-            host=hostname(),
+            host=socket.gethostname(),
             pid=os.getpid(),
             job_types=self.registry.names(),
             concurrency=self.settings.concurrency,

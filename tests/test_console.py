@@ -46,6 +46,7 @@ from tests.test_console_data import (
     make_pdfs,
     until,
 )
+from tests.util import api_of
 
 SIZE = (120, 40)
 FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.2}
@@ -358,26 +359,26 @@ async def test_workers_view(store: SQLiteStore) -> None:
 
 
 async def test_pause_and_resume_claiming(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("p")
         assert engine.paused
-        res = await engine.api.enqueue("noop", [{"path": "/n/1.pdf"}, {"path": "/n/2.pdf"}])
+        res = await api_of(engine).enqueue("noop", [{"path": "/n/1.pdf"}, {"path": "/n/2.pdf"}])
         claims = engine.claims
         engine.wake()
         await app.refresh_now()
         await app.refresh_now()
         assert engine.claims == claims
-        assert await engine.api.count_jobs(JobFilter(batch_id=res.batch_id)) == {"pending": 2}
+        assert await api_of(engine).count_jobs(JobFilter(batch_id=res.batch_id)) == {"pending": 2}
         assert "PAUSED" in str(app.main.query_one(StatusLine).render())
         await pilot.press("p")
         assert not engine.paused
-        await until(lambda: _counts(engine.api, res.batch_id, {"completed": 2}), what="done")
+        await until(lambda: _counts(api_of(engine), res.batch_id, {"completed": 2}), what="done")
 
 
 async def _running_job(engine: Engine, gate: Gate) -> str:
-    res = await engine.api.enqueue("hold", [{"path": "/h/1.pdf"}])
+    res = await api_of(engine).enqueue("hold", [{"path": "/h/1.pdf"}])
     await until(lambda: gate.inside == 1, what="job running")
     return res.job_ids[0]
 
@@ -386,33 +387,33 @@ async def test_cancel_reaches_a_job_running_here(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     job_id = await _running_job(engine, gate)
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await select_job(app, job_id)
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await until(lambda: _status(engine.api, job_id, JobStatus.CANCELLED), what="cancelled")
+        await until(lambda: _status(api_of(engine), job_id, JobStatus.CANCELLED), what="cancelled")
         await until(lambda: gate.inside == 0, what="handler stopped")
         assert job_id not in engine.running
 
 
 async def test_quit_hands_running_jobs_back(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
     job_id = await _running_job(engine, gate)
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.click("#handback")
         await until(lambda: app.return_code is not None, what="app exit")
-    j = await job(engine.api, job_id)
+    j = await job(api_of(engine), job_id)
     assert j.status == JobStatus.PENDING and j.attempts == 0 and j.lease is None
 
 
 async def test_quit_finishes_running_jobs(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
     job_id = await _running_job(engine, gate)
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("q")
@@ -421,12 +422,12 @@ async def test_quit_finishes_running_jobs(store: SQLiteStore, engine: Engine, ga
         assert app.return_code is None  # still waiting for the job
         gate.release.set()
         await until(lambda: app.return_code is not None, what="app exit")
-    assert (await job(engine.api, job_id)).status == JobStatus.COMPLETED
+    assert (await job(api_of(engine), job_id)).status == JobStatus.COMPLETED
 
 
 async def test_quit_can_be_called_off(store: SQLiteStore, engine: Engine, gate: Gate) -> None:
     job_id = await _running_job(engine, gate)
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("q")
@@ -434,7 +435,7 @@ async def test_quit_can_be_called_off(store: SQLiteStore, engine: Engine, gate: 
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen) and app.return_code is None
-        assert (await job(engine.api, job_id)).status == JobStatus.PROCESSING
+        assert (await job(api_of(engine), job_id)).status == JobStatus.PROCESSING
 
 
 async def test_quit_without_running_jobs_exits_at_once(store: SQLiteStore) -> None:
@@ -472,7 +473,7 @@ async def test_enqueue_by_typing(
     store: SQLiteStore, engine: Engine, inbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(inbox.parent)  # a relative path keeps the typing short
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("e")
@@ -482,7 +483,7 @@ async def test_enqueue_by_typing(
         app.screen.query_one("#enqueue-type", Select).value = "noop"  # noop takes every file
         await until(lambda: _found(app, "Found 5 files"), what="rescan")
         await pilot.press("enter")
-        await until(lambda: _batch_with(engine.api, 5), what="batch of 5")
+        await until(lambda: _batch_with(api_of(engine), 5), what="batch of 5")
         await until(lambda: app.main.batch_id is not None, what="new batch selected")
         assert app.main.selected_batch is not None
 
@@ -579,7 +580,7 @@ async def test_paste_that_is_not_a_path_goes_to_the_input(store: SQLiteStore) ->
 async def test_enqueue_by_paste_and_confirm(
     store: SQLiteStore, engine: Engine, inbox: Path
 ) -> None:
-    app = console(engine.api, engine)
+    app = console(api_of(engine), engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         app.post_message(events.Paste(f"file://{urllib.parse.quote(str(inbox))}\n"))
@@ -592,15 +593,15 @@ async def test_enqueue_by_paste_and_confirm(
         button = app.screen.query_one("#enqueue-ok", Button)
         assert not button.disabled and "4" in str(button.label)
         await pilot.click("#enqueue-ok")
-        batch = await until(lambda: _batch_with(engine.api, 4), what="batch of 4")
+        batch = await until(lambda: _batch_with(api_of(engine), 4), what="batch of 4")
         try:
             await until(
-                lambda: _counts(engine.api, batch, {"completed": 4}),
+                lambda: _counts(api_of(engine), batch, {"completed": 4}),
                 timeout=90,
                 what="PDFs transcribed",
             )
         finally:
-            jobs = await engine.api.all_jobs(JobFilter(batch_id=batch))
+            jobs = await api_of(engine).all_jobs(JobFilter(batch_id=batch))
             print([(j.status, j.error) for j in jobs])
         assert sorted(Path(j.path or "").name for j in jobs) == [
             "doc 0.pdf",

@@ -38,6 +38,7 @@ from jobtui.tui.screens.main import MainScreen
 from jobtui.tui.widgets.status import StatusLine
 from tests.test_console import FAST, Gate, hold_registry
 from tests.test_console_data import until
+from tests.util import api_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (80, 24)
@@ -77,7 +78,7 @@ async def engine(store: SQLiteStore, gate: Gate, tmp_path: Path) -> AsyncIterato
 
 
 async def two_running(engine: Engine, gate: Gate) -> list[str]:
-    res = await engine.api.enqueue("hold", [{"path": "/h/1.pdf"}, {"path": "/h/2.pdf"}])
+    res = await api_of(engine).enqueue("hold", [{"path": "/h/1.pdf"}, {"path": "/h/2.pdf"}])
     await until(lambda: gate.inside == 2, what="two jobs running")
     return res.job_ids
 
@@ -112,7 +113,7 @@ async def test_second_quit_while_finishing_asks_then_hands_back_at_once(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
     started = time.monotonic()
     async with app.run_test(size=SIZE) as pilot:
         await start_finishing(app, pilot)
@@ -135,7 +136,7 @@ async def test_second_quit_while_finishing_asks_then_hands_back_at_once(
         await pilot.click("#yes")
         await until(lambda: app.return_code is not None, what="exit", timeout=30)
     assert time.monotonic() - started < GRACE / 2  # did not wait for the grace
-    await assert_handed_back(engine.api, job_ids)
+    await assert_handed_back(api_of(engine), job_ids)
 
 
 async def test_app_ending_otherwise_while_finishing_still_hands_back(
@@ -144,20 +145,20 @@ async def test_app_ending_otherwise_while_finishing_still_hands_back(
     """ctrl+c, a crash, a closed driver: the app ends while its finish worker waits.
     The engine's stop goes on by itself, and run_console's stop(0) cuts it short."""
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
     async with app.run_test(size=SIZE) as pilot:
         await start_finishing(app, pilot)
         app.exit(0)  # not through our quit: the finishing worker is cancelled
     assert gate.inside == 2  # the worker's cancellation did not stop the engine's stop
     await asyncio.wait_for(engine.stop(grace=0), 30)  # what run_console does last
-    await assert_handed_back(engine.api, job_ids)
+    await assert_handed_back(api_of(engine), job_ids)
 
 
 async def test_hand_back_choice_on_first_quit(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=engine.api, engine=engine, settings=engine.settings)
+    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("q")
@@ -167,7 +168,7 @@ async def test_hand_back_choice_on_first_quit(
         assert "not counted" in explain and "back to the queue" in explain
         await pilot.click("#handback")
         await until(lambda: app.return_code is not None, what="exit", timeout=30)
-    await assert_handed_back(engine.api, job_ids)
+    await assert_handed_back(api_of(engine), job_ids)
 
 
 # -- watch-only -------------------------------------------------------------------------------

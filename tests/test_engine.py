@@ -26,7 +26,7 @@ from jobtui.engine.models import ErrorCode, Job, JobStatus, utcnow
 from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.store.base import Store
 from jobtui.engine.worker import Engine
-from tests.util import wait_for
+from tests.util import api_of, wait_for
 
 FAST = {
     "poll_interval": 0.05,
@@ -141,19 +141,19 @@ async def status_is(store: Store, job_id: str, *statuses: JobStatus) -> bool:
 
 
 async def test_noop_batch_completes_with_exact_counts(engine: Engine, store: Store) -> None:
-    res = await engine.api.enqueue("noop", [{} for _ in range(40)])
+    res = await api_of(engine).enqueue("noop", [{} for _ in range(40)])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 20)
     summary = await store.get_batch(res.batch_id)
     assert summary is not None and summary.finished
     assert summary.counts == {"completed": 40}
-    assert all(j.attempts == 1 for j in await engine.api.all_jobs())
+    assert all(j.attempts == 1 for j in await api_of(engine).all_jobs())
 
 
 async def test_claims_only_free_slots_globally_and_per_type(
     engine: Engine, store: Store, gate: Gate
 ) -> None:
     """Invariant 1: concurrency 4 -> never more than 4 in processing; 'limited' -> 1."""
-    await engine.api.enqueue("hold", [{} for _ in range(10)])
+    await api_of(engine).enqueue("hold", [{} for _ in range(10)])
     await wait_for(lambda: _inside(gate, 4), what="4 running")
     counts = await store.count_jobs()
     assert counts.get("processing") == 4 and counts.get("pending") == 6
@@ -163,7 +163,7 @@ async def test_claims_only_free_slots_globally_and_per_type(
 
     gate.release.clear()
     gate.max_inside = 0
-    await engine.api.enqueue("limited", [{} for _ in range(3)])
+    await api_of(engine).enqueue("limited", [{} for _ in range(3)])
     await wait_for(lambda: _inside(gate, 1))
     counts = await store.count_jobs()
     assert counts.get("processing") == 1
@@ -184,16 +184,16 @@ async def test_unknown_job_types_stay_pending_and_are_reported(
     engine: Engine, store: Store
 ) -> None:
     """Invariants 8 and 9: nothing unregistered runs; the console can say which types."""
-    res = await engine.api.enqueue("os.system", [{"cmd": "rm -rf /"}])
-    done = await engine.api.enqueue("noop", [{}])
+    res = await api_of(engine).enqueue("os.system", [{"cmd": "rm -rf /"}])
+    done = await api_of(engine).enqueue("noop", [{}])
     await asyncio.wait_for(engine.wait_batch(done.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert j.status is JobStatus.PENDING and j.attempts == 0
-    assert await engine.api.unserved_types() == {"os.system": 1}
+    assert await api_of(engine).unserved_types() == {"os.system": 1}
 
 
 async def test_invalid_parameters_fail_once(engine: Engine, store: Store) -> None:
-    res = await engine.api.enqueue("sleep", [{"seconds": "a while"}])
+    res = await api_of(engine).enqueue("sleep", [{"seconds": "a while"}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert j.status is JobStatus.FAILED and j.attempts == 1
@@ -204,20 +204,20 @@ async def test_invalid_parameters_fail_once(engine: Engine, store: Store) -> Non
 async def test_handler_exception_retries_with_backoff_then_fails(
     engine: Engine, store: Store, gate: Gate
 ) -> None:
-    res = await engine.api.enqueue("flaky", [{}])
+    res = await api_of(engine).enqueue("flaky", [{}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert j.status is JobStatus.FAILED and j.attempts == 3
     assert j.error is not None and j.error.code == ErrorCode.HANDLER_ERROR
     assert "boom 3" in j.error.message
     assert gate.calls == res.job_ids * 3
-    lines = [e.message for e in await engine.api.tail_logs(j.job_id)]
+    lines = [e.message for e in await api_of(engine).tail_logs(j.job_id)]
     await wait_for(lambda: _has_log(engine, j.job_id, "retrying in"), what="retry log lines")
     del lines
 
 
 async def _has_log(engine: Engine, job_id: str, text: str) -> bool:
-    return any(text in e.message for e in await engine.api.tail_logs(job_id))
+    return any(text in e.message for e in await api_of(engine).tail_logs(job_id))
 
 
 async def test_retry_sets_run_after_in_the_future(store: Store) -> None:
@@ -231,7 +231,7 @@ async def test_retry_sets_run_after_in_the_future(store: Store) -> None:
     eng = Engine(store, reg, Settings(concurrency=1, **FAST))
     await eng.start()
     try:
-        res = await eng.api.enqueue("once_flaky", [{}])
+        res = await api_of(eng).enqueue("once_flaky", [{}])
         j = await wait_for(lambda: _pending_with_run_after(store, res.job_ids[0]))
         assert j.attempts == 1
         assert j.run_after is not None and j.run_after > utcnow() + timedelta(seconds=25)
@@ -246,7 +246,7 @@ async def _pending_with_run_after(store: Store, job_id: str) -> Job | None:
 
 
 async def test_bad_input_is_not_retried(engine: Engine, store: Store, gate: Gate) -> None:
-    res = await engine.api.enqueue("bad_input", [{}])
+    res = await api_of(engine).enqueue("bad_input", [{}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert (j.status, j.attempts, j.error.code if j.error else None) == (
@@ -258,7 +258,7 @@ async def test_bad_input_is_not_retried(engine: Engine, store: Store, gate: Gate
 
 
 async def test_timeout_is_failed_with_code_timeout(engine: Engine, store: Store) -> None:
-    res = await engine.api.enqueue("slow", [{}])
+    res = await api_of(engine).enqueue("slow", [{}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert j.status is JobStatus.FAILED and j.error is not None
@@ -267,17 +267,17 @@ async def test_timeout_is_failed_with_code_timeout(engine: Engine, store: Store)
 
 async def test_cancel_running_and_pending_jobs(engine: Engine, store: Store, gate: Gate) -> None:
     """Invariants 5 and 6: cancel reaches running work; cancelled is never retried."""
-    res = await engine.api.enqueue("hold", [{} for _ in range(6)])
+    res = await api_of(engine).enqueue("hold", [{} for _ in range(6)])
     await wait_for(lambda: _inside(gate, 4))
     t0 = time.monotonic()
-    n = await engine.api.cancel_batch(res.batch_id)
+    n = await api_of(engine).cancel_batch(res.batch_id)
     assert n == 6
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 5)
     assert time.monotonic() - t0 < 2.0
     assert gate.inside == 0  # the handlers were stopped, not left running
     summary = await store.get_batch(res.batch_id)
     assert summary is not None and summary.counts == {"cancelled": 6}
-    for j in await engine.api.all_jobs():
+    for j in await api_of(engine).all_jobs():
         assert j.error is not None and j.error.code == ErrorCode.CANCELLED
     # The watchdog and the claim loop leave cancelled jobs alone.
     await engine._watchdog.sweep()  # type: ignore[union-attr]
@@ -288,7 +288,7 @@ async def test_cancel_from_another_store_instance_within_2s(
     engine: Engine, store: Store, gate: Gate, tmp_path: Path
 ) -> None:
     """A cancel written by someone else reaches the worker through its heartbeat."""
-    res = await engine.api.enqueue("hold", [{}])
+    res = await api_of(engine).enqueue("hold", [{}])
     await wait_for(lambda: _inside(gate, 1))
     other = OperatorAPI(store)  # no engine attached: nobody pokes the worker
     t0 = time.monotonic()
@@ -310,7 +310,7 @@ async def test_old_worker_cannot_complete_after_takeover(
     )
     old = Engine(store, test_registry(gate), slow_hb, run_watchdog=False)
     await old.start()
-    res = await old.api.enqueue("hold", [{"n": 1}])
+    res = await api_of(old).enqueue("hold", [{"n": 1}])
     await wait_for(lambda: _inside(gate, 1))
     old.pause()
     # The old worker's lease expires (its heartbeat is stalled); the watchdog of a
@@ -357,7 +357,7 @@ async def test_heartbeat_keeps_a_long_job_its_lease(store: Store, gate: Gate) ->
     )
     await eng.start()
     try:
-        res = await eng.api.enqueue("hold", [{}])
+        res = await api_of(eng).enqueue("hold", [{}])
         await wait_for(lambda: _inside(gate, 1))
         first = await job(store, res.job_ids[0])
         assert first.lease is not None
@@ -422,7 +422,7 @@ async def test_batch_counts_exact_through_retries_and_failures(
     engine: Engine, store: Store
 ) -> None:
     """Invariant 7: counts come from job states; a batch with failures is finished."""
-    ok = await engine.api.enqueue("noop", [{} for _ in range(5)], batch_name="mixed")
+    ok = await api_of(engine).enqueue("noop", [{} for _ in range(5)], batch_name="mixed")
     # Put failing jobs into the same batch.
     bad = [Job(job_type="flaky", batch_id=ok.batch_id, max_attempts=3) for _ in range(3)]
     await store.insert_jobs(bad)
@@ -431,7 +431,7 @@ async def test_batch_counts_exact_through_retries_and_failures(
     summary = await store.get_batch(ok.batch_id)
     assert summary is not None and summary.finished and summary.status == "finished with errors"
     assert summary.counts == {"completed": 5, "failed": 3} and summary.total == 8
-    assert await engine.api.retry_failed(ok.batch_id) == 3
+    assert await api_of(engine).retry_failed(ok.batch_id) == 3
     summary = await store.get_batch(ok.batch_id)
     assert summary is not None and not summary.finished
     assert summary.counts.get("completed") == 5 and summary.total == 8
@@ -446,11 +446,11 @@ async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
     """Invariant 10."""
     eng = Engine(store, test_registry(gate), Settings(concurrency=3, **FAST))
     await eng.start()
-    res = await eng.api.enqueue("hold", [{} for _ in range(5)])
+    res = await api_of(eng).enqueue("hold", [{} for _ in range(5)])
     await wait_for(lambda: _inside(gate, 3))
     await eng.stop(grace=0.2)
     assert gate.inside == 0
-    jobs = await eng.api.all_jobs()
+    jobs = await api_of(eng).all_jobs()
     assert {j.status for j in jobs} == {JobStatus.PENDING}
     assert all(j.attempts == 0 and j.lease is None for j in jobs)
     assert await store.list_workers() == []
@@ -460,7 +460,7 @@ async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
     await eng2.start()
     try:
         await asyncio.wait_for(eng2.wait_batch(res.batch_id), 10)
-        assert {(j.status, j.attempts) for j in await eng2.api.all_jobs()} == {
+        assert {(j.status, j.attempts) for j in await api_of(eng2).all_jobs()} == {
             (JobStatus.COMPLETED, 1)
         }
     finally:
@@ -470,7 +470,7 @@ async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
 async def test_shutdown_lets_running_jobs_finish_within_grace(store: Store, gate: Gate) -> None:
     eng = Engine(store, test_registry(gate), Settings(concurrency=2, **FAST))
     await eng.start()
-    res = await eng.api.enqueue("hold", [{}, {}])
+    res = await api_of(eng).enqueue("hold", [{}, {}])
     await wait_for(lambda: _inside(gate, 2))
     stopping = asyncio.create_task(eng.stop(grace=10))
     await asyncio.sleep(0)  # let stop() begin: it must stop claiming, not cancel
@@ -481,24 +481,24 @@ async def test_shutdown_lets_running_jobs_finish_within_grace(store: Store, gate
 
 
 async def test_progress_is_throttled_and_logs_are_written(engine: Engine, store: Store) -> None:
-    res = await engine.api.enqueue("logs", [{}])
+    res = await api_of(engine).enqueue("logs", [{}])
     await asyncio.wait_for(engine.wait_batch(res.batch_id), 10)
     j = await job(store, res.job_ids[0])
     assert j.status is JobStatus.COMPLETED
     # five progress calls within a second: one immediate write, the rest throttled
     assert j.results == {"writes": 1}
     await wait_for(lambda: _log_count(engine, j.job_id, 5))
-    lines = [e.message for e in await engine.api.tail_logs(j.job_id)]
+    lines = [e.message for e in await api_of(engine).tail_logs(j.job_id)]
     assert lines == [f"line {i}" for i in range(5)]
 
 
 async def _log_count(engine: Engine, job_id: str, n: int) -> bool:
-    return len(await engine.api.tail_logs(job_id)) == n
+    return len(await api_of(engine).tail_logs(job_id)) == n
 
 
 async def test_pause_stops_claiming(engine: Engine, store: Store) -> None:
     engine.pause()
-    res = await engine.api.enqueue("noop", [{} for _ in range(3)])
+    res = await api_of(engine).enqueue("noop", [{} for _ in range(3)])
     await engine._register_worker()
     assert (await store.count_jobs()) == {"pending": 3}
     engine.resume()
@@ -507,7 +507,7 @@ async def test_pause_stops_claiming(engine: Engine, store: Store) -> None:
 
 
 async def test_workers_collection_lists_this_engine(engine: Engine) -> None:
-    workers = await engine.api.workers()
+    workers = await api_of(engine).workers()
     assert [w.info.worker_id for w in workers] == [engine.worker_id]
     assert workers[0].alive and "noop" in workers[0].info.job_types
 

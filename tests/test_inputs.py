@@ -18,6 +18,7 @@ from jobtui.engine.registry import default_registry
 from jobtui.engine.store.sqlite import SQLiteStore
 from jobtui.engine.worker import Engine
 from jobtui.tui.cli import build_parser, settings_from_args
+from tests.util import api_of
 
 FAST = {
     "poll_interval": 0.05,
@@ -142,7 +143,7 @@ async def engine(tree: dict[str, Path], tmp_path: Path) -> AsyncIterator[Engine]
 
 
 async def _run(eng: Engine, path: str) -> Job:
-    res = await eng.api.enqueue("pdf.transcribe", [{"path": path}])
+    res = await api_of(eng).enqueue("pdf.transcribe", [{"path": path}])
     assert res.batch_id
     await eng.wait_batch(res.batch_id, poll=0.05)
     job = await eng.store.get_job(res.job_ids[0])

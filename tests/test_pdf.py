@@ -29,7 +29,7 @@ from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors.pdf_markdown import structure_markdown
 from jobtui.engine.procpool import ProcessPool
 from jobtui.engine.store.sqlite import SQLiteStore
-from tests.util import wait_for
+from tests.util import api_of, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -582,7 +582,7 @@ async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) 
     eng = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out", **ENGINE_FAST))
     await eng.start()
     try:
-        rep = await eng.api.enqueue_paths([str(folder)])
+        rep = await api_of(eng).enqueue_paths([str(folder)])
         assert len(rep.job_ids) == 7
         await asyncio.wait_for(eng.wait_batch(rep.batch_id, poll=0.05), 60)  # type: ignore[arg-type]
         jobs = {Path(j.parameters["path"]).stem: j for j in await store.list_jobs(limit=100)}
@@ -605,7 +605,7 @@ async def test_folder_through_the_engine(pdfs: dict[str, Path], tmp_path: Path) 
         summary = jobs["mixed"].summary()
         assert (summary["pages"], summary["ocr_pages"]) == (4, 2) and summary["chars"] > 0
         assert jobs["zero"].results["pages"] == 0  # type: ignore[index]
-        again = await eng.api.enqueue_paths([str(folder)])
+        again = await api_of(eng).enqueue_paths([str(folder)])
         assert again.job_ids == [] and len(again.duplicates) == 7
     finally:
         await eng.stop(grace=5)
@@ -622,7 +622,7 @@ async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: P
     eng = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out", **ENGINE_FAST))
     await eng.start()
     try:
-        res = await eng.api.enqueue(
+        res = await api_of(eng).enqueue(
             "pdf.transcribe", [{"path": str(big_pdf), "force_ocr": True, "pages_per_part": 320}]
         )
         job_id = res.job_ids[0]
@@ -633,7 +633,7 @@ async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: P
 
         await wait_for(busy, timeout=30, what="the document's parts to run")
         t0 = time.monotonic()
-        await eng.api.cancel_job(job_id)
+        await api_of(eng).cancel_job(job_id)
 
         async def cancelled() -> bool:
             j = await store.get_job(job_id)

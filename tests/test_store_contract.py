@@ -31,7 +31,7 @@ from jobtui.engine.models import (
     Progress,
     WorkerInfo,
 )
-from jobtui.engine.store.base import LeaseState, Store, StoreError
+from jobtui.engine.store.base import LeaseState, Store, StoreError, Wake
 from jobtui.engine.store.mongo import MongoStore
 from jobtui.engine.uri import redact_uri
 from tests.conftest import STORE_FACTORIES
@@ -776,8 +776,8 @@ async def test_ping_and_description(store: Store) -> None:
     assert store.description and store.kind in {"mongodb", "mongomock", "sqlite"}
 
 
-async def test_watch_pending_wakes_on_insert(store: Store) -> None:
-    it = store.watch_pending()
+async def test_watch_wakeups_on_insert(store: Store) -> None:
+    it = store.watch_wakeups()
     if it is None:
         pytest.skip(f"{store.kind} store cannot push; the worker polls")
     waiter = asyncio.ensure_future(it.__anext__())
@@ -789,7 +789,7 @@ async def test_watch_pending_wakes_on_insert(store: Store) -> None:
             if done_:
                 break
         assert waiter.done(), "no wake-up after inserts"
-        assert waiter.result() is None
+        assert waiter.result() is Wake.CLAIM
     finally:
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
@@ -852,7 +852,7 @@ async def test_in_memory_store_kind_and_no_push() -> None:
     s = MongoStore.in_memory()
     await s.open()
     assert s.kind == "mongomock" and "mongomock" in s.description
-    assert s.watch_pending() is None  # the worker polls
+    assert s.watch_wakeups() is None  # the worker polls
     await s.open()  # indexes are idempotent
     await s.close()
 

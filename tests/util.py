@@ -23,3 +23,12 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+def api_of(engine: Any) -> Any:
+    """The operator API on an engine's store and job types (what a front end in the
+    same process would use: its enqueues, retries and cancels wake the engine
+    through the store)."""
+    from jobtui.engine.api import OperatorAPI
+
+    return OperatorAPI(engine.store, engine.registry)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -32,20 +32,16 @@ from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
 from textual.widgets import Input
 
-from jobtui.engine.api import JobPage, OperatorAPI
+from jobtui.engine.api import JobCursor, JobPage, LocalEngine, OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.engine.models import BatchSummary, Job, JobFilter, LogEntry, WorkerInfo, utcnow
 from jobtui.engine.paths import parse_dropped_paths
-from jobtui.engine.store.base import JobCursor
 from jobtui.tui import themes as theme_files
 from jobtui.tui.engine_control import EngineControl
 from jobtui.tui.screens.dialogs import ConfirmScreen, QuitScreen
 from jobtui.tui.screens.enqueue import EnqueueRequest, EnqueueScreen, enqueue_target
 from jobtui.tui.screens.main import MainScreen
 from jobtui.tui.widgets.status import StatusInfo
-
-if TYPE_CHECKING:
-    from jobtui.engine.worker import Engine
 
 T = TypeVar("T")
 FETCH_TIMEOUT = 10.0  # a store that does not answer within this is "disconnected"
@@ -84,13 +80,13 @@ class JobtuiApp(EngineControl, App[int]):
     def __init__(
         self,
         api: OperatorAPI,
-        engine: Engine | None = None,
+        engine: LocalEngine | None = None,
         settings: Settings | None = None,
         *,
         refresh_interval: float = 1.0,
         clock: Callable[[], datetime] | None = None,
         theme_dirs: list[Path] | None = None,
-        engine_factory: Callable[[], Engine] | None = None,
+        engine_factory: Callable[[], LocalEngine] | None = None,
     ) -> None:
         super().__init__()
         self.api = api
@@ -98,7 +94,6 @@ class JobtuiApp(EngineControl, App[int]):
         # How to make an engine when a watch-only console starts claiming (key W);
         # None: this console cannot claim (tests, a read-only API).
         self.engine_factory = engine_factory
-        self._watch_api = api if engine is None else OperatorAPI(api.store, api.registry)
         self.settings = settings if settings is not None else Settings.model_validate({})
         self.refresh_interval = refresh_interval
         self.now: Callable[[], datetime] = clock or utcnow
@@ -236,7 +231,7 @@ class JobtuiApp(EngineControl, App[int]):
             finishing = len(self.engine.running)
         return StatusInfo(
             finishing=finishing,
-            store=self.api.store.description,
+            store=self.api.description,
             connected=connected,
             error=error,
             disconnected_since=self._disconnected_since,

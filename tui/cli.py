@@ -14,7 +14,15 @@ import json
 import sys
 from typing import Any
 
-from jobtui.engine.api import short_id
+from jobtui.engine.api import (
+    DOCTOR_FAIL,
+    OperatorAPI,
+    StoreError,
+    doctor_report,
+    local_engine,
+    run_doctor,
+    short_id,
+)
 from jobtui.engine.config import Settings, load_settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.logsetup import LEVELS as LOG_LEVELS
@@ -22,7 +30,6 @@ from jobtui.engine.logsetup import configure as configure_logging
 from jobtui.engine.logsetup import status
 from jobtui.engine.registry import Registry, default_registry
 from jobtui.engine.signals import ShutdownSignals
-from jobtui.engine.store.base import Store, StoreError
 from jobtui.tui import commands_query, models_cli, purge
 from jobtui.tui.cli_common import (
     AUTO,
@@ -32,7 +39,7 @@ from jobtui.tui.cli_common import (
     check_enqueue_args,
     check_store_folder,
     scan_progress,
-    with_store,
+    with_api,
 )
 from jobtui.tui.commands_run import add_run_options, cmd_run
 
@@ -198,8 +205,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.worker import Engine
-
     if not settings.claim:  # session_worker.active: false / JOBTUI_CLAIM=false
         raise ConfigError(
             "CLAIMING_OFF",
@@ -208,8 +213,8 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
             "true (it beats the seed's key) or JOBTUI_CLAIM=true to run it",
         )
 
-    async def body(store: Store) -> int:
-        engine = Engine(store, registry, settings)
+    async def body(api: OperatorAPI) -> int:
+        engine = local_engine(api, settings)
         stop = asyncio.Event()
         # SIGINT, SIGTERM (docker stop) and SIGHUP all stop gracefully; a second exits.
         with ShutdownSignals(lambda _sig: stop.set()):
@@ -229,16 +234,14 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, registry: Reg
             await engine.stop()
         return EXIT_OK
 
-    return await with_store(settings, body)
+    return await with_api(settings, registry, body)
 
 
 async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.api import OperatorAPI
-
     job_type, params = check_enqueue_args(args, registry)
 
-    async def body(store: Store) -> int:
-        report = await OperatorAPI(store, registry).enqueue_paths(
+    async def body(api: OperatorAPI) -> int:
+        report = await api.enqueue_paths(
             args.paths,
             job_type=job_type,  # None (auto): each file under the type declaring it
             parameters=params,
@@ -263,19 +266,17 @@ async def cmd_enqueue(args: argparse.Namespace, settings: Settings, registry: Re
             print(short_id(report.batch_id))
         return EXIT_OK
 
-    return await with_store(settings, body)
+    return await with_api(settings, registry, body)
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.doctor import FAIL, report, run_checks
-
-    checks = await run_checks(settings, registry, languages=args.languages)
+    checks = await run_doctor(settings, registry, languages=args.languages)
     if args.json:
-        print(json.dumps(report(checks)))
+        print(json.dumps(doctor_report(checks)))
     else:
         for check in checks:
             print(check.line())
-    return EXIT_JOB_FAILED if any(c.verdict == FAIL for c in checks) else EXIT_OK
+    return EXIT_JOB_FAILED if any(c.verdict == DOCTOR_FAIL for c in checks) else EXIT_OK
 
 
 COMMANDS = {

@@ -12,20 +12,18 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from jobtui.engine.api import check_parameters_for
+from jobtui.engine.api import OperatorAPI, check_parameters_for, connect
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.logsetup import status
 from jobtui.engine.registry import JobType, Registry
-from jobtui.engine.store.base import Store
-from jobtui.engine.store.factory import open_store, store_banner
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 AUTO = "auto"  # --type auto: each file under the job type that declared its kind
 
 
-def announce(settings: Settings, store: Store) -> None:
-    status(store_banner(settings, store))
+def announce(settings: Settings, api: OperatorAPI) -> None:
+    status(api.banner(settings))
 
 
 def check_store_folder(settings: Settings) -> None:
@@ -42,17 +40,22 @@ def check_store_folder(settings: Settings) -> None:
         )
 
 
-async def with_store(
-    settings: Settings, fn: Callable[[Store], Awaitable[int]], *, announce_it: bool = True
+async def with_api(
+    settings: Settings,
+    registry: Registry,
+    fn: Callable[[OperatorAPI], Awaitable[int]],
+    *,
+    announce_it: bool = True,
 ) -> int:
+    """Open the store through the operator API, run ``fn`` on it, close it."""
     check_store_folder(settings)
-    store = await open_store(settings)
+    api = await connect(settings, registry)
     if announce_it:
-        announce(settings, store)
+        announce(settings, api)
     try:
-        return await fn(store)
+        return await fn(api)
     finally:
-        await store.close()
+        await api.close()
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:

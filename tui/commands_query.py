@@ -15,8 +15,7 @@ from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
 from jobtui.engine.registry import Registry
-from jobtui.engine.store.base import Store
-from jobtui.tui.cli_common import EXIT_JOB_FAILED, EXIT_OK, table, with_store
+from jobtui.tui.cli_common import EXIT_JOB_FAILED, EXIT_OK, table, with_api
 
 MESSAGE_WIDTH = 60
 LOG_TAIL = 20
@@ -83,8 +82,7 @@ def _message(job: Job, unserved: dict[str, int]) -> str:
 
 
 async def cmd_jobs(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    async def body(store: Store) -> int:
-        api = OperatorAPI(store, registry)
+    async def body(api: OperatorAPI) -> int:
         flt = JobFilter(
             status=[JobStatus(s) for s in args.status] if args.status else None,
             job_type=args.job_type,
@@ -117,7 +115,7 @@ async def cmd_jobs(args: argparse.Namespace, settings: Settings, registry: Regis
             print("(no jobs match)")
         return EXIT_OK
 
-    return await with_store(settings, body, announce_it=not args.json)
+    return await with_api(settings, registry, body, announce_it=not args.json)
 
 
 def _counts(b: BatchSummary) -> str:
@@ -137,8 +135,8 @@ def _batch_json(b: BatchSummary) -> dict[str, Any]:
 
 
 async def cmd_batches(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    async def body(store: Store) -> int:
-        batches = await OperatorAPI(store, registry).batches(limit=args.limit)
+    async def body(api: OperatorAPI) -> int:
+        batches = await api.batches(limit=args.limit)
         if args.json:
             print(json.dumps([_batch_json(b) for b in batches]))
             return EXIT_OK
@@ -159,18 +157,17 @@ async def cmd_batches(args: argparse.Namespace, settings: Settings, registry: Re
             print("(no batches)")
         return EXIT_OK
 
-    return await with_store(settings, body, announce_it=not args.json)
+    return await with_api(settings, registry, body, announce_it=not args.json)
 
 
 async def cmd_show(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    async def body(store: Store) -> int:
-        api = OperatorAPI(store, registry)
+    async def body(api: OperatorAPI) -> int:
         match = await api.resolve_id(args.id)
         if match.kind == "batch":
             return await _show_batch(api, match.id, args.json)
         return await _show_job(api, match.id, args.json, args.log_lines)
 
-    return await with_store(settings, body, announce_it=not args.json)
+    return await with_api(settings, registry, body, announce_it=not args.json)
 
 
 def _when(value: Any) -> str:
@@ -295,8 +292,7 @@ async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Regi
     retry = args.command == "retry"
     statuses = _statuses(args.status) if retry else []
 
-    async def body(store: Store) -> int:
-        api = OperatorAPI(store, registry)
+    async def body(api: OperatorAPI) -> int:
         # Every id is resolved before anything changes: one bad id changes nothing.
         job_ids = [(await api.resolve_id(j, kinds=("job",))).id for j in args.job_ids]
         batch_id = await _batch_id(api, args.batch)
@@ -311,4 +307,4 @@ async def cmd_steer(args: argparse.Namespace, settings: Settings, registry: Regi
         print(f"{n} job(s) {verb}")
         return EXIT_OK if n else EXIT_JOB_FAILED
 
-    return await with_store(settings, body)
+    return await with_api(settings, registry, body)

@@ -25,20 +25,26 @@ import os
 import time
 from typing import Any
 
-from jobtui.engine.api import ClaimScope, OperatorAPI, place_outputs, short_id
+from jobtui.engine.api import (
+    ClaimScope,
+    OperatorAPI,
+    local_engine,
+    place_outputs,
+    short_id,
+    start_worker_processes,
+)
 from jobtui.engine.config import Settings
 from jobtui.engine.logsetup import status
 from jobtui.engine.models import Job, JobStatus, Outcome, new_id
 from jobtui.engine.registry import Registry
 from jobtui.engine.signals import ShutdownSignals, signal_name
-from jobtui.engine.store.base import Store
 from jobtui.tui.cli_common import (
     EXIT_JOB_FAILED,
     EXIT_OK,
     check_enqueue_args,
     chosen_types,
     scan_progress,
-    with_store,
+    with_api,
 )
 from jobtui.tui.run_files import RunFile, file_line
 from jobtui.tui.run_progress import RunProgress, RunState
@@ -73,8 +79,6 @@ def _bump_concurrency(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    from jobtui.engine.worker import Engine
-
     # 'run' processes its own batch here: asking for that is the operator's explicit
     # choice, whatever a shared config says about the background worker.
     settings = settings.model_copy(update={"claim": True})
@@ -83,18 +87,16 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
     served = registry.select(settings.types)
     uses_workers = any(jt.worker_preload or jt.worker_warm for jt in types if jt.name in served)
     if uses_workers:
-        from jobtui.engine.procpool import start_forkserver
-
         # Loads what the types' worker processes need in the background while the
         # folder is scanned.
-        start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
+        start_worker_processes(registry)
     _bump_concurrency(args, settings)
 
-    async def body(store: Store) -> int:
+    async def body(api: OperatorAPI) -> int:
         batch_id = new_id()
         scope = None if args.drain else ClaimScope(batch_id=batch_id)
-        engine = Engine(store, registry, settings, scope=scope)
-        run = _Run(args, settings, engine.api, batch_id, engine)
+        engine = local_engine(api, settings, scope=scope)
+        run = _Run(args, settings, api, batch_id, engine)
         engine.terminal_hooks.add(run.on_terminal)
 
         async def work() -> None:
@@ -137,7 +139,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
                 return signals.exit_code or EXIT_JOB_FAILED
         return await run.finish()
 
-    return await with_store(settings, body)
+    return await with_api(settings, registry, body)
 
 
 class _Run:

@@ -18,13 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jobtui.engine.api import OperatorAPI
+from jobtui.engine.api import LocalEngine, connect, local_engine
 from jobtui.engine.config import Settings
 from jobtui.engine.logsetup import divert
-from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.registry import Registry
 from jobtui.engine.signals import ShutdownSignals
-from jobtui.engine.store.factory import open_store
-from jobtui.engine.worker import Engine
 
 
 def start_process_helpers() -> None:
@@ -73,22 +71,17 @@ async def run_console(
 
     # A store that cannot be opened raises StoreError: the CLI prints
     # "jobtui: CODE: message" and exits 2, like every other command.
-    store = await open_store(settings)
+    api = await connect(settings, registry)
     start_process_helpers()
-    registry = registry if registry is not None else default_registry()
 
-    def new_engine() -> Engine:
+    def new_engine() -> LocalEngine:
         # Made when the console is to claim (at start, or key W: the operator's choice),
         # so it claims even where the config says claim: false (the start was watch-only).
-        return Engine(store, registry, settings.model_copy(update={"claim": True}))
+        # One API either way: the engine hears its enqueues through the store.
+        return local_engine(api, settings.model_copy(update={"claim": True}))
 
     engine = None if watch else new_engine()
-    app = JobtuiApp(
-        api=engine.api if engine is not None else OperatorAPI(store, registry),
-        engine=engine,
-        settings=settings,
-        engine_factory=new_engine,
-    )
+    app = JobtuiApp(api=api, engine=engine, settings=settings, engine_factory=new_engine)
     try:
         # A closed terminal (SIGHUP) or SIGTERM: hand the jobs back at once and exit.
         # Textual reads ctrl+c as a key, so SIGINT is not among them; nothing is printed
@@ -106,5 +99,5 @@ async def run_console(
                 # Whatever way the app ended (even while "finishing"): hand back now.
                 await app.engine.stop(grace=0)
         finally:
-            await store.close()
+            await api.close()
     return app.return_code or 0

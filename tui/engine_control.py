@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobtui.engine.api import OperatorAPI
+from jobtui.engine.api import LocalEngine, OperatorAPI
 from jobtui.engine.config import Settings
 from jobtui.tui.screens.dialogs import ConfirmScreen, QuitScreen
 
 if TYPE_CHECKING:
     from textual.app import App
 
-    from jobtui.engine.worker import Engine
     from jobtui.tui.screens.main import MainScreen
 
     _Base = App[int]
@@ -31,13 +30,12 @@ else:
 
 
 class EngineControl(_Base):
-    engine: Engine | None
+    engine: LocalEngine | None
     engine_stopped: bool  # the engine here is stopping or stopped: it claims nothing
-    engine_factory: Callable[[], Engine] | None
+    engine_factory: Callable[[], LocalEngine] | None
     finishing_until: float | None  # monotonic deadline of a "finish them" quit
     settings: Settings
     api: OperatorAPI
-    _watch_api: OperatorAPI  # the API without an engine (watch-only)
 
     if TYPE_CHECKING:
 
@@ -64,7 +62,7 @@ class EngineControl(_Base):
         self.request_quit()
 
     @property
-    def live_engine(self) -> Engine | None:
+    def live_engine(self) -> LocalEngine | None:
         """The engine of this process while it may still claim or run jobs."""
         return self.engine if self.engine is not None and not self.engine_stopped else None
 
@@ -184,14 +182,13 @@ class EngineControl(_Base):
             await engine.stop(grace=0)
             self.engine = None
             self.engine_stopped = False
-            self.api = self._watch_api
             self.notify("Watch only: this console claims nothing")
         elif self.engine_factory is not None:
             engine = self.engine_factory()
             await engine.start()
             self.engine = engine
             self.engine_stopped = False
-            self.api = engine.api
+            # The same API either way: an engine listens on the store, so enqueues wake it.
             self.notify("Claiming: this console runs jobs")
         self.request_refresh()
         with contextlib.suppress(Exception):

@@ -19,12 +19,11 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from jobtui.engine.api import PurgeResult, connect
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.models import JobStatus, utcnow
 from jobtui.engine.registry import Registry
-from jobtui.engine.store.base import PurgeResult
-from jobtui.engine.store.factory import open_store
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -70,23 +69,21 @@ def _confirm(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in {"y", "yes"}
 
 
-async def _retention_dry_run(settings: Settings) -> int:
+async def _retention_dry_run(settings: Settings, registry: Registry) -> int:
     """``purge --dry-run`` alone: what the configured retention's next sweep deletes."""
-    from jobtui.engine import retention
-
-    store = await open_store(settings)
+    api = await connect(settings, registry)
     try:
-        counted = await retention.would_delete(store, settings)
-        print(f"retention on {store.description}: {retention.describe(settings, store.kind)}")
+        policy, counted = await api.retention_preview(settings)
+        print(f"retention on {api.description}: {policy}")
         print(f"would delete {_describe(counted)} now")
         return 0
     finally:
-        await store.close()
+        await api.close()
 
 
 async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     if args.older_than is None and not args.statuses and args.dry_run and not args.batch:
-        return await _retention_dry_run(settings)
+        return await _retention_dry_run(settings, registry)
     if args.older_than is None or not args.statuses:
         raise ConfigError(
             "USAGE",
@@ -110,18 +107,16 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
         )
     cutoff: datetime = utcnow() - age
     which = "/".join(s.value for s in statuses)
-    store = await open_store(settings)
+    api = await connect(settings, registry)
     try:
         if args.batch:  # a unique prefix is enough, as everywhere an id is asked for
-            from jobtui.engine.api import OperatorAPI
-
-            args.batch = (await OperatorAPI(store).resolve_id(args.batch, kinds=("batch",))).id
+            args.batch = (await api.resolve_id(args.batch, kinds=("batch",))).id
         scope = f"{which} jobs finished before {cutoff:%Y-%m-%d %H:%M} UTC" + (
             f" in batch {args.batch[:12]}" if args.batch else ""
         )
 
         async def purge(dry_run: bool) -> PurgeResult:
-            return await store.purge_jobs(
+            return await api.purge(
                 older_than=cutoff, statuses=statuses, batch_id=args.batch, dry_run=dry_run
             )
 
@@ -141,4 +136,4 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
             print(deleted.note)
         return 0
     finally:
-        await store.close()
+        await api.close()

@@ -36,7 +36,7 @@ from jobtui.engine.models import (
     job_from_document,
 )
 from jobtui.engine.store import _mongo_compat as compat
-from jobtui.engine.store.base import ClaimScope
+from jobtui.engine.store.base import ClaimScope, Wake
 
 Query = dict[str, Any]
 Branches = list[dict[str, Any]]
@@ -353,17 +353,23 @@ def summaries(batches: Sequence[Batch], rows: list[dict[str, Any]]) -> list[Batc
 WATCH_PIPELINE = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
 
 
-def may_make_claimable(change: Mapping[str, Any]) -> bool:
-    """Inserts, and updates that put a job back to ``pending`` (or move ``run_after``).
+def wake_for(change: Mapping[str, Any]) -> Wake | None:
+    """What a change means to engines: ``CLAIM`` for inserts and updates that put a
+    job back to ``pending`` (or move ``run_after``), ``CANCEL`` for a cancel request
+    on a running job, None for the rest.
 
     Heartbeats and progress writes are updates too; they must not wake every worker.
     """
     if change.get("operationType") != "update":
-        return True
+        return Wake.CLAIM
     fields = (change.get("updateDescription") or {}).get("updatedFields")
     if not isinstance(fields, dict):  # nx-27017 sends the full document instead
         full = change.get("fullDocument")
         if not isinstance(full, dict):
-            return True  # cannot tell: waking up once too often is cheap
-        return full.get("status") == JobStatus.PENDING.value
-    return fields.get("status") == JobStatus.PENDING.value or "run_after" in fields
+            return Wake.CLAIM  # cannot tell: waking up once too often is cheap
+        # No CANCEL from a full document: every later heartbeat of that job would
+        # carry cancel_requested again and poke another heartbeat (a loop).
+        return Wake.CLAIM if full.get("status") == JobStatus.PENDING.value else None
+    if fields.get("status") == JobStatus.PENDING.value or "run_after" in fields:
+        return Wake.CLAIM
+    return Wake.CANCEL if fields.get("cancel_requested") is True else None

@@ -18,8 +18,9 @@ Rules every implementation keeps (they are DESIGN.md's invariants):
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -38,6 +39,8 @@ from jobtui.engine.models import (
 )
 from jobtui.engine.uri import redact_secrets
 
+_log = logging.getLogger(__name__)
+
 # Keyset cursor for job pages: (created_at, job_id) of the last row seen.
 JobCursor = tuple[datetime, str]
 
@@ -48,6 +51,17 @@ class LeaseState(StrEnum):
     LOST = (
         "lost"  # the lease is no longer ours (expired and taken, or job reset): stop, write nothing
     )
+
+
+class Wake(StrEnum):
+    """Why engines are woken: the channels of ``Store.notify``."""
+
+    CLAIM = "claim"  # jobs may have become claimable (an enqueue, a retry): claim now
+    CANCEL = "cancel"  # an operator asked running jobs to stop: heartbeat now to see it
+
+
+#: Called with each wake-up; runs on the event loop, so it must be quick (set an event).
+WakeListener = Callable[[Wake], None]
 
 
 @dataclass
@@ -390,11 +404,50 @@ class Store(ABC):
     @abstractmethod
     async def list_workers(self) -> list[WorkerInfo]: ...
 
-    # -- wake-up ---------------------------------------------------------------
+    # -- wake-ups ----------------------------------------------------------------
+    #
+    # As saq's ``Queue.notify`` and procrastinate's NOTIFY: whoever changes the queue
+    # (the operator API) tells the store, and engines listen to the store. So the API
+    # needs no handle on an engine, and an engine hears the same news whether the
+    # enqueue happened in its own process or in another one (as far as the store can
+    # carry it there: see ``notify`` and ``watch_wakeups`` of each store).
 
-    def watch_pending(self) -> AsyncIterator[None] | None:
-        """An iterator that yields whenever jobs may have become claimable elsewhere
-        (a change stream), or None when the store cannot push (then the worker polls)."""
+    _listeners: list[WakeListener] | None = None  # per instance, made on first listen
+
+    async def notify(self, wake: Wake) -> None:
+        """Wake the engines listening on this store (after the change is written).
+
+        Every listener added to *this store object* (``listen``) hears it at once,
+        in this call. Other processes hear it through their ``watch_wakeups``, as far
+        as the store can carry it: stores that need a write for that override this
+        (and call it). A listener that raises is logged, never propagated: the
+        operator's change is already written and must be reported as done.
+        """
+        for listener in list(self._listeners or ()):
+            try:
+                listener(wake)
+            except Exception:  # noqa: BLE001 - a broken listener must not fail the caller
+                _log.exception("wake-up listener %r failed", listener)
+
+    def listen(self, listener: WakeListener) -> Callable[[], None]:
+        """Call ``listener`` on every ``notify`` made through this store object in this
+        process; returns the function that stops it."""
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(listener)
+
+        def stop() -> None:
+            if self._listeners is not None and listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return stop
+
+    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
+        """Wake-ups that come from elsewhere (other processes, other machines): an
+        iterator that yields a ``Wake`` whenever jobs may have become claimable or a
+        cancel was asked for, or None when the store cannot tell (then engines poll
+        for work every ``poll_interval`` and see cancels at their next heartbeat).
+        Ending (or raising) means the same as None from then on."""
         return None
 
     # -- diagnostics (jobtui doctor) -------------------------------------------

@@ -45,6 +45,7 @@ from jobtui.engine.store.base import (
     PurgeResult,
     Store,
     StoreError,
+    Wake,
     purgeable,
 )
 from jobtui.engine.uri import redact_uri, scrub
@@ -591,13 +592,16 @@ class MongoStore(Store):
         rows = await self._workers.find({}).sort([("worker_id", ASCENDING)]).to_list(None)
         return [docs.to_worker(row) for row in rows]
 
-    # -- wake-up ---------------------------------------------------------------
+    # -- wake-ups --------------------------------------------------------------
+    # ``notify`` needs no write of its own here: the change stream sees the enqueue,
+    # retry or cancel itself, in every process and on every machine.
 
-    def watch_pending(self) -> AsyncIterator[None] | None:
+    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
         return self._watch() if self._change_streams else None
 
-    async def _watch(self) -> AsyncIterator[None]:
-        """Yield on inserts and on updates that put a job back to ``pending``.
+    async def _watch(self) -> AsyncIterator[Wake]:
+        """Yield ``CLAIM`` on inserts and on updates that put a job back to
+        ``pending``, ``CANCEL`` on cancel requests (``_mongo_docs.wake_for``).
 
         Any error just ends the iterator; the worker then falls back to polling.
         """
@@ -605,8 +609,9 @@ class MongoStore(Store):
             stream = await self._jobs.watch(docs.WATCH_PIPELINE, max_await_time_ms=1000)
             try:
                 async for change in compat.paced_changes(stream):
-                    if docs.may_make_claimable(change):
-                        yield None
+                    wake = docs.wake_for(change)
+                    if wake is not None:
+                        yield wake
             finally:
                 await stream.close()
         except PyMongoError as exc:

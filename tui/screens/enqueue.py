@@ -5,7 +5,7 @@ The path field accepts whatever a terminal pastes or a person types (quotes,
 backslash escapes, ``file://`` URLs, ``~``, several paths): it is read with
 ``jobtui.engine.paths.parse_dropped_paths``. Before the operator confirms, the dialog
 counts the files the paths hold, per job type, with the engine's own walk
-(``scan_paths``) in a thread, never on the event loop. The default job type is
+(``jobtui.engine.api.preview_paths``) in a thread, never on the event loop. The default job type is
 "auto": each file goes to the type that declared its kind (the console names none).
 The fields scroll and the count and buttons stay in view, so it fits 80×24.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,8 @@ from textual.timer import Timer
 from textual.widgets import Button, Checkbox, Input, Label, Select
 from textual.worker import get_current_worker
 
-from jobtui.engine.enqueue import REASONS, scan_paths
+from jobtui.engine.api import SKIP_REASONS as REASONS
+from jobtui.engine.api import PathPreview, preview_paths
 from jobtui.engine.paths import parse_dropped_paths
 from jobtui.engine.registry import Registry
 
@@ -70,13 +70,7 @@ def takes_languages(registry: Registry, job_type: str) -> bool:
     return jt is not None and OCR_LANGUAGES_PARAM in jt.params_model.model_fields
 
 
-@dataclass
-class ScanResult:
-    files: int  # what would be enqueued (before content dedupe)
-    missing: list[str]
-    skipped: dict[str, int]
-    by_type: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few paths
+ScanResult = PathPreview  # files per type (before content dedupe), skipped, missing
 
 
 def enqueue_target(path: str, registry: Registry) -> str | None:
@@ -121,14 +115,7 @@ def quick_scan(
     paths: Sequence[str], job_type: str | None, recursive: bool, registry: Registry
 ) -> ScanResult:
     """What enqueueing would take, by the engine's own walk (blocking; run in a thread)."""
-    scan = scan_paths(paths, job_type, recursive, registry=registry)
-    return ScanResult(
-        files=len(scan.files),
-        missing=scan.examples.get("missing", []),
-        skipped=dict(scan.skipped),
-        by_type=dict(Counter(c.job_type for c in scan.files)),
-        examples=dict(scan.examples),
-    )
+    return preview_paths(paths, job_type, recursive, registry=registry)
 
 
 def describe_scan(scan: ScanResult) -> str:

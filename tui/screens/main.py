@@ -17,8 +17,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
+from jobtui.engine.api import JobCursor
 from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
-from jobtui.engine.store.base import JobCursor
 from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, FilterSpec
 from jobtui.tui.screens.main_keys import MAIN_BINDINGS
 from jobtui.tui.screens.rows import (
