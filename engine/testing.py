@@ -100,6 +100,7 @@ async def run_handler(
     after it starts. Raises ``TimeoutError`` if the job is not finished in ``limit``
     seconds, ``KeyError`` for a type the source does not register.
     """
+    from jobtui.engine.api import OperatorAPI
     from jobtui.engine.store.sqlite import SQLiteStore
     from jobtui.engine.worker import Engine
 
@@ -133,17 +134,18 @@ async def run_handler(
     await store.open()
     engine = Engine(store, registry, settings)
     engine.context_factory = RecordingContext
+    api = OperatorAPI(store, registry)  # its enqueue and cancel wake the engine via the store
     t0 = time.monotonic()
     try:
         await engine.start()
-        res = await engine.api.enqueue(job_type, [dict(parameters or {})])
+        res = await api.enqueue(job_type, [dict(parameters or {})])
         job_id = res.job_ids[0]
-        job = await _wait(engine, job_id, limit, cancel_after)
+        job = await _wait(api, job_id, limit, cancel_after)
         duration = time.monotonic() - t0
     finally:
         await engine.stop(grace=5.0)
     try:
-        logs = await engine.api.tail_logs(job_id, limit=100_000)
+        logs = await api.tail_logs(job_id, limit=100_000)
     finally:
         await store.close()
     return HandlerRun(
@@ -158,14 +160,14 @@ async def run_handler(
     )
 
 
-async def _wait(engine: Any, job_id: str, limit: float, cancel_after: float | None) -> Job:
+async def _wait(api: Any, job_id: str, limit: float, cancel_after: float | None) -> Job:
     """Poll the job until it is terminal (the engine ends it; we only look)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     started: float | None = None
     cancelled = False
     while True:
-        job = await engine.store.get_job(job_id)
+        job = await api.store.get_job(job_id)
         assert job is not None
         if job.status.value in TERMINAL:
             return job  # type: ignore[no-any-return]
@@ -177,7 +179,7 @@ async def _wait(engine: Any, job_id: str, limit: float, cancel_after: float | No
             and started is not None
             and loop.time() - started >= cancel_after
         ):
-            await engine.api.cancel_job(job_id)
+            await api.cancel_job(job_id)
             cancelled = True
         if loop.time() > deadline:
             raise TimeoutError(f"job {job_id} ({job.job_type}) not finished in {limit:g}s")

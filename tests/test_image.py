@@ -23,6 +23,7 @@ from jobtui.engine.registry import default_registry
 from jobtui.engine.store.sqlite import SQLiteStore
 from jobtui.engine.testing import run_handler
 from jobtui.engine.worker import Engine
+from tests.util import api_of
 
 # One short line per page keeps OCR at well under a second of CPU per page.
 PAGES = ["Größe der Übersicht", "Prüfung für Mädchen", "Straße und Gemüse"]
@@ -200,7 +201,7 @@ async def test_a_folder_of_pdfs_scans_and_text_is_one_batch_of_two_types(
     eng = Engine(store, default_registry(), settings)
     await eng.start()
     try:
-        rep = await eng.api.enqueue_paths([str(folder)])
+        rep = await api_of(eng).enqueue_paths([str(folder)])
         assert rep.skipped == {"unsupported": 1}
         assert rep.skipped_examples["unsupported"] == [str(folder / "liesmich.txt")]
         await asyncio.wait_for(eng.wait_batch(rep.batch_id, poll=0.1), 240)  # type: ignore[arg-type]
