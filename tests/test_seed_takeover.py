@@ -38,7 +38,7 @@ from jobtui.engine.store.mongo import MongoStore
 from jobtui.engine.watchdog import Watchdog
 from jobtui.engine.webhooks import job_payload
 from jobtui.engine.worker import Engine
-from tests.util import wait_for
+from tests.util import api_of, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "session_plugin"))
@@ -632,7 +632,7 @@ async def test_engine_keeps_batch_counters_on_the_embedded_store(tmp_path: Path)
     builtin(registry)
     engine = Engine(store, registry, Settings(poll_interval=0.05, output_dir=tmp_path))
     try:
-        result = await engine.api.enqueue("noop", [{}] * 20)
+        result = await api_of(engine).enqueue("noop", [{}] * 20)
         assert result.batch_id is not None
         bad = Job(job_type="sleep", parameters={"seconds": "x"}, batch_id=result.batch_id)
         await store.insert_jobs([bad])
