@@ -86,7 +86,12 @@ async def test_found_and_not_found_in_one_drop(store: SQLiteStore, tmp_path: Pat
     app = console(store)
     async with app.run_test(size=SIZE) as pilot:
         app.post_message(events.Paste(f"{folder}\n/gone/away.pdf\n"))
-        await until(lambda: isinstance(app.screen, EnqueueScreen), what="dialog")
+        # The dialog, once composed (with more job types, e.g. the audio extra's, its
+        # type list takes longer to mount than the screen takes to be pushed).
+        await until(
+            lambda: isinstance(app.screen, EnqueueScreen) and app.screen.query("#enqueue-path"),
+            what="dialog",
+        )
         screen = app.screen
         assert isinstance(screen, EnqueueScreen)
         await until(lambda: screen.query("#enqueue-path"), what="dialog composed")
