@@ -19,7 +19,7 @@ from jobtui.engine.errors import ConfigError, JobFailed
 EXIT_OK = 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("models", help="speech models for audio/video jobs: list, pull")
     verbs = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     pull = verbs.add_parser("pull", help="download a model into the models folder")

@@ -39,7 +39,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
 
 
-def add_parser(sub: argparse._SubParsersAction, add_store_options: Callable[..., None]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_store_options: Callable[..., None],
+) -> None:
     p = sub.add_parser("purge", help="delete finished jobs (and their logs) older than a period")
     p.add_argument(
         "--older-than",
