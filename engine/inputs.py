@@ -28,12 +28,27 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import PlainValidator
 
 from jobtui.engine.errors import JobFailed
 from jobtui.engine.models import ErrorCode
 
 _PROC_FD = "/proc/self/fd"
+
+
+def _any_name(value: Any) -> str:
+    """A file name as Python holds it: a ``str`` whose undecodable bytes (a name from a
+    non-UTF-8 file system) are surrogate escapes. pydantic's ``str`` refuses those."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a non-empty file path is required")
+    return value
+
+
+#: The type of a job parameter that names an input file: any name the file system
+#: can hold, UTF-8 or not (``path: InputPath`` in a handler's parameters model).
+InputPath = Annotated[str, PlainValidator(_any_name, json_schema_input_type=str)]
 
 
 def _real(path: str | os.PathLike[str]) -> str:
@@ -78,13 +93,13 @@ def open_input(
 ) -> InputFile:
     """Open ``path`` for a job and check the open file against ``roots`` (see the
     module doc); ``JobFailed("PATH_NOT_ALLOWED")`` when it is outside them. With no
-    roots: nothing is opened, the absolute path is read by name (symlinks kept, so
+    roots: no check, and ``path`` is the absolute name as given (symlinks kept, so
     output names follow the name the job gave). A path that cannot be opened is judged
     by its resolved name, so a refused job does not reveal whether a file exists;
     inside the roots it fails ``FILE_NOT_FOUND`` or ``FILE_UNREADABLE`` here."""
     try:
         if not roots:
-            return InputFile(Path(os.path.abspath(os.path.expanduser(path))))
+            return _open_unchecked(Path(os.path.abspath(os.path.expanduser(path))))
         real_roots = [_real(r) for r in roots]
         absolute = os.path.abspath(os.path.expanduser(path))
         _real(absolute)  # an embedded NUL raises here, not half-way below
@@ -123,6 +138,15 @@ def open_input(
         os.close(fd)
         raise
     return InputFile(Path(real), fd)
+
+
+def _open_unchecked(path: Path) -> InputFile:
+    """No roots: pinned all the same when it opens (a file name that is not UTF-8 can
+    then be read by libraries that take only UTF-8 names, through /proc/PID/fd/N)."""
+    try:
+        return InputFile(path, os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+    except OSError:
+        return InputFile(path)  # the reader says what is wrong with it
 
 
 def _opened_at(fd: int, fallback: str) -> str:

@@ -573,7 +573,7 @@ def _pdf(path: Path, text: str) -> None:
 
     doc = pymupdf.open()
     doc.new_page().insert_text((72, 72), text)
-    doc.save(path)
+    path.write_bytes(doc.tobytes())  # PyMuPDF takes only UTF-8 file names
     doc.close()
 
 
@@ -860,3 +860,67 @@ async def test_purge_of_an_old_file_says_how_to_shrink_it(tmp_path: Path) -> Non
     conn.close()
     full, after, note = await _fill_and_purge(old)
     assert "VACUUM" in note and shlex.quote(str(old)) in note
+
+
+# -- 7: file names that are not UTF-8, on every store ---------------------------------
+
+
+async def test_non_utf8_file_names_are_stored_losslessly(store: Store, tmp_path: Path) -> None:
+    from jobtui.engine.registry import Registry
+    from jobtui.engine.worker import Engine
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = [b"caf\xe9.txt", b"\xff\xfe.txt", "grüße.txt".encode(), b"plain.txt"]
+    for i, raw in enumerate(names):
+        with open(os.fsencode(folder) + b"/" + raw, "wb") as f:
+            f.write(f"content {i}".encode())
+    reg = Registry()
+
+    @reg.handler("read")
+    async def read(ctx, params):  # type: ignore[no-untyped-def]
+        f = ctx.open_input(params.path)
+        ctx.log(f"reading {f.path}")
+        return {"path": str(f.path), "text": Path(f.read_path).read_text()}
+
+    engine = Engine(store, reg, Settings(poll_interval=0.05, heartbeat_interval=0.2))
+    await engine.start()
+    try:
+        report = await engine.api.enqueue_paths([str(folder)], job_type="read")
+        assert report.batch_id is not None and len(report.job_ids) == len(names)
+        await asyncio.wait_for(engine.wait_batch(report.batch_id), 30)
+    finally:
+        await engine.stop()
+    jobs = await OperatorAPI(store).all_jobs()
+    assert {j.status for j in jobs} == {JobStatus.COMPLETED}, [j.error for j in jobs if j.error]
+    stored = {os.fsencode(j.parameters["path"]).rsplit(b"/", 1)[1] for j in jobs}
+    assert stored == set(names)  # the very bytes of each name
+    assert {os.fsencode(j.results["path"]).rsplit(b"/", 1)[1] for j in jobs} == set(names)
+    for j in jobs:
+        (line,) = [e.message for e in await OperatorAPI(store).tail_logs(j.job_id)]
+        assert line == f"reading {j.parameters['path']}"
+    batch = await OperatorAPI(store).batch(report.batch_id)
+    assert batch is not None and batch.counts == {"completed": len(names)}
+
+
+async def test_a_pdf_with_a_non_utf8_name_is_transcribed(tmp_path: Path) -> None:
+    from jobtui.engine.registry import default_registry
+    from jobtui.engine.worker import Engine
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.pdf")
+    _pdf(folder / name, "bonjour")
+    store = await open_store(Settings(store=tmp_path / "q.db"))
+    engine = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out"))
+    await engine.start()
+    try:
+        report = await engine.api.enqueue_paths([str(folder)], job_type="pdf.transcribe")
+        await asyncio.wait_for(engine.wait_batch(report.batch_id), 60)
+        (job,) = await engine.api.all_jobs()
+    finally:
+        await engine.stop()
+        await store.close()
+    assert job.status is JobStatus.COMPLETED, job.error
+    assert b"bonjour" in Path(job.results["markdown_path"]).read_bytes()
+    assert os.fsencode(job.results["markdown_path"]).split(b"/")[-1].startswith(b"caf\xe9")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import check_input_path, roots_of
+from jobtui.engine.inputs import InputPath, check_input_path, roots_of
 from jobtui.engine.processors import image_extract as ix
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors import pdf_output as po
@@ -44,7 +44,7 @@ class ImageOcrParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(min_length=1)
+    path: InputPath  # any file name, UTF-8 or not
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
     languages: str = Field(DEFAULT_LANGUAGES, pattern=LANGUAGES_PATTERN)
     #: pages above this many pixels are refused (IMAGE_TOO_LARGE) before decoding

@@ -17,12 +17,13 @@ import asyncio
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
+from jobtui.engine.inputs import InputPath
 from jobtui.engine.models import ErrorCode
 from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_extract as px
@@ -51,7 +52,7 @@ class PdfParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(min_length=1)
+    path: InputPath  # any file name, UTF-8 or not
     # for encrypted PDFs; never echoed in results or logs, redacted wherever shown
     password: str | None = Field(None, json_schema_extra={"secret": True})
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
@@ -100,6 +101,37 @@ def split_pages(
     return [(s, min(s + size, pages)) for s in range(0, pages, size)]
 
 
+async def _probe_read(
+    ctx: JobContext,
+    p: PdfParams,
+    path: str,
+    read: str,
+    sample: int,
+    extract: dict[str, Any] | None,
+    write_to: Path | None,
+) -> dict[str, Any]:
+    """``_probe``'s work in a worker process, reading ``read`` (the pinned file)."""
+    if extract is None:
+        return cast("dict[str, Any]", await ctx.run_cpu(px.probe, read, p.password, sample))
+    # A part size the job set itself is honoured: then every document is split.
+    one_call = 0 if "pages_per_part" in p.model_fields_set else SINGLE_CALL_MAX_PAGES
+    output = None
+    if write_to is not None:
+        output = {
+            "out_dir": str(write_to),
+            "base": output_base(path),
+            "title": Path(path).name,
+            "source": path,  # the name, not the pinned /proc/PID/fd/N it reads
+            "languages": extract.get("languages", ""),
+        }
+    return cast(
+        "dict[str, Any]",
+        await ctx.run_cpu(
+            px.probe_and_extract, read, p.password, sample, extract, one_call, output
+        ),
+    )
+
+
 async def _probe(
     ctx: JobContext,
     p: PdfParams,
@@ -114,22 +146,14 @@ async def _probe(
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
     src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
     path, read = str(src.path), src.read_path
-    if extract is None:
-        info = await ctx.run_cpu(px.probe, read, p.password, sample)
-    else:
-        # A part size the job set itself is honoured: then every document is split.
-        one_call = 0 if "pages_per_part" in p.model_fields_set else SINGLE_CALL_MAX_PAGES
-        output = None
-        if write_to is not None:
-            output = {
-                "out_dir": str(write_to),
-                "base": output_base(path),
-                "title": Path(path).name,
-                "languages": extract.get("languages", ""),
-            }
-        info = await ctx.run_cpu(
-            px.probe_and_extract, read, p.password, sample, extract, one_call, output
-        )
+    try:
+        info = await _probe_read(ctx, p, path, read, sample, extract, write_to)
+    except JobFailed as exc:  # bad input: say its name, not the /proc/PID/fd/N read
+        if read != path:
+            exc.message = exc.message.replace(read, path)
+            exc.details = {k: path if v == read else v for k, v in (exc.details or {}).items()}
+            exc.args = (exc.message,)
+        raise
     note_changed(ctx, path, p.sha256, info["sha256"])
     ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
     if info.get("repaired"):

@@ -222,7 +222,9 @@ def probe_and_extract(
             from jobtui.engine.processors.pdf_output import transcript_doc, write_transcript
 
             sha = info["sha256"]
-            doc = transcript_doc(path, sha, info["pages"], output["languages"], records)
+            doc = transcript_doc(
+                output.get("source", path), sha, info["pages"], output["languages"], records
+            )
             stem = f"{output['base']}-{sha[:12]}"
             info["written"] = write_transcript(output["out_dir"], stem, output["title"], doc)
             for rec in records:

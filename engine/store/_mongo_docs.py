@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from bson import Binary
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
@@ -186,7 +187,7 @@ def finish_update(outcome: Outcome, now: datetime) -> Query:
         fields["progress"] = None  # back in the queue: no progress ("pending 55%")
         if error is not None:  # keep why the last attempt failed, for the console
             fields["error"] = error
-    update: Query = {"$set": fields}
+    update: Query = {"$set": lossless(fields)}
     if outcome.refund_attempt:
         update["$inc"] = {"attempts": -1}
     return update
@@ -235,6 +236,42 @@ def announce_step(batch_id: str, finished: bool) -> tuple[Query, str]:
 # -- documents ---------------------------------------------------------------------
 
 
+#: BSON binary subtype (user-defined range) of a string that is not valid UTF-8: a file
+#: name read from a non-UTF-8 file system (Python keeps its bytes as surrogate escapes).
+SURROGATE_STR = 0x80
+
+
+def lossless(value: Any) -> Any:
+    """``value`` with every string BSON cannot hold (lone surrogates: undecodable bytes
+    of a file name) as binary of subtype ``SURROGATE_STR``; ``plain`` turns them back.
+    Other strings, the common case, are left as they are (one failed encode tells)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return Binary(value.encode("utf-8", "surrogateescape"), SURROGATE_STR)
+        return value
+    if isinstance(value, dict):
+        return {k: lossless(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [lossless(v) for v in value]
+    return value
+
+
+def _restore(value: Any) -> Any:
+    # By subtype; or plain bytes, which a server that drops the subtype (the nx-27017
+    # wire server) hands back. jobtui writes no other binary: its data is JSON.
+    if isinstance(value, bytes) and (
+        not isinstance(value, Binary) or value.subtype in (0, SURROGATE_STR)
+    ):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    if isinstance(value, dict):
+        return {k: _restore(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v) for v in value]
+    return value
+
+
 def free_form(value: Any) -> Any:
     """Handler-supplied data (parameters, results, error details) as JSON values.
 
@@ -256,7 +293,7 @@ def job_doc(job: Job) -> dict[str, Any]:
         doc.pop("dedupe_key", None)
     if doc.get("logs") is None:
         doc.pop("logs", None)
-    return doc
+    return cast("dict[str, Any]", lossless(doc))
 
 
 # Fields whose model default is not None: a legacy ``null`` there means "default".
@@ -271,7 +308,7 @@ _WORKER_DATETIMES = _datetime_fields(WorkerInfo)
 
 def plain(raw: Mapping[str, Any], datetimes: Sequence[str] = ()) -> dict[str, Any]:
     """A stored document without ``_id``, datetimes aware UTC."""
-    doc = compat.fix_datetimes(dict(raw))
+    doc = compat.fix_datetimes(_restore(dict(raw)))
     doc.pop("_id", None)
     compat.parse_text_datetimes(doc, datetimes)
     return cast("dict[str, Any]", doc)

@@ -80,6 +80,21 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def text_cell(text: str) -> str | bytes:
+    """A string for a TEXT column. One SQLite cannot take as UTF-8 (lone surrogates:
+    the undecodable bytes of a file name) goes in as its bytes (a BLOB in that cell);
+    ``cell_text`` turns it back. JSON columns need none of this: ``dumps`` escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def cell_text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"))
 

@@ -186,7 +186,7 @@ class MongoStore(Store):
     # -- enqueue ---------------------------------------------------------------
 
     async def create_batch(self, batch: Batch) -> None:
-        doc = batch.model_dump(mode="python")
+        doc = docs.lossless(batch.model_dump(mode="python"))
         if batch.webhook:
             doc["announce"] = docs.ANNOUNCE_PENDING
         await self._batches.insert_one(doc)
@@ -304,7 +304,12 @@ class MongoStore(Store):
     async def set_progress(self, job_id: str, token: str, progress: Progress) -> bool:
         res = await self._jobs.update_one(
             {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
-            {"$set": {"progress": progress.model_dump(mode="json"), "updated_at": utcnow()}},
+            {
+                "$set": {
+                    "progress": docs.lossless(progress.model_dump(mode="json")),
+                    "updated_at": utcnow(),
+                }
+            },
         )
         return bool(res.matched_count == 1)
 
@@ -335,7 +340,9 @@ class MongoStore(Store):
 
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
         if entries:
-            await self._logs.insert_many([e.model_dump(mode="python") for e in entries])
+            await self._logs.insert_many(
+                [docs.lossless(e.model_dump(mode="python")) for e in entries]
+            )
 
     # -- watchdog --------------------------------------------------------------
 

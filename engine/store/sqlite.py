@@ -45,6 +45,7 @@ from jobtui.engine.store._sqlite_rows import (
     OVERDUE,
     SELECT,
     UNLEASED,
+    cell_text,
     chunks,
     claim_statement,
     dumps,
@@ -57,6 +58,7 @@ from jobtui.engine.store._sqlite_rows import (
     marks,
     row_job,
     scope_where,
+    text_cell,
     to_us,
 )
 from jobtui.engine.store._sqlite_thread import SQLiteThread
@@ -292,7 +294,7 @@ class SQLiteStore(Store):
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
         if not entries:
             return
-        rows = [(e.job_id, to_us(e.ts), e.seq, e.level, e.message) for e in entries]
+        rows = [(e.job_id, to_us(e.ts), e.seq, e.level, text_cell(e.message)) for e in entries]
         sql = "INSERT INTO logs (job_id, ts, seq, level, message) VALUES (?, ?, ?, ?, ?)"
         await self._t.write(lambda: self._t.db.executemany(sql, rows).rowcount)
 
@@ -506,7 +508,7 @@ class SQLiteStore(Store):
         )
         rows = await self._t.read(self._all, sql, (*params, limit))
         return [
-            LogEntry(job_id=j, ts=from_us(ts), seq=seq, level=level, message=msg)
+            LogEntry(job_id=j, ts=from_us(ts), seq=seq, level=level, message=cell_text(msg))
             for j, ts, seq, level, msg in reversed(rows)
         ]
 
