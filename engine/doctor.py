@@ -92,7 +92,8 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
                 "changes",
                 OK,
                 "embedded store: local enqueues wake the engine; "
-                f"other processes' jobs are seen within {settings.poll_interval:g}s",
+                "other processes' enqueues, retries and cancels within "
+                f"{info.get('wakeup_poll_s', settings.poll_interval):g}s (their wake-up counters)",
             )
         )
         out.append(Check("clock", OK, "embedded store: one machine, one clock"))

@@ -72,7 +72,7 @@ def test_healthy_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "input roots",
     }
     assert all(line.startswith(("ok ", "warn ")) for line in lines.values()), out
-    assert lines["store"].startswith("ok   store        sqlite:") and "(schema 2" in lines["store"]
+    assert lines["store"].startswith("ok   store        sqlite:") and "(schema 3" in lines["store"]
     assert "pdf.transcribe" in lines["job types"]
     assert lines["input roots"].startswith("warn") and "--input-root" in lines["input roots"]
 

@@ -234,7 +234,7 @@ async def test_version_1_file_gains_the_retention_indexes(
     conn = sqlite3.connect(path)
     try:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     finally:
         conn.close()
     assert {"jobs_finished", "logs_ts"} <= names

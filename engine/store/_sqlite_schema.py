@@ -19,6 +19,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from jobtui.engine.store import _sqlite_wakeups
 from jobtui.engine.store.base import StoreError
 
 #: "JOBT" as a big-endian 32-bit integer; stamped into the SQLite header.
@@ -107,7 +108,10 @@ CREATE INDEX jobs_finished ON jobs (status, completed_at) WHERE completed_at IS 
 CREATE INDEX logs_ts ON logs (ts);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Version 3: wake-ups between processes, one counter per channel (_sqlite_wakeups.py).
+_V3 = _sqlite_wakeups.SCHEMA
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

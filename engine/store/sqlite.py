@@ -14,9 +14,11 @@ File format and migrations: ``_sqlite_schema.py``; row encoding: ``_sqlite_rows.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from jobtui.engine.models import (
 )
 from jobtui.engine.store import _sqlite_purge as purge
 from jobtui.engine.store import _sqlite_schema as schema
+from jobtui.engine.store import _sqlite_wakeups as wakeups
 from jobtui.engine.store._sqlite_rows import (
     CANCELLED_BY_OPERATOR,
     CLEAR_LEASE,
@@ -70,8 +73,11 @@ from jobtui.engine.store.base import (
     PurgeResult,
     Store,
     StoreError,
+    Wake,
     purgeable,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SQLiteStore(Store):
@@ -700,6 +706,35 @@ class SQLiteStore(Store):
         rows = await self._t.read(self._all, "SELECT doc FROM workers ORDER BY worker_id")
         return [WorkerInfo.model_validate(loads(doc)) for (doc,) in rows]
 
+    # -- wake-ups (between processes: _sqlite_wakeups.py) --------------------------
+
+    async def notify(self, wake: Wake) -> None:
+        try:
+            await self._t.write(lambda: wakeups.bump(self._t.db, wake.value))
+        except Exception as exc:  # noqa: BLE001 - the change is written; others poll
+            log.warning("wake-up not written (%s); other processes see it at their poll", exc)
+        await super().notify(wake)
+
+    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
+        return self._watch_wakeups()
+
+    async def _watch_wakeups(self) -> AsyncIterator[Wake]:
+        """Yield each channel whose counter another connection moved (our own notifies
+        reach our listeners directly; ``data_version`` hides our own commits)."""
+        try:
+            last = await self._t.read(self._wake_state, None)
+            while True:
+                await asyncio.sleep(wakeups.POLL_S)
+                now = await self._t.read(self._wake_state, last)
+                for channel in wakeups.moved(last, now) if now is not last else ():
+                    yield Wake(channel)
+                last = now
+        except StoreError as exc:  # closed, replaced: the engine falls back to polling
+            log.info("wake-ups ended (%s); polling instead", exc.code)
+
+    def _wake_state(self, last: wakeups.WakeState | None) -> wakeups.WakeState:
+        return wakeups.read(self._t.db, last)
+
     # -- diagnostics (jobtui doctor) ------------------------------------------------
 
     async def server_info(self) -> dict[str, Any]:
@@ -710,6 +745,7 @@ class SQLiteStore(Store):
                 "path": str(self.path),
                 "user_version": db.execute("PRAGMA user_version").fetchone()[0],
                 "schema_version": schema.SCHEMA_VERSION,
+                "wakeup_poll_s": wakeups.POLL_S,
                 "journal_mode": db.execute("PRAGMA journal_mode").fetchone()[0],
                 "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
             }
