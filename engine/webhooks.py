@@ -72,6 +72,7 @@ EVENT_HEADER = "X-Jobtui-Event"
 # Set by the engine on every request: a webhook's own ``headers`` cannot replace them.
 _RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length"}
+    | {EVENT_HEADER.lower()}
 )
 
 
@@ -116,8 +117,9 @@ class Delivery:
     url: str
     body: bytes
     event: str
-    secret: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)  # the webhook's own; never logged
+    # Not in repr: a Delivery in a log line or a test failure must not show them.
+    secret: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # the webhook's own
     delivery_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
     attempts: int = 0
     last_error: str = ""

@@ -327,6 +327,9 @@ async def test_webhook_headers_are_sent_never_logged_and_cannot_forge_signing(
         assert h["webhook-id"].startswith("msg_") and h["content-type"] == "application/json"
         assert _ok_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", req)
     assert "failed (HTTP 503); retry 2" in caplog.text  # the retry was logged...
+    shown = repr(engine.webhooks.delivered[-1])
+    for secret in ("tok-123", "MfKQ9r8G"):
+        assert secret not in shown  # nor in a Delivery's repr (a log line, a test failure)
     for secret in ("tok-123", "hookpass", "MfKQ9r8G"):  # ...without any secret
         assert secret not in caplog.text
 
