@@ -384,7 +384,7 @@ async def test_a_worker_takes_over_the_seed_database(
     stale = await store.get_job(ids["stale"])
     assert stale and stale.status == JobStatus.COMPLETED and stale.attempts == 2
     lines = [e.message for e in await api.tail_logs(ids["stale"])]
-    assert "Session-Verarbeitung gestartet" in lines  # the seed's embedded log
+    assert lines[0] == "Session-Verarbeitung gestartet"  # the seed's embedded log, in order
     assert any(m.startswith("watchdog: stalled: processing for 3h") for m in lines), lines
 
     # The seed's pdf documents: one transcribed, one refused, naming the parameter.

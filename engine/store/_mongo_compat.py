@@ -170,11 +170,20 @@ def fix_legacy_logs(doc: dict[str, Any]) -> None:
                 entry = json.loads(entry)
             except ValueError:
                 entry = {"message": entry}
+            if isinstance(entry, dict):  # its datetimes come back as {"$date": "..."}
+                entry = {
+                    k: _parse_text_datetime(json.dumps(v)) if _is_date(v) else v
+                    for k, v in entry.items()
+                }
         if isinstance(entry, dict):
             fixed.append(fix_datetimes(entry))
         else:
             fixed.append({"message": str(entry)})
     doc["logs"] = fixed
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "$date" in value
 
 
 def as_datetime(value: Any) -> datetime | None:
