@@ -39,26 +39,12 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+# The fork server's start lives apart so the ``jobtui`` command can call it before any
+# heavy import; re-exported here for the engine.
+from jobtui.engine.forkstart import DEFAULT_PRELOAD as DEFAULT_PRELOAD
+from jobtui.engine.forkstart import start_forkserver as start_forkserver
+
 log = logging.getLogger(__name__)
-
-
-# Imported by the fork server, so every worker process (a recycled one too) starts with
-# them loaded: this module (the worker loop), and ``jobtui.engine.preload``, which
-# imports what the registered job types declare (``JobType.worker_preload``: their
-# worker-side modules and heavy libraries). A worker then starts in milliseconds.
-# An engine passes its own registry's list instead; whichever starts the server first
-# decides (the ``jobtui`` command starts it early, before the engine is imported).
-DEFAULT_PRELOAD = ("jobtui.engine.procpool", "jobtui.engine.preload")
-
-
-def start_forkserver(preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
-    """Start the fork server that worker processes are forked from, importing
-    ``preload`` there (and not the main module, which it would import by default).
-    Returns at once; the server loads in the background. No-op if it runs already."""
-    from multiprocessing import forkserver
-
-    forkserver.set_forkserver_preload(list(preload))
-    forkserver.ensure_running()
 
 
 def call_all(fns: Sequence[Callable[[], None]]) -> None:

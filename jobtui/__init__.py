@@ -7,9 +7,17 @@ under this one name (see ``[tool.setuptools]`` in pyproject.toml).
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("jobtui")
-except PackageNotFoundError:  # a source checkout that is not installed
-    __version__ = "0.0.0+source"
+
+def __getattr__(name: str) -> Any:
+    # ``__version__`` is looked up on first use: importlib.metadata costs ~20 ms, and
+    # every ``jobtui`` command imports this package before it starts its fork server.
+    if name != "__version__":
+        raise AttributeError(f"module 'jobtui' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jobtui")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        return "0.0.0+source"

@@ -23,7 +23,7 @@ def needs_workers(argv: list[str]) -> bool:
 
 def main() -> int:
     if needs_workers(sys.argv[1:]):
-        from jobtui.engine.procpool import start_forkserver
+        from jobtui.engine.forkstart import start_forkserver
 
         start_forkserver()
     from jobtui.tui.cli import main as cli_main

@@ -29,13 +29,17 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts", ".flv"}
 )
 # Modules the CPU worker processes import once, in the fork server they start from.
+# Only this package's light modules: the heavy libraries (faster-whisper ~0.7 s with
+# CTranslate2 and onnxruntime, PyAV, numpy) are imported by a worker process on its
+# first audio or video task. The fork server loads every registered type's preload
+# before it forks its first process, so preloading them here made every run, a folder
+# of PDFs too, wait ~1 s for its first worker; and a warm-up (``worker_warm``) runs in
+# every new process whatever the job type. Once per process is small next to
+# transcribing a recording.
 WORKER_PRELOAD = (
     "jobtui.engine.processors.media.decode",
     "jobtui.engine.processors.media.speech",
     "jobtui.engine.processors.media.slides",
-    "faster_whisper",  # ~0.7 s (CTranslate2, onnxruntime): paid once, in the fork server
-    "av",
-    "numpy",
 )
 
 
@@ -59,13 +63,12 @@ def register(registry: Registry) -> None:
             f"({', '.join(absent)} missing): {MISSING_EXTRA_HINT}",
         )
         return
-    from jobtui.engine.processors.media import checks, slides_job, speech, transcribe
+    from jobtui.engine.processors.media import checks, slides_job, transcribe
     from jobtui.engine.processors.ocr import tesseract_check
     from jobtui.engine.registry import FileTypes
 
     common: dict[str, Any] = {
         "worker_preload": WORKER_PRELOAD,
-        "worker_warm": speech.warm,
         "checks": (checks.speech_check,),
     }
     registry.handler(
