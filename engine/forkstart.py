@@ -7,6 +7,7 @@ server's own imports (``DEFAULT_PRELOAD``) then overlap with the command's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 # Imported by the fork server, so every worker process (a recycled one too) starts with
@@ -17,6 +18,13 @@ from collections.abc import Sequence
 # decides (the ``jobtui`` command starts it early, before the engine is imported).
 DEFAULT_PRELOAD = ("jobtui.engine.procpool", "jobtui.engine.preload")
 
+# One OpenMP thread per worker process (Tesseract built with OpenMP, as Debian's is,
+# numpy's and onnxruntime's kernels): the pool already runs one process per core, and
+# a second thread each only makes them fight for the cores. OpenMP reads it when its
+# library loads, so it is in the fork server's environment (for what it preloads) and
+# set again in each worker (``procpool._serve``). An operator's own value is kept.
+WORKER_ENV = {"OMP_THREAD_LIMIT": "1"}
+
 
 def start_forkserver(preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
     """Start the fork server that worker processes are forked from, importing
@@ -25,4 +33,10 @@ def start_forkserver(preload: Sequence[str] = DEFAULT_PRELOAD) -> None:
     from multiprocessing import forkserver
 
     forkserver.set_forkserver_preload(list(preload))
-    forkserver.ensure_running()
+    added = [k for k in WORKER_ENV if k not in os.environ]
+    os.environ.update({k: WORKER_ENV[k] for k in added})  # inherited by the server
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k in added:  # not this process's own setting
+            os.environ.pop(k, None)

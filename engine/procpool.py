@@ -42,6 +42,7 @@ from typing import Any
 # The fork server's start lives apart so the ``jobtui`` command can call it before any
 # heavy import; re-exported here for the engine.
 from jobtui.engine.forkstart import DEFAULT_PRELOAD as DEFAULT_PRELOAD
+from jobtui.engine.forkstart import WORKER_ENV
 from jobtui.engine.forkstart import start_forkserver as start_forkserver
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ def _serve(
     memory_limit: int = 0,
 ) -> None:
     """A worker process: run tasks in the order they arrive, skipping taken-back ones."""
+    for key, value in WORKER_ENV.items():  # for libraries this process loads itself
+        os.environ.setdefault(key, value)
     if memory_limit > 0:
         # Address space, not RSS: the kernel refuses the allocation (MemoryError, or
         # the process dies) instead of the whole machine swapping or OOM-killing the

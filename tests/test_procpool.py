@@ -191,3 +191,18 @@ async def test_workers_run_at_the_niceness_asked_for() -> None:
         assert await pool.run(my_niceness) == os.nice(0) + 7
     finally:
         await pool.close()
+
+
+def omp_thread_limit() -> str | None:
+    return os.environ.get("OMP_THREAD_LIMIT")
+
+
+async def test_workers_run_openmp_with_one_thread_without_changing_this_process(
+    pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both processes of the pool: one core each already, a second OpenMP thread would
+    # only compete (Tesseract, numpy, onnxruntime).
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    limits = await asyncio.gather(*(pool.run(omp_thread_limit) for _ in range(8)))
+    assert set(limits) == {"1"}
+    assert "OMP_THREAD_LIMIT" not in os.environ
