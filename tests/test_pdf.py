@@ -491,6 +491,11 @@ async def test_split_pages() -> None:
     assert pdf.split_pages(300, 200, 2) == [(0, 150), (150, 300)]
     assert pdf.split_pages(100, 200, 4) == [(0, 25), (25, 50), (50, 75), (75, 100)]
     assert pdf.split_pages(5, 1, 2) == [(i, i + 1) for i in range(5)]
+    # A whole number of parts per core, sizes within one page: 5 parts of 200 would
+    # leave a core idle for the last fifth of a document alone (or last in a folder).
+    assert [b - a for a, b in pdf.split_pages(1000, 200, 2)] == [167] * 4 + [166] * 2
+    assert pdf.split_pages(20, 8, 2, min_part=1) == [(0, 5), (5, 10), (10, 15), (15, 20)]
+    assert pdf.split_pages(10, 8, 2, min_part=1) == [(0, 5), (5, 10)]
     for n in (1, 7, 33, 1001):
         parts = pdf.split_pages(n, 13, 3)
         assert parts[0][0] == 0 and parts[-1][1] == n

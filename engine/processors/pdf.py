@@ -93,12 +93,21 @@ def split_pages(
     pages: int, pages_per_part: int, cores: int, min_part: int = MIN_PAGES_PER_PART
 ) -> list[tuple[int, int]]:
     """Even ``[start, stop)`` ranges: at most ``pages_per_part`` pages each, and at
-    least one part per core when the document has ``min_part`` pages per core."""
+    least one part per core when the document has ``min_part`` pages per core.
+
+    More than one part: a whole number of parts per core where the pages allow, sizes
+    differing by at most one page. Five equal parts on two cores (or 8+8+4 OCR pages)
+    leave one core idle for the last of them, which nothing else fills when the
+    document is alone or the last of a folder."""
     if pages <= 0:
         return []
-    n = max(math.ceil(pages / pages_per_part), min(cores, pages // max(min_part, 1)), 1)
-    size = math.ceil(pages / n)
-    return [(s, min(s + size, pages)) for s in range(0, pages, size)]
+    floor = max(min_part, 1)
+    n = max(math.ceil(pages / pages_per_part), min(cores, pages // floor), 1)
+    if n > 1 and cores > 1:
+        n = max(n, min(math.ceil(n / cores) * cores, pages // floor))
+    size, extra = divmod(pages, n)
+    bounds = [i * size + min(i, extra) for i in range(n + 1)]
+    return list(zip(bounds, bounds[1:], strict=False))
 
 
 async def _probe_read(
