@@ -514,6 +514,11 @@ def start_worker_processes(registry: Registry | None = None) -> None:
     if registry is None:
         start_forkserver()
     else:
+        from jobtui.engine.preload_cache import remember
+
+        # For the next start's fork server (jobtui.engine.preload), which then need not
+        # build a registry before its first worker.
+        remember(registry.worker_preload())
         start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
 
 
