@@ -31,6 +31,7 @@ fail() {
   echo "----- screen -----" >&2
   screen >&2
   echo "------------------" >&2
+  echo "session alive: $(tmux has-session -t "$session" 2>&1 && echo yes)" >&2
   exit 1
 }
 
@@ -46,7 +47,7 @@ wait_for() {
   echo "console_smoke: ok: $text"
 }
 
-# Four PDFs of 40 pages without a text layer: every page goes through OCR, so the
+# Four PDFs of 150 pages without a text layer: every page goes through OCR, so the
 # jobs are still running when the script quits.
 mkdir -p "$inbox"
 python3 - "$inbox" <<'PY'
@@ -57,9 +58,9 @@ import pymupdf
 
 for i in range(4):
     doc = pymupdf.open()
-    for n in range(40):
+    for n in range(150):
         page = doc.new_page()
-        page.draw_rect(pymupdf.Rect(72, 72 + n, 300, 90 + n), fill=(0.2, 0.2, 0.2))
+        page.draw_rect(pymupdf.Rect(72, 72 + n % 40, 300, 90 + n % 40), fill=(0.2, 0.2, 0.2))
     doc.save(Path(sys.argv[1]) / f"scan {i}.pdf")
     doc.close()
 PY
