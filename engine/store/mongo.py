@@ -245,6 +245,9 @@ class MongoStore(Store):
             return []  # an empty scope holds nothing
         free = {t: n for t, n in slots.items() if n > 0}
         claimed: list[Job] = []
+        # Jobs whose deadline the claim could not write (their types differ in timeout),
+        # by deadline: one fenced follow-up per distinct deadline, not one per job.
+        follow_up: dict[datetime | None, list[tuple[str, str]]] = {}
         while len(claimed) < limit and free:
             types = sorted(free)
             token = new_token()
@@ -261,17 +264,25 @@ class MongoStore(Store):
             if doc is None:
                 break
             job = self._job(doc)
-            if "timeout_at" not in fields:  # types differ in timeout: fenced follow-up
+            if "timeout_at" not in fields:
                 job.timeout_at = docs.deadline(now, timeouts.get(job.job_type))
-                await self._jobs.update_one(
-                    {"job_id": job.job_id, "lease.token": token},
-                    {"$set": {"timeout_at": job.timeout_at}},
-                )
+                follow_up.setdefault(job.timeout_at, []).append((job.job_id, token))
             claimed.append(job)
             kind = job.job_type if job.job_type in free else self.legacy_type
             free[kind] = free.get(kind, 1) - 1
             if free[kind] <= 0:
                 del free[kind]
+        for deadline, fenced in follow_up.items():
+            # None too: an earlier attempt's deadline must not stay. Fenced: a claim's
+            # token is new and random, so it matches only the job it was written on
+            # (its job_id), and only while that lease holds.
+            await self._jobs.update_many(
+                {
+                    "job_id": {"$in": [j for j, _ in fenced]},
+                    "lease.token": {"$in": [t for _, t in fenced]},
+                },
+                {"$set": {"timeout_at": deadline}},
+            )
         return claimed
 
     async def heartbeat(
