@@ -96,6 +96,10 @@ async def ready(pilot: Pilot[int]) -> JobtuiApp:
     await app.refresh_now()
     app.main.query_one("#jobs", KeyedTable).select_key(LONG_JOB)
     await app.refresh_now()
+    # The batches table grows with its rows (height auto); where it was scrolled when
+    # the cursor moved depends on refresh timing. Either view is right; the snapshot
+    # wants one: the top, where the selected batch is in view too.
+    app.main.query_one("#batches", KeyedTable).scroll_to(y=0, animate=False)
     await pilot.pause()
     return app
 
