@@ -30,7 +30,7 @@ from jobtui.engine.models import JobStatus
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.factory import open_store
 from tests.nxserver import free_port, nx_executable, start_nx, stop_nx
-from tests.util import wait_for
+from tests.util import api_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -886,7 +886,7 @@ async def test_non_utf8_file_names_are_stored_losslessly(store: Store, tmp_path:
     engine = Engine(store, reg, Settings(poll_interval=0.05, heartbeat_interval=0.2))
     await engine.start()
     try:
-        report = await engine.api.enqueue_paths([str(folder)], job_type="read")
+        report = await api_of(engine).enqueue_paths([str(folder)], job_type="read")
         assert report.batch_id is not None and len(report.job_ids) == len(names)
         await asyncio.wait_for(engine.wait_batch(report.batch_id), 30)
     finally:
@@ -915,9 +915,9 @@ async def test_a_pdf_with_a_non_utf8_name_is_transcribed(tmp_path: Path) -> None
     engine = Engine(store, default_registry(), Settings(output_dir=tmp_path / "out"))
     await engine.start()
     try:
-        report = await engine.api.enqueue_paths([str(folder)], job_type="pdf.transcribe")
+        report = await api_of(engine).enqueue_paths([str(folder)], job_type="pdf.transcribe")
         await asyncio.wait_for(engine.wait_batch(report.batch_id), 60)
-        (job,) = await engine.api.all_jobs()
+        (job,) = await api_of(engine).all_jobs()
     finally:
         await engine.stop()
         await store.close()
