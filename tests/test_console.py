@@ -195,6 +195,8 @@ async def test_pages_of_jobs_are_fetched_one_at_a_time(store: SQLiteStore) -> No
     app = console(api)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
+        await pilot.pause()  # the layout settles (the batches table grows with its rows)
+        await app.refresh_now()
         first = row_keys(app, "#jobs")
         size = app.main.page_size()
         assert len(first) == size < 120

@@ -201,8 +201,13 @@ class MainScreen(Screen[None]):
             self.jobtui.request_refresh()
         self.update_keys()
 
-    def on_resize(self) -> None:
-        self.jobtui.request_refresh()  # the page size follows the jobs table's height
+    @on(JobsTable.Resized)
+    def _jobs_resized(self, event: JobsTable.Resized) -> None:
+        # The page follows the table's height (the terminal, or the batches table above
+        # it growing with its rows): fetch again when the page would differ.
+        request = self.snapshot.request if self.snapshot is not None else None
+        if request is None or request.page_size != self.page_size():
+            self.jobtui.request_refresh()
 
     @on(KeyedTable.LayoutChanged)
     def _layout_changed(self, event: KeyedTable.LayoutChanged) -> None:

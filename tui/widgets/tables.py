@@ -350,6 +350,13 @@ class JobsTable(KeyedTable):
         ),
     ]
 
+    class Resized(Message):
+        """The table's size changed: the page of jobs may hold more or fewer rows."""
+
+    def on_resize(self) -> None:
+        super().on_resize()
+        self.post_message(self.Resized())
+
     class PageRequest(Message):
         def __init__(self, step: int) -> None:
             super().__init__()
