@@ -8,7 +8,9 @@
 * A CPU worker process that dies under a job (a segfault, ``os._exit``, the memory
   limit) costs that attempt; a job whose worker died on two attempts in a row ends
   ``failed`` with ``WORKER_CRASHED`` instead of killing one process after another.
-  The watchdog applies the same rule to jobs whose whole engine vanished twice.
+  (Not applied to a whole engine that vanished: its other jobs vanished with it, and
+  nothing tells which one was to blame; those come back with ``LEASE_EXPIRED`` until
+  their ``max_attempts``.)
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ async def call_handler(handler: Any, ctx: Any, params: Any) -> Any:
 def previous_crashes(job: Job) -> int:
     """How many attempts in a row before this one ended with their worker dead."""
     err = job.error
-    if err is None or err.code not in (ErrorCode.WORKER_CRASHED, ErrorCode.LEASE_EXPIRED):
+    if err is None or err.code != ErrorCode.WORKER_CRASHED:
         return 0
     crashes = (err.details or {}).get("crashes")
     return int(crashes) if isinstance(crashes, int) else 1

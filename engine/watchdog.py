@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from jobtui.engine.attempts import crash_error
 from jobtui.engine.logsink import LogSink
 from jobtui.engine.models import ErrorCode, Job, JobError, JobStatus, LogEntry, Outcome, utcnow
 from jobtui.engine.registry import Registry
@@ -98,11 +97,6 @@ class Watchdog:
                 error=JobError(code=ErrorCode.TIMEOUT, message="ran past its job type's timeout"),
             )
         owner = job.lease.owner if job.lease else "?"
-        # Its worker vanished on the attempt before too: a job that kills whatever runs
-        # it (os._exit, a segfault) must not take down one worker after another.
-        crash, final = crash_error(job, f"lease of worker {owner} expired")
-        if final:
-            return Outcome(status=JobStatus.FAILED, error=crash)
         if job.attempts < job.max_attempts:
             delay = (
                 jt.backoff(job.attempts)
