@@ -341,8 +341,10 @@ class Engine:
             running_here = self._running_by_batch[batch_id] > 0
             if not running_here and not await self.store.batch_unfinished(batch_id):
                 return
+            # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._batch_idle.wait(), poll)
+                async with asyncio.timeout(poll):
+                    await self._batch_idle.wait()
 
     # -- claiming ----------------------------------------------------------------
 
@@ -391,8 +393,10 @@ class Engine:
             if claimed:
                 continue  # there may be more right now
             self._wake.clear()
+            # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                async with asyncio.timeout(self.settings.poll_interval):
+                    await self._wake.wait()
 
     async def _watch(self, stream: AsyncIterator[Wake]) -> None:
         try:
@@ -651,8 +655,10 @@ class Engine:
     async def _heartbeat_loop(self) -> None:
         while True:
             self._poke.clear()
+            # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.settings.heartbeat_interval)
+                async with asyncio.timeout(self.settings.heartbeat_interval):
+                    await self._poke.wait()
             if not self._store_is_ours():
                 return
             try:

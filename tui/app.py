@@ -210,8 +210,10 @@ class JobtuiApp(EngineControl, App[int]):
             interval = (
                 self.refresh_interval if snap.status.connected else max(self.refresh_interval, 2.0)
             )
+            # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
 
     @property
     def _shutting_down(self) -> bool:
