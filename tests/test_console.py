@@ -692,3 +692,22 @@ async def _batch_with(api: OperatorAPI, n: int) -> str | None:
         if b.total == n:
             return b.batch.batch_id
     return None
+
+
+async def test_pending_job_of_an_unserved_type_says_what_it_waits_for(store: SQLiteStore) -> None:
+    """Issue 11: a pending job whose type no live worker serves is visibly waiting, in
+    its row as well as in the status line's count; a served type's row says nothing."""
+    api = OperatorAPI(store, default_registry())
+    batch = await api.enqueue("noop", [{}], batch_name="nobody serves")
+    await store.upsert_worker(
+        WorkerInfo(worker_id="w-sleep", host="h", pid=1, job_types=["sleep"], concurrency=1)
+    )
+    served = await api.enqueue("sleep", [{"seconds": 1}], batch_name="served")
+    app = watch_only(store)
+    async with app.run_test(size=(200, 50)):
+        await app.refresh_now()
+        table = app.main.query_one("#jobs", KeyedTable)
+        waiting = str(table.get_cell(batch.job_ids[0], "error"))
+        assert waiting == "waiting for a worker that serves noop"
+        assert str(table.get_cell(served.job_ids[0], "error")) == ""
+        assert app.snapshot is not None and app.snapshot.status.unserved == {"noop": 1}

@@ -8,7 +8,7 @@ terminals), so the table can lay out its columns (``jobtui.tui.widgets.columns``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -60,9 +60,14 @@ JOB_COLUMNS = [
 ]
 
 
-def error_cell(job: Job, v: Mapping[str, str]) -> Text | str:
-    """The error code in full, then as much of the message as the column shows."""
+def error_cell(job: Job, v: Mapping[str, str], unserved: Container[str] = ()) -> Text | str:
+    """The error code in full, then as much of the message as the column shows; for a
+    pending job of a type no live worker serves, what it waits for."""
     if job.error is None:
+        if job.status is JobStatus.PENDING and job.job_type in unserved:
+            return Text(
+                f"waiting for a worker that serves {job.job_type}", style=colour(v, "warning")
+            )
         return ""
     text = Text(job.error.code, style=colour(v, "error"))
     if job.error.message:
@@ -142,9 +147,14 @@ class BatchRows:
 
 
 def job_rows(
-    jobs: Sequence[Job], now: datetime, v: Mapping[str, str], table: KeyedTable
+    jobs: Sequence[Job],
+    now: datetime,
+    v: Mapping[str, str],
+    table: KeyedTable,
+    unserved: Container[str] = (),
 ) -> list[Row]:
-    """The jobs table's rows for one page of jobs."""
+    """The jobs table's rows for one page of jobs (``unserved``: types no live worker
+    serves, whose pending jobs say so in the Error column)."""
     bar = table.column_width("progress")
     rows: list[Row] = []
     for job in jobs:
@@ -156,7 +166,7 @@ def job_rows(
             fit_bar(job_fraction(job), v, bar, variable="success" if done else "primary"),
             f"{job.attempts}/{job.max_attempts}",
             human_duration(job_duration(job, now)),
-            error_cell(job, v),
+            error_cell(job, v, unserved),
         )
         rows.append((job.job_id, cells))
     table.set_content(
