@@ -183,7 +183,10 @@ def run_jobtui(folder: Path, work: Path) -> tuple[float, dict[str, list[str]]]:
     report = json.loads((work / "stdout.json").read_text())
     texts: dict[str, list[str]] = {}
     for entry in report.get("files") or report.get("jobs") or []:
-        paths = [entry.get("json_path")] + list(entry.get("outputs") or [])
+        outputs = entry.get("outputs") or []
+        if isinstance(outputs, dict):  # {"json_path": ..., "markdown_path": ...}
+            outputs = list(outputs.values())
+        paths = [entry.get("json_path"), *outputs]
         json_path = next((p for p in paths if p and str(p).endswith(".json")), None)
         if entry.get("status") in ("completed", "done earlier") and json_path:
             data = json.loads(Path(json_path).read_text(encoding="utf-8"))
