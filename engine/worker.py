@@ -368,20 +368,14 @@ class Engine:
                 if not self._store_is_ours():
                     return
                 try:
-                    now = utcnow()
-                    claimed = await self.store.claim(
-                        worker_id=self.worker_id,
-                        slots=slots,
-                        limit=free,
-                        lease_seconds=self.settings.lease_seconds,
-                        timeouts={jt.name: jt.timeout for jt in self.registry.types()},
-                        now=now,
-                        scope=self.scope,
-                    )
+                    claimed = await self._claim(free, slots)
                 except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
                     log.warning("claim failed (%s); retrying", short(exc))
                     await asyncio.sleep(min(self.settings.poll_interval, 1.0))
                     continue
+                if self._stopping:  # stopped while the claim was under way
+                    await self._hand_back_claimed(claimed)
+                    return
                 for job in claimed:
                     self._start_job(job)
             if claimed and len(claimed) == free:
@@ -416,6 +410,37 @@ class Engine:
             )
 
     # -- running -----------------------------------------------------------------
+
+    async def _claim(self, free: int, slots: dict[str, int]) -> list[Job]:
+        """One claim; if this task is cancelled meanwhile (a stop), the claim is let
+        finish and whatever it took is handed back: the store may have committed it
+        (the SQLite store claims in its own thread), and jobs claimed by nobody would
+        sit ``processing`` until their leases expire, an attempt burned."""
+        claim = asyncio.ensure_future(
+            self.store.claim(
+                worker_id=self.worker_id,
+                slots=slots,
+                limit=free,
+                lease_seconds=self.settings.lease_seconds,
+                timeouts={jt.name: jt.timeout for jt in self.registry.types()},
+                now=utcnow(),
+                scope=self.scope,
+            )
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._hand_back_claimed(await claim)
+            raise
+
+    async def _hand_back_claimed(self, jobs: list[Job]) -> None:
+        """Jobs claimed but never started here: to ``pending``, the attempt refunded."""
+        outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
+        for job in jobs:
+            assert job.lease is not None
+            with contextlib.suppress(Exception):
+                await self.store.finish(job.job_id, job.lease.token, outcome, now=utcnow())
 
     def _start_job(self, job: Job) -> None:
         jt = self.registry.get(job.job_type)

@@ -573,3 +573,39 @@ def test_engine_never_imports_textual() -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+async def test_stop_while_a_claim_is_under_way_hands_its_jobs_back(tmp_path: Path) -> None:
+    """The SQLite store commits a claim in its own thread before the engine's loop sees
+    the result: a stop in that window (a SIGHUP to the console just after the claim)
+    cancelled the claim loop and left the claimed jobs ``processing`` with nobody
+    running them. They must go back to ``pending``, the attempt refunded."""
+    from jobtui.engine.store.sqlite import SQLiteStore
+
+    committed = asyncio.Event()
+
+    class SlowClaimStore(SQLiteStore):
+        async def claim(self, **kw: Any) -> list[Job]:  # type: ignore[override]
+            jobs = await super().claim(**kw)
+            if jobs:
+                committed.set()
+                await asyncio.sleep(0.5)  # the result is on its way back to the loop
+            return jobs
+
+    store = SlowClaimStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        api = OperatorAPI(store, default_registry())
+        res = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+        engine = Engine(store, default_registry(), Settings(concurrency=4, poll_interval=0.05))
+        await engine.start()
+        await asyncio.wait_for(committed.wait(), 30)
+        assert sum((await api.count_jobs()).values()) == 2
+        await engine.stop(grace=0)
+        for job_id in res.job_ids:
+            detail = await api.job_detail(job_id)
+            assert detail is not None
+            assert detail.job.status == JobStatus.PENDING, detail.job.status
+            assert detail.job.attempts == 0
+    finally:
+        await store.close()
