@@ -430,17 +430,42 @@ class Engine:
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self._hand_back_claimed(await claim)
+            while not claim.done():  # a second cancel must not cut this short either
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([claim])
+            if not claim.cancelled() and claim.exception() is None:
+                await self._hand_back_claimed(claim.result())
             raise
 
     async def _hand_back_claimed(self, jobs: list[Job]) -> None:
-        """Jobs claimed but never started here: to ``pending``, the attempt refunded."""
+        """Jobs claimed but never started here: to ``pending``, the attempt refunded.
+        The writes finish even if this task is cancelled meanwhile (a stop cancels the
+        claim loop); the cancel is passed on after them."""
+        if not jobs:
+            return
+        writes = asyncio.ensure_future(self._write_hand_backs(jobs))
+        cancelled = False
+        while not writes.done():
+            try:
+                await asyncio.shield(writes)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _write_hand_backs(self, jobs: list[Job]) -> None:
         outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
         for job in jobs:
             assert job.lease is not None
             with contextlib.suppress(Exception):
                 await self.store.finish(job.job_id, job.lease.token, outcome, now=utcnow())
+            self.logs.add(
+                LogEntry(
+                    job_id=job.job_id,
+                    level="info",
+                    message=f"handed back by {self.worker_id} at shutdown (claimed as it stopped)",
+                )
+            )
 
     def _start_job(self, job: Job) -> None:
         jt = self.registry.get(job.job_type)
