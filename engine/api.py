@@ -35,7 +35,13 @@ from jobtui.engine.ids import MIN_ID_PREFIX as MIN_ID_PREFIX
 from jobtui.engine.ids import SHORT_ID as SHORT_ID
 from jobtui.engine.ids import IdMatch, resolve_id
 from jobtui.engine.ids import short_id as short_id
-from jobtui.engine.liveness import WORKER_ALIVE_S, LiveWorker, live_workers, unserved_types
+from jobtui.engine.liveness import (
+    WORKER_ALIVE_S,
+    LiveWorker,
+    live_workers,
+    unserved_types,
+    waiting_for,
+)
 from jobtui.engine.models import (
     Batch,
     BatchSummary,
@@ -80,6 +86,7 @@ __all__ = [
     "preview_paths",
     "run_doctor",
     "start_worker_processes",
+    "waiting_for",
 ]
 
 
@@ -332,13 +339,16 @@ class OperatorAPI:
         ``now`` (default: the current time; the console passes its own clock)."""
         return await live_workers(self.store, now)
 
-    async def unserved_types(self, now: datetime | None = None) -> dict[str, int]:
+    async def unserved_types(
+        self, now: datetime | None = None, workers: list[LiveWorker] | None = None
+    ) -> dict[str, int]:
         """Pending job types that no live worker serves, with their counts (invariant 8).
 
         A pending job of such a type is *waiting for a worker that serves it*. Paused
         engines, watch-only ones and ``jobtui run``'s (which claim only their own
-        batch) do not count as serving."""
-        return await unserved_types(self.store, now)
+        batch) do not count as serving. ``workers``: what ``workers(now)`` returned,
+        when the caller has read it already."""
+        return await unserved_types(self.store, now, workers)
 
     # -- steering --------------------------------------------------------------
 

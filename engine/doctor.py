@@ -152,8 +152,9 @@ async def store_checks(store: Store, settings: Settings, registry: Registry) -> 
         )
     )
     out.append(await retention_check(store, settings))
-    unserved = await unserved_types(store)
-    live = sum(1 for w in await live_workers(store) if w.alive)
+    workers = await live_workers(store)
+    unserved = await unserved_types(store, workers=workers)
+    live = sum(1 for w in workers if w.alive)
     if unserved:
         parts = ", ".join(f"{t} ({n} pending)" for t, n in sorted(unserved.items()))
         unknown = [t for t in unserved if t not in registry]

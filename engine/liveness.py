@@ -28,12 +28,21 @@ async def live_workers(store: Store, now: datetime | None = None) -> list[LiveWo
     return [LiveWorker(w, w.heartbeat_at >= cutoff) for w in await store.list_workers()]
 
 
-async def unserved_types(store: Store, now: datetime | None = None) -> dict[str, int]:
+def waiting_for(job_type: str) -> str:
+    """What a pending job of a type no live worker serves is waiting for: the one
+    wording of ``jobtui jobs``, ``jobtui run`` and the console."""
+    return f"waiting for a worker that serves {job_type}"
+
+
+async def unserved_types(
+    store: Store, now: datetime | None = None, workers: list[LiveWorker] | None = None
+) -> dict[str, int]:
     """Pending job types that no live worker serves, with their counts (invariant 8).
     Paused engines, watch-only ones and ``jobtui run``'s (which claim only their own
-    batch) do not count as serving."""
+    batch) do not count as serving. ``workers``: the list ``live_workers`` gave for the
+    same ``now``, when the caller has it already (saves reading it again)."""
     served: set[str] = set()
-    for w in await live_workers(store, now):
+    for w in workers if workers is not None else await live_workers(store, now):
         if w.alive and not w.info.paused and w.info.serves_queue:
             served.update(w.info.job_types)
     return {t: n for t, n in (await store.pending_job_types()).items() if t not in served}

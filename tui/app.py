@@ -272,7 +272,7 @@ class JobtuiApp(EngineControl, App[int]):
         )
         now = self.now()
         workers = await api.workers(now)
-        unserved = await api.unserved_types(now)
+        unserved = await api.unserved_types(now, workers)
         log_job = request.log_job
         logs: list[LogEntry] = []
         if log_job is not None:

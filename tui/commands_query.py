@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from jobtui.engine.api import MIN_ID_PREFIX, OperatorAPI, output_paths, short_id
+from jobtui.engine.api import MIN_ID_PREFIX, OperatorAPI, output_paths, short_id, waiting_for
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.models import BatchSummary, Job, JobFilter, JobStatus
@@ -71,7 +71,7 @@ def _message(job: Job, unserved: dict[str, int]) -> str:
     if job.error and job.status is not JobStatus.COMPLETED:
         text = f"{job.error.code}: {job.error.message}"
     elif job.status is JobStatus.PENDING and job.job_type in unserved:
-        text = f"waiting for a worker that serves {job.job_type}"
+        text = waiting_for(job.job_type)
     elif job.progress and job.status is JobStatus.PROCESSING:
         text = " ".join(p for p in (job.progress.step, job.progress.message) if p)
     elif job.cancel_requested and not job.status.terminal:

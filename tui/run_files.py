@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobtui.engine.api import waiting_for
 from jobtui.engine.models import Job, JobStatus
 
 
@@ -68,7 +69,7 @@ def file_line(f: RunFile) -> str:
     if f.output_error:
         line += f"  OUTPUT_MISSING: {f.output_error}"
     elif job is not None and job.status is JobStatus.PENDING:
-        line += f"  waiting for a worker that serves {job.job_type}"
+        line += "  " + waiting_for(job.job_type)
     elif job is not None and job.error and job.status is not JobStatus.COMPLETED:
         line += f"  {job.error.code}: {job.error.message}"
     elif job is not None and job.path and job.path != f.path:

@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
+from jobtui.engine.api import waiting_for
 from jobtui.engine.models import BatchSummary, Job, JobStatus
 from jobtui.tui.widgets.cells import (
     STATUS_VARIABLE,
@@ -65,9 +66,7 @@ def error_cell(job: Job, v: Mapping[str, str], unserved: Container[str] = ()) ->
     pending job of a type no live worker serves, what it waits for."""
     if job.error is None:
         if job.status is JobStatus.PENDING and job.job_type in unserved:
-            return Text(
-                f"waiting for a worker that serves {job.job_type}", style=colour(v, "warning")
-            )
+            return Text(waiting_for(job.job_type), style=colour(v, "warning"))
         return ""
     text = Text(job.error.code, style=colour(v, "error"))
     if job.error.message:
