@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobtui.engine.errors import JobCancelled
+from jobtui.engine.finisher import short
 from jobtui.engine.inputs import InputFile, open_input, roots_of
 from jobtui.engine.models import Job, LogEntry, Progress
 
@@ -61,6 +62,7 @@ class JobContext:
         self._last_write = 0.0
         self._pending: Progress | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._write_now = asyncio.Event()  # the attempt ends: skip the once-a-second wait
         self._seq = 0
         self.progress_writes = 0
         self.lease_lost = False  # set by the engine: this attempt may write nothing more
@@ -105,9 +107,9 @@ class JobContext:
         while self._pending is not None and not self.lease_lost:
             wait = self._last_write + PROGRESS_MIN_INTERVAL - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
-                if self._writer is not asyncio.current_task():
-                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._write_now.wait()
                 self.progress_writes += 1
             progress, self._pending = self._pending, None
             if progress is None:
@@ -118,10 +120,9 @@ class JobContext:
                 retry = 0.2
             except Exception as exc:  # noqa: BLE001 - store away: the attempt goes on
                 log.warning(
-                    "progress of %s not written (%s: %s); retrying in %.1fs",
+                    "progress of %s not written (%s); retrying in %.1fs",
                     self.job_id,
-                    type(exc).__name__,
-                    (str(exc).splitlines() or [""])[0][:120],
+                    short(exc),
                     retry,
                 )
                 if self._pending is None:
@@ -131,14 +132,16 @@ class JobContext:
                 self._last_write = 0.0
 
     async def flush_progress(self) -> None:
-        """At the end of an attempt: write the last value if the store answers soon."""
-        if self._pending is None and (self._writer is None or self._writer.done()):
-            return
+        """At the end of an attempt: write the last value now (not after the rest of
+        its once-a-second gap), if the store answers soon. A finished writer left
+        nothing to write: ``progress`` starts one for every new value."""
         if self._writer is None or self._writer.done():
-            self._last_write = 0.0
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+            return
+        self._write_now.set()
+        # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._writer), PROGRESS_FLUSH_S)
+            async with asyncio.timeout(PROGRESS_FLUSH_S):
+                await asyncio.shield(self._writer)
 
     def log(self, message: str, level: str = "info") -> None:
         """Add a line to this job's log (written in bulk, shortly)."""
