@@ -68,6 +68,18 @@ def _describe(outcome: Outcome) -> str:
     return outcome.status.value + code
 
 
+async def _until_done(fut: asyncio.Future[Any]) -> bool:
+    """Wait until ``fut`` is done even if this task is cancelled meanwhile (work that
+    must not be cut short, as a hand back); True when a cancel arrived (pass it on)."""
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.wait([fut])
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
 class _Running:
     __slots__ = (
         "cancel_requested",
@@ -430,9 +442,7 @@ class Engine:
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:
-            while not claim.done():  # a second cancel must not cut this short either
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([claim])
+            await _until_done(claim)  # a second cancel must not cut this short either
             if not claim.cancelled() and claim.exception() is None:
                 await self._hand_back_claimed(claim.result())
             raise
@@ -443,29 +453,17 @@ class Engine:
         claim loop); the cancel is passed on after them."""
         if not jobs:
             return
-        writes = asyncio.ensure_future(self._write_hand_backs(jobs))
-        cancelled = False
-        while not writes.done():
-            try:
-                await asyncio.shield(writes)
-            except asyncio.CancelledError:
-                cancelled = True
+
+        async def writes() -> None:
+            for job in jobs:
+                assert job.lease is not None
+                await self._hand_back(job.job_id, job.lease.token, "(claimed as it stopped)")
+
+        done = asyncio.ensure_future(writes())
+        cancelled = await _until_done(done)
+        done.result()
         if cancelled:
             raise asyncio.CancelledError
-
-    async def _write_hand_backs(self, jobs: list[Job]) -> None:
-        outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
-        for job in jobs:
-            assert job.lease is not None
-            with contextlib.suppress(Exception):
-                await self.store.finish(job.job_id, job.lease.token, outcome, now=utcnow())
-            self.logs.add(
-                LogEntry(
-                    job_id=job.job_id,
-                    level="info",
-                    message=f"handed back by {self.worker_id} at shutdown (claimed as it stopped)",
-                )
-            )
 
     def _start_job(self, job: Job) -> None:
         jt = self.registry.get(job.job_type)
@@ -520,7 +518,7 @@ class Engine:
         except asyncio.CancelledError:
             if self._stopping and not r.cancel_requested:
                 ended = "handed back"
-                await self._hand_back(r)
+                await self._hand_back(r.job.job_id, r.token)
             else:
                 ended = "stopped"
                 raise
@@ -646,16 +644,14 @@ class Engine:
         if r.task is not None:
             r.task.cancel()
 
-    async def _hand_back(self, r: _Running) -> None:
+    async def _hand_back(self, job_id: str, token: str, why: str = "") -> None:
+        """The job back to ``pending``, the attempt refunded (a stop), and a log line."""
         outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
         with contextlib.suppress(Exception):
-            await self.store.finish(r.job.job_id, r.token, outcome, now=utcnow())
+            await self.store.finish(job_id, token, outcome, now=utcnow())
+        message = f"handed back by {self.worker_id} at shutdown"
         self.logs.add(
-            LogEntry(
-                job_id=r.job.job_id,
-                level="info",
-                message=f"handed back by {self.worker_id} at shutdown",
-            )
+            LogEntry(job_id=job_id, level="info", message=f"{message} {why}" if why else message)
         )
 
     def _loop_blocked(self, task: asyncio.Task[Any] | None, seconds: float) -> None:
