@@ -57,13 +57,21 @@ def difference_lists(a: list[list[float]], b: list[list[float]]) -> float:
     return difference(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32))
 
 
-def _save_and_ocr(frame: Any, png: str, languages: str, ocr: bool) -> str:
+def _save_and_ocr(frame: Any, out_dir: str, name: str, languages: str, ocr: bool) -> str:
     import pymupdf
+
+    from jobtui.engine.processors.pdf_output import write_in_dir
 
     rgb = frame.to_ndarray(format="rgb24")
     h, w = rgb.shape[:2]
     pix = pymupdf.Pixmap(pymupdf.csRGB, w, h, rgb.tobytes(), 0)
-    pix.save(png)
+    png = os.path.join(out_dir, name)
+    try:
+        # Bytes written by us, as pdf.render does: no symlink planted in the output
+        # folder is followed (pix.save(path) would write through one).
+        write_in_dir(out_dir, name, pix.tobytes("png"))
+    except Exception as exc:  # noqa: BLE001 - OSError, or MuPDF's RuntimeError
+        raise fail(ErrorCode.OUTPUT_ERROR, f"cannot write {png}: {exc}", png) from None
     if not ocr:
         return ""
     with pymupdf.open("pdf", pix.pdfocr_tobytes(language=languages)) as doc:
@@ -104,8 +112,11 @@ def key_frames(path: str, start: float, end: float, opts: dict[str, Any]) -> lis
                     settled = prev is not None and difference(cur, prev) <= threshold / 2
                     if last is None or settled:
                         at = changed_at if last is not None else t
-                        png = os.path.join(opts["out_dir"], f"{opts['base']}-{at:09.2f}s.png")
-                        text = _save_and_ocr(frame, png, opts["languages"], opts["ocr"])
+                        name = f"{opts['base']}-{at:09.2f}s.png"
+                        png = os.path.join(opts["out_dir"], name)
+                        text = _save_and_ocr(
+                            frame, opts["out_dir"], name, opts["languages"], opts["ocr"]
+                        )
                         slides.append(
                             {
                                 "time": round(at, 2),

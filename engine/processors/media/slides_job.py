@@ -26,7 +26,8 @@ from jobtui.engine.processors.media import decode, slides
 from jobtui.engine.processors.media.decode import ErrorCode
 from jobtui.engine.processors.media.output import clock
 from jobtui.engine.processors.media.parts import named_errors, run_parts
-from jobtui.engine.processors.media.transcribe import output_stem
+from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN
+from jobtui.engine.processors.pages import output_stem
 
 
 class SlidesParams(BaseModel):
@@ -37,7 +38,7 @@ class SlidesParams(BaseModel):
     interval: float = Field(1.0, ge=0.2, le=60.0)  # seconds between compared frames
     # share of thumbnail pixels that must change for a new slide (0.005: 0.5 %)
     threshold: float = Field(slides.DEFAULT_THRESHOLD, gt=0, le=1)
-    languages: str = Field("deu+eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+    languages: str = Field(DEFAULT_LANGUAGES, pattern=LANGUAGES_PATTERN)
     ocr: bool = True
     part_seconds: float = Field(600.0, ge=30.0, le=86_400.0)
 

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
 from jobtui.engine.models import ErrorCode as EngineCode
-from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.media import decode, output, speech
 from jobtui.engine.processors.media.decode import ErrorCode
@@ -33,6 +32,7 @@ from jobtui.engine.processors.media.models import (
     resolve,
 )
 from jobtui.engine.processors.media.parts import named_errors, run_parts
+from jobtui.engine.processors.pages import note_changed, output_stem
 
 Format = Literal["json", "txt", "srt", "vtt", "md"]
 _DOWNLOADS: dict[str, asyncio.Lock] = {}  # model name -> held while it downloads
@@ -65,11 +65,6 @@ class TranscribeParams(BaseModel):
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         return list(dict.fromkeys(v))
-
-
-def output_stem(path: str, sha256: str) -> str:
-    """``<stem>-<sha256[:12]>``: readable, bounded, distinct for distinct contents."""
-    return f"{output_base(path)}-{sha256[:12]}"
 
 
 # Result field of each format's file: a name ending in ``_path`` marks an output
@@ -123,12 +118,7 @@ async def _model_dir(ctx: JobContext, p: TranscribeParams) -> str:
 
 async def _probe(ctx: JobContext, p: TranscribeParams, path: str, read: str) -> dict[str, Any]:
     info: dict[str, Any] = await ctx.run_cpu(decode.probe, read)
-    if p.sha256 and p.sha256 != info["sha256"]:
-        ctx.log(
-            f"{path} changed since it was enqueued (sha256 {p.sha256[:12]} -> "
-            f"{info['sha256'][:12]}); processing the current content",
-            "warning",
-        )
+    note_changed(ctx, path, p.sha256, info["sha256"])
     if not info["audio"]:
         raise decode.fail(ErrorCode.NO_AUDIO_TRACK, f"{path} has no audio track", path)
     return info
