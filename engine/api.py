@@ -358,11 +358,7 @@ class OperatorAPI:
         return n
 
     async def retry_failed(self, batch_id: str) -> int:
-        n = await self.store.retry_jobs(
-            batch_id=batch_id, statuses=(JobStatus.FAILED,), now=utcnow()
-        )
-        await self._notify(Wake.CLAIM, n)
-        return n
+        return await self.retry_batch(batch_id, (JobStatus.FAILED,))
 
     async def retry_batch(
         self,

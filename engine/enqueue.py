@@ -45,8 +45,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from jobtui.engine.ids import short_id
 from jobtui.engine.models import Batch, Job, JobFilter, new_id
-from jobtui.engine.params import check_parameters, normalised_parameters
+from jobtui.engine.params import PER_FILE_KEYS, check_parameters, normalised_parameters
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.scan import REASONS, _Candidate, _Scan, scan_paths
 from jobtui.engine.store.base import StoreError
@@ -136,7 +137,7 @@ class PathEnqueueReport:
         completed, 1 skipped (1 no job type takes it)``."""
         parts = [f"{self.found} file{'s' if self.found != 1 else ''}: {self.queued} queued"]
         if self.batch_id and self.queued:
-            parts[0] += f" in batch {self.batch_id[:12]}"
+            parts[0] += f" in batch {short_id(self.batch_id)}"
         for status, n in sorted(Counter(self.duplicates.values()).items()):
             word = {"pending": "already queued", "processing": "already running"}.get(
                 status, f"already {status}"
@@ -265,7 +266,7 @@ async def enqueue_paths(
     written); ``OperatorAPI.enqueue_paths`` checks them for a named type."""
     t0 = time.monotonic()
     registry = api.registry
-    params = {k: v for k, v in (parameters or {}).items() if k not in ("path", "sha256")}
+    params = {k: v for k, v in (parameters or {}).items() if k not in PER_FILE_KEYS}
     params_of = _Params(registry, params, explicit=job_type is not None)
     if job_type is None and params:
         for jt in registry.types():

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from jobtui.engine.api import PurgeResult, connect
+from jobtui.engine.api import PurgeResult, connect, short_id
 from jobtui.engine.config import Settings
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.models import JobStatus, utcnow
@@ -115,7 +115,7 @@ async def cmd_purge(args: argparse.Namespace, settings: Settings, registry: Regi
         if args.batch:  # a unique prefix is enough, as everywhere an id is asked for
             args.batch = (await api.resolve_id(args.batch, kinds=("batch",))).id
         scope = f"{which} jobs finished before {cutoff:%Y-%m-%d %H:%M} UTC" + (
-            f" in batch {args.batch[:12]}" if args.batch else ""
+            f" in batch {short_id(args.batch)}" if args.batch else ""
         )
 
         async def purge(dry_run: bool) -> PurgeResult:

@@ -107,8 +107,7 @@ def register(registry: Registry) -> None:
         worker_preload=(
             "jobtui.engine.processors.image_extract",
             "jobtui.engine.processors.pdf_output",
-            "pymupdf",
-            "PIL.Image",
+            "pymupdf",  # not PIL: only WebP needs it, imported on the first one
         ),
         worker_warm=px.warm,
         checks=(tesseract_check,),

@@ -393,7 +393,7 @@ class Store(ABC):
         import asyncio
 
         states, _ = await asyncio.gather(
-            self.heartbeat(leases, expires_at) if leases else _no_leases(),
+            self.heartbeat(leases, expires_at),  # no leases: answered without the store
             self.upsert_worker(info),
         )
         return states
@@ -460,7 +460,3 @@ class Store(ABC):
     async def missing_indexes(self) -> list[str]:
         """Indexes the engine expects that the store lacks (each named for a human)."""
         return []
-
-
-async def _no_leases() -> dict[str, LeaseState]:
-    return {}
