@@ -61,10 +61,13 @@ def uri_database(uri: str) -> str | None:
 # ``scheme://user:password@`` anywhere in a text: the password ends at the last "@" of
 # the run of non-space characters (an unescaped "@" in it is still hidden whole).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*):\S*@")
-# ``password: x``, ``api_token=x``, ``"secret": "x"``: keys that name a secret.
+# ``password: x``, ``api_token=x``, ``"secret": "x"``: keys that name a secret. The
+# words cover what ``redact.is_secret_key`` hides in structured data (a test checks
+# both agree), so a header or parameter it hides is hidden in an error message too.
 _SECRET_KEY = re.compile(
     r"""(?ix)
-    (["']?\b[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key|credential)[\w-]*["']?)
+    (["']?\b[\w.-]*(?:password|passwd|passphrase|pwd|token|secret|credential|cookie
+    |api[_-]?key|private[_-]?key|access[_-]?key|auth(?:orization)?(?![a-z]))[\w-]*["']?)
     (\s*[:=]\s*)
     ("[^"\n]*"|'[^'\n]*'|[^\s,;}&]+)
     """

@@ -364,6 +364,44 @@ def test_config_and_store_errors_redact_secrets(message: str) -> None:
         assert "***" in exc.message
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "db_password",
+        "passphrase",
+        "api_token",
+        "secret_key",
+        "Authorization",
+        "auth",
+        "cookie",
+        "private_key",
+        "access-key",
+        "X-Api-Key",
+        "credentials",
+    ],
+)
+def test_error_text_hides_every_key_the_structured_redaction_hides(key: str) -> None:
+    """redact_secrets (error messages) and is_secret_key (parameters, headers shown by
+    the console and `jobtui show`) keep one idea of a secret key name."""
+    from jobtui.engine.redact import is_secret_key
+    from jobtui.engine.uri import redact_secrets
+
+    assert is_secret_key(key)
+    assert "hunter2" not in redact_secrets(f"bad value {key}: hunter2")
+    assert "hunter2" not in redact_secrets(f'{{"{key}": "hunter2"}}')
+
+
+@pytest.mark.parametrize("key", ["author", "authority", "host", "path"])
+def test_error_text_keeps_ordinary_keys(key: str) -> None:
+    """ "auth" hides auth and Authorization, not author."""
+    from jobtui.engine.redact import is_secret_key
+    from jobtui.engine.uri import redact_secrets
+
+    assert not is_secret_key(key)
+    assert redact_secrets(f"{key}: visible") == f"{key}: visible"
+
+
 # -- settings the engine applies ---------------------------------------------------
 
 
