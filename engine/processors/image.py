@@ -21,13 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import InputPath, check_input_path, roots_of
+from jobtui.engine.inputs import InputPath
 from jobtui.engine.processors import image_extract as ix
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
 from jobtui.engine.processors.pages import (
     log_page_errors,
+    named_errors,
     note_changed,
     output_stem,
     page_list,
@@ -54,8 +55,15 @@ class ImageOcrParams(BaseModel):
 async def ocr(ctx: JobContext, p: ImageOcrParams) -> dict[str, Any]:
     """Text of every page of a scanned image (PNG, JPEG, TIFF, WebP) by OCR."""
     t0 = time.monotonic()
-    path = str(check_input_path(p.path, roots_of(ctx.settings)))
-    info = await ctx.run_cpu(ix.probe, path, p.max_pixels)
+    src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
+    with named_errors(src):  # workers read src.read_path; errors say the input's name
+        return await _ocr(ctx, p, str(src.path), src.read_path, t0)
+
+
+async def _ocr(
+    ctx: JobContext, p: ImageOcrParams, path: str, read: str, t0: float
+) -> dict[str, Any]:
+    info = await ctx.run_cpu(ix.probe, read, p.max_pixels)
     sha, n = info["sha256"], info["pages"]
     note_changed(ctx, path, p.sha256, sha)
     w, h = info["sizes"][0]
@@ -66,7 +74,7 @@ async def ocr(ctx: JobContext, p: ImageOcrParams) -> dict[str, Any]:
     )
     await ctx.progress(0.0, "ocr", f"0/{n} pages")
     opts = {"languages": p.languages}
-    records = await run_parts(ctx, ix.ocr_range, path, [(i, i + 1) for i in range(n)], opts, "ocr")
+    records = await run_parts(ctx, ix.ocr_range, read, [(i, i + 1) for i in range(n)], opts, "ocr")
     if all(r.get("corrupt") for r in records):
         raise JobFailed(
             ix.ErrorCode.IMAGE_CORRUPT,

@@ -31,7 +31,7 @@ from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
 from jobtui.engine.processors.pages import cores as _cores
 from jobtui.engine.processors.pages import log_page_errors as _log_page_errors
-from jobtui.engine.processors.pages import note_changed
+from jobtui.engine.processors.pages import named_errors, note_changed
 from jobtui.engine.processors.pages import output_stem as output_stem
 from jobtui.engine.processors.pages import page_list as _page_list
 from jobtui.engine.processors.pages import run_parts as _run_parts
@@ -155,14 +155,8 @@ async def _probe(
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
     src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
     path, read = str(src.path), src.read_path
-    try:
+    with named_errors(src):  # bad input: say its name, not the /proc/PID/fd/N read
         info = await _probe_read(ctx, p, path, read, sample, extract, write_to)
-    except JobFailed as exc:  # bad input: say its name, not the /proc/PID/fd/N read
-        if read != path:
-            exc.message = exc.message.replace(read, path)
-            exc.details = {k: path if v == read else v for k, v in (exc.details or {}).items()}
-            exc.args = (exc.message,)
-        raise
     note_changed(ctx, path, p.sha256, info["sha256"])
     ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
     if info.get("repaired"):

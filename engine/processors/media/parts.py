@@ -9,29 +9,11 @@ the pool kills their processes, and this returns only after they are gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobtui.engine.context import JobContext
-from jobtui.engine.errors import JobCancelled, JobFailed
-from jobtui.engine.inputs import InputFile
-
-
-@contextlib.contextmanager
-def named_errors(src: InputFile) -> Iterator[None]:
-    """Workers read the pinned file (``/proc/PID/fd/N`` under input roots): their
-    errors name the input as the job did instead."""
-    try:
-        yield
-    except JobFailed as exc:
-        read, name = src.read_path, str(src.path)
-        if read == name:
-            raise
-        details = {k: (name if v == read else v) for k, v in (exc.details or {}).items()}
-        raise JobFailed(
-            exc.code, exc.message.replace(read, name), details, retryable=exc.retryable
-        ) from None
+from jobtui.engine.errors import JobCancelled
 
 
 async def run_parts(

@@ -25,9 +25,9 @@ from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.media import decode, slides
 from jobtui.engine.processors.media.decode import ErrorCode
 from jobtui.engine.processors.media.output import clock
-from jobtui.engine.processors.media.parts import named_errors, run_parts
+from jobtui.engine.processors.media.parts import run_parts
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN
-from jobtui.engine.processors.pages import output_stem
+from jobtui.engine.processors.pages import named_errors, output_stem
 
 
 class SlidesParams(BaseModel):

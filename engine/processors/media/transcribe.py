@@ -31,8 +31,8 @@ from jobtui.engine.processors.media.models import (
     looks_like_path,
     resolve,
 )
-from jobtui.engine.processors.media.parts import named_errors, run_parts
-from jobtui.engine.processors.pages import note_changed, output_stem
+from jobtui.engine.processors.media.parts import run_parts
+from jobtui.engine.processors.pages import named_errors, note_changed, output_stem
 
 Format = Literal["json", "txt", "srt", "vtt", "md"]
 _DOWNLOADS: dict[str, asyncio.Lock] = {}  # model name -> held while it downloads
