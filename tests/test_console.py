@@ -579,11 +579,12 @@ async def test_paste_that_is_not_a_path_goes_to_the_input(store: SQLiteStore) ->
         assert app.screen.query_one("#filter-text", Input).value == "/no/such/folder"
 
 
+@pytest.mark.parametrize("size", [SIZE, (80, 24)])
 async def test_enqueue_by_paste_and_confirm(
-    store: SQLiteStore, engine: Engine, inbox: Path
+    store: SQLiteStore, engine: Engine, inbox: Path, size: tuple[int, int]
 ) -> None:
     app = console(api_of(engine), engine)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await app.refresh_now()
         app.post_message(events.Paste(f"file://{urllib.parse.quote(str(inbox))}\n"))
         await until(
@@ -593,7 +594,10 @@ async def test_enqueue_by_paste_and_confirm(
             what="scan",
         )
         button = app.screen.query_one("#enqueue-ok", Button)
-        assert not button.disabled and "4" in str(button.label)
+        assert not button.disabled and str(button.label) == "Enqueue 4 files"
+        await pilot.pause()
+        # the whole label is drawn (its width was once kept from "Enqueue": "Enqueue 4")
+        assert button.content_size.width >= button.label.cell_length
         await pilot.click("#enqueue-ok")
         batch = await until(lambda: _batch_with(api_of(engine), 4), what="batch of 4")
         try:

@@ -265,6 +265,8 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             self.app.call_from_thread(self._scanned, key, result)
 
     def _scanned(self, key: tuple[tuple[str, ...], str | None, bool], result: ScanResult) -> None:
+        if not (self.app.is_running and self.is_attached):
+            return  # the dialog or the console closed while the scan ran
         if key != self._scan_key():
             return  # the fields changed meanwhile; their own scan will report
         self.scan = result
@@ -287,6 +289,9 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         label.set_class(n == 0, "-empty")
         ok.disabled = n == 0
         ok.label = f"Enqueue {n} file{'s' if n != 1 else ''}" if n else "Enqueue"
+        # Button.label only repaints: without a new layout the button keeps the width of
+        # "Enqueue" and shows "Enqueue 4" (seen in tmux at 80x24 by console_smoke.sh)
+        ok.refresh(layout=True)
 
     # -- confirm / cancel -------------------------------------------------------
 
