@@ -70,11 +70,10 @@ class _Chooser:
             jt = self.named
             # An unknown type or one that declares no files takes every file; a file
             # named explicitly is always taken (a bad input fails on its own job).
-            if jt is None or jt.files is None or explicit or jt.files.by_name(path):
+            if jt is None or explicit or jt.accepts(path):
                 return self.job_type
-            if jt.files.sniff is not None and jt.files.by_content(_read_head(path)):
-                return self.job_type
-            return None
+            sniffs = jt.files is not None and jt.files.sniff is not None  # else no head read
+            return self.job_type if sniffs and jt.accepts(path, _read_head(path)) else None
         ext = os.path.splitext(path)[1].lower()
         if ext not in self.by_ext:
             found = self.registry.type_for_file(path)

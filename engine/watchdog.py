@@ -168,16 +168,7 @@ class Watchdog:
             n += 1
             assert outcome.error is not None
             log.warning("job %s: %s", job.job_id, outcome.error.message)
-            if self.logs is not None:
-                self.logs.add(
-                    LogEntry(
-                        job_id=job.job_id,
-                        level="warning",
-                        message=f"watchdog: {outcome.error.message}",
-                    )
-                )
-            if outcome.status.terminal:
-                self.hooks.notify(job, outcome)
+            self._ended(job, outcome)
         self.adopted += n
         return n
 
@@ -192,18 +183,21 @@ class Watchdog:
                 job.job_id, job.lease.token, outcome, now=utcnow(), only_if_overdue=True
             ):
                 n += 1
-                if self.logs is not None and outcome.error is not None:
-                    self.logs.add(
-                        LogEntry(
-                            job_id=job.job_id,
-                            level="warning",
-                            message=f"watchdog: {outcome.error.message}",
-                        )
-                    )
-                if outcome.status.terminal:
-                    self.hooks.notify(job, outcome)
+                self._ended(job, outcome)
         self.recovered += n
         return n
+
+    def _ended(self, job: Job, outcome: Outcome) -> None:
+        """What follows a recovery: the job's log says why, and a terminal end is
+        announced like any other."""
+        if self.logs is not None and outcome.error is not None:
+            self.logs.add(
+                LogEntry(
+                    job_id=job.job_id, level="warning", message=f"watchdog: {outcome.error.message}"
+                )
+            )
+        if outcome.status.terminal:
+            self.hooks.notify(job, outcome)
 
 
 def _seed_started(job: Job) -> datetime | None:
