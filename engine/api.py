@@ -57,6 +57,7 @@ from jobtui.engine.params import check_parameters as check_parameters
 from jobtui.engine.params import check_parameters_for as check_parameters_for
 from jobtui.engine.redact import redact, redact_parameters
 from jobtui.engine.registry import Registry, default_registry
+from jobtui.engine.scan import type_taking
 from jobtui.engine.store.base import ClaimScope as ClaimScope
 from jobtui.engine.store.base import JobCursor, PurgeResult, Store, StoreError, Wake
 from jobtui.engine.store.factory import describe_store, store_banner
@@ -86,6 +87,7 @@ __all__ = [
     "preview_paths",
     "run_doctor",
     "start_worker_processes",
+    "type_taking",
     "waiting_for",
 ]
 

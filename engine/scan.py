@@ -86,6 +86,13 @@ class _Chooser:
         return found.name if found else None
 
 
+def type_taking(path: str, registry: Registry) -> str | None:
+    """The job type a folder enqueued without one would send the file ``path`` to: by
+    its name, else (when some type sniffs) by its head. Raises OSError when the head
+    cannot be read."""
+    return _Chooser(registry, None)(path, explicit=False)
+
+
 def scan_paths(
     paths: Sequence[str],
     job_type: str | None,

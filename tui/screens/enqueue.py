@@ -30,7 +30,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select
 from textual.worker import get_current_worker
 
 from jobtui.engine.api import SKIP_REASONS as REASONS
-from jobtui.engine.api import PathPreview, preview_paths
+from jobtui.engine.api import PathPreview, preview_paths, type_taking
 from jobtui.engine.paths import parse_dropped_paths
 from jobtui.engine.registry import Registry
 
@@ -86,21 +86,12 @@ def enqueue_target(path: str, registry: Registry) -> str | None:
             return "not a regular file or folder"
     except OSError as exc:
         return exc.strerror or "unreadable"
-    if registry.type_for_file(path) is not None:
-        return None
-    if registry.sniffs:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4096)
-        except OSError as exc:
-            return exc.strerror or "unreadable"
-        if registry.type_for_file(path, head) is not None:
+    try:
+        if type_taking(path, registry) is not None:
             return None
+    except OSError as exc:
+        return exc.strerror or "unreadable"
     return "no job type takes this kind of file"
-
-
-def is_enqueue_target(path: str, registry: Registry) -> bool:
-    return enqueue_target(path, registry) is None
 
 
 def paths_text(paths: Sequence[str]) -> str:
