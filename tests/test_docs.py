@@ -172,6 +172,9 @@ def test_every_error_code_is_explained_in_troubleshooting() -> None:
     source += "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tui").glob("*.py"))
     raised = set(re.findall(r'(?:StoreError|ConfigError)\(\s*"([A-Z_]+)"', source))
     raised |= set(re.findall(r'"(STORE_[A-Z_]+)"', source))
+    # a processor's own codes: its ErrorCode-like class, NAME = "NAME" (media, image)
+    raised |= set(re.findall(r'^\s+([A-Z][A-Z_]+) = "\1"', source, flags=re.MULTILINE))
+    assert {"NOT_MEDIA", "NOT_AN_IMAGE"} <= raised  # the pattern still finds them
     codes = {c.value for c in ErrorCode} | raised
     missing = sorted(c for c in codes if f"`{c}`" not in page)
     assert not missing, f"error codes without an explanation: {missing}"
