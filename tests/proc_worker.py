@@ -3,7 +3,8 @@
 Runs an Engine on the given store with two test job types:
 ``record`` appends ``job_id pid`` to a file on every execution (so the test can
 count executions, not just final states) and ``block`` records its start, then
-sleeps ``seconds`` (the test kills or cancels it meanwhile).
+sleeps ``seconds`` (the test kills or cancels it meanwhile; ``retry_seconds`` on a
+later attempt).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jobtui.engine.worker import Engine
 
 class BlockParams(BaseModel):
     seconds: float = 60.0
+    retry_seconds: float | None = None  # a later attempt's sleep (default: seconds)
 
 
 def make_registry(record: Path) -> Registry:
@@ -47,7 +49,8 @@ def make_registry(record: Path) -> Registry:
     @reg.handler("block", params=BlockParams, max_attempts=3)
     async def block_job(ctx, params):  # type: ignore[no-untyped-def]
         append(f"start {ctx.job_id} {os.getpid()} {ctx.attempt}")
-        await asyncio.sleep(params.seconds)
+        later = ctx.attempt > 1 and params.retry_seconds is not None
+        await asyncio.sleep(params.retry_seconds if later else params.seconds)
         append(f"{ctx.job_id} {os.getpid()}")
         return {"pid": os.getpid()}
 

@@ -162,7 +162,11 @@ async def test_sigkilled_worker_job_is_completed_by_another_after_lease_expiry(
     api = OperatorAPI(store)
     res = await api.enqueue("record", [{"i": i} for i in range(n)])
     # One long job, claimed first (priority), that we kill its process in the middle of.
-    blocker = await api.enqueue("block", [{"seconds": 1.0}], make_batch=False, priority=10)
+    # Long enough that it cannot end before the kill however loaded the machine is (at
+    # 1 s, under CI load, it once completed first); its retry is short.
+    blocker = await api.enqueue(
+        "block", [{"seconds": 120.0, "retry_seconds": 0.5}], make_batch=False, priority=10
+    )
     procs = workers.start(3, lease=2.0)
     start = await wait_for(lambda: _async(workers.starts()), timeout=30, what="block job started")
     victim_pid = int(start[0][2])
