@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -46,8 +47,18 @@ async def retrying(op: Callable[[], Awaitable[T]], within: float = STORE_RETRY_S
 
 
 class Finisher:
-    def __init__(self, store: Store) -> None:
+    """Gathers the engine's fenced finishes into ``Store.finish_many`` calls.
+
+    ``worker_id``: the engine's, handed to the store (which may use it to tell its
+    own writes from others'). A group that still fails after ``STORE_RETRY_S`` is split:
+    each of its finishes is tried once alone, so one that the store refuses (a result
+    too large to store) fails only its own job. Every try of a group passes the same
+    ``now``, so a store can recognise a finish an earlier try already applied.
+    """
+
+    def __init__(self, store: Store, worker_id: str | None = None) -> None:
         self._store = store
+        self._worker_id = worker_id
         self._queue: list[tuple[str, str, Outcome, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
 
@@ -58,24 +69,53 @@ class Finisher:
         self._wake.set()
         return await fut
 
-    async def _finish_batch(self, batch: list[tuple[str, str, Outcome]]) -> list[bool]:
-        return await self._store.finish_many(batch, now=utcnow())
+    async def _finish_batch(
+        self, batch: list[tuple[str, str, Outcome]], now: datetime
+    ) -> list[bool]:
+        return await self._store.finish_many(batch, now=now, worker_id=self._worker_id)
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             items, self._queue = self._queue, []
-            if not items:
-                continue
-            batch = [(j, t, o) for j, t, o, _ in items]
-            try:
-                results = await retrying(partial(self._finish_batch, batch))
-            except Exception as exc:  # noqa: BLE001 - reported to each waiting job
-                for *_, fut in items:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (*_, fut), ok in zip(items, results, strict=True):
-                if not fut.done():
-                    fut.set_result(ok)
+            if items:
+                await self._finish_group(items)
+
+    async def _finish_group(
+        self, items: list[tuple[str, str, Outcome, asyncio.Future[bool]]]
+    ) -> None:
+        batch = [(j, t, o) for j, t, o, _ in items]
+        now = utcnow()
+        try:
+            results = await retrying(partial(self._finish_batch, batch, now))
+        except Exception as exc:  # noqa: BLE001 - reported to each waiting job
+            if len(items) > 1:
+                log.warning("%d finishes failed together (%s); one by one", len(items), short(exc))
+                for item in items:
+                    await self._finish_alone(item, now)
+                return
+            _resolve(items[0][3], exc)
+            return
+        for (*_, fut), ok in zip(items, results, strict=True):
+            _resolve(fut, ok)
+
+    async def _finish_alone(
+        self, item: tuple[str, str, Outcome, asyncio.Future[bool]], now: datetime
+    ) -> None:
+        job_id, token, outcome, fut = item
+        try:
+            (ok,) = await self._finish_batch([(job_id, token, outcome)], now)
+        except Exception as exc:  # noqa: BLE001 - reported to its job
+            _resolve(fut, exc)
+        else:
+            _resolve(fut, ok)
+
+
+def _resolve(fut: asyncio.Future[bool], result: bool | BaseException) -> None:
+    if fut.done():
+        return
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)

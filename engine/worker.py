@@ -142,7 +142,7 @@ class Engine:
         self._jobs: dict[str, _Running] = {}
         self._start_mono = time.monotonic()  # reset by start(); throughput's time base
         self._wake = asyncio.Event()
-        self._finisher = Finisher(store)
+        self._finisher = Finisher(store, self.worker_id)
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -512,6 +512,7 @@ class Engine:
             r.finishing = True
             ok = await self._finisher.finish(job.job_id, r.token, outcome)
             if not ok:
+                ended = "lease lost (result discarded)"
                 r.ctx.log("lease lost before the result was written; result discarded", "warning")
             elif outcome.status.terminal:
                 self.terminal_hooks.notify(job, outcome)

@@ -6,7 +6,8 @@ wire server in cross-process tests. Everything that differs between them at the
 *call* level lives here, so the store itself reads as plain PyMongo:
 
 * mongomock-motor: ``aggregate`` returns a cursor instead of a coroutine, ``close()``
-  is synchronous, datetimes come back naive, there is no ``watch()``.
+  is synchronous, datetimes come back naive, there is no ``watch()``, and
+  ``bulk_write`` rejects PyMongo 4.20's ``UpdateOne``.
 * nx-27017: ``$push`` of sub-documents stores JSON strings (legacy ``logs`` arrays);
   a datetime written by ``$set`` on a top-level or dotted path is stored as text
   (``'2026-11-28 18:30:58.092000'``, UTC) while inserted or nested ones stay datetimes;
@@ -65,6 +66,23 @@ async def aggregate(
         cursor = await maybe_await(collection.aggregate(fallback))
         rows = await cursor.to_list(None)
     return [fix_datetimes(row) for row in rows]
+
+
+async def update_each(collection: Any, updates: Sequence[tuple[Any, Any]]) -> int:
+    """One unordered ``bulk_write`` of ``UpdateOne(filter, update)``s; how many matched.
+
+    mongomock rejects PyMongo 4.20's ``UpdateOne`` (its ``sort`` argument): there each
+    update is sent alone, and their matches summed, which is all a bulk reports too.
+    """
+    if is_mongomock(collection.database.client):
+        matched = 0
+        for flt, update in updates:
+            matched += (await collection.update_one(flt, update)).matched_count
+        return matched
+    from pymongo import UpdateOne
+
+    result = await collection.bulk_write([UpdateOne(f, u) for f, u in updates], ordered=False)
+    return int(result.matched_count)
 
 
 async def close_client(client: Any) -> None:

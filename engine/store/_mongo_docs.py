@@ -193,6 +193,49 @@ def finish_update(outcome: Outcome, now: datetime) -> Query:
     return update
 
 
+def fenced(job_id: str, token: str) -> Query:
+    """A running worker's write applies only while its lease holds (invariant 2)."""
+    return {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value}
+
+
+def millis(now: datetime) -> datetime:
+    """``now`` as BSON keeps it (whole milliseconds), so a stamp written can be
+    compared with the one read back."""
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+#: What ``finished_here`` reads back of a job (small: no results, no parameters).
+FINISH_MARK = {"_id": 0, "job_id": 1, "status": 1, "updated_at": 1, "worker_id": 1, "error": 1}
+
+
+def finished_here(
+    doc: Mapping[str, Any] | None, update: Query, worker_id: str | None
+) -> bool:
+    """Whether the stored ``doc`` (``FINISH_MARK`` fields) shows the ``finish_update``
+    ``update``, written with its exact ``updated_at`` stamp by ``worker_id`` (who
+    claimed the job: a claim writes it, a finish keeps it), rather than another
+    writer's. The fence admits one writer per attempt; the others that could write
+    the same status in the same millisecond are another worker that claimed the job
+    since (``worker_id`` tells) and a watchdog recovering it (its outcomes carry
+    ``LEASE_EXPIRED`` or ``TIMEOUT``: the error code tells, except a ``TIMEOUT``
+    against a ``TIMEOUT``, which is the same outcome)."""
+    if doc is None:
+        return False
+    wrote = update["$set"]
+    if doc.get("status") != wrote["status"]:
+        return False
+    if compat.as_datetime(doc.get("updated_at")) != millis(wrote["updated_at"]):
+        return False
+    if worker_id is not None and doc.get("worker_id") != worker_id:
+        return False
+    if "error" in wrote:
+        stored = doc.get("error")
+        code = stored.get("code") if isinstance(stored, Mapping) else None
+        if code != (wrote["error"] or {}).get("code"):
+            return False
+    return True
+
+
 def cancel_set(now: datetime) -> Query:
     return {
         "status": JobStatus.CANCELLED.value,

@@ -223,11 +223,20 @@ class Store(ABC):
         """
 
     async def finish_many(
-        self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
+        self,
+        items: Sequence[tuple[str, str, Outcome]],
+        *,
+        now: datetime,
+        worker_id: str | None = None,
     ) -> list[bool]:
         """``finish`` for several ``(job_id, token, outcome)`` at once, same fencing,
         one result per item. Stores that can do it in one round trip or transaction
-        override this; the default finishes them one by one."""
+        override this; the default finishes them one by one.
+
+        ``worker_id`` is the worker that claimed them (a store may use it to tell its
+        own writes from others'). Called again with the same items and the same ``now``
+        after an error (the engine retries), an item this call already finished still
+        answers True where the store can tell (MongoDB does: see ``MongoStore``)."""
         return [
             await self.finish(job_id, token, outcome, now=now) for job_id, token, outcome in items
         ]

@@ -10,7 +10,6 @@ Document and filter shapes (and why they look the way they do) live in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -314,7 +313,7 @@ class MongoStore(Store):
 
     async def set_progress(self, job_id: str, token: str, progress: Progress) -> bool:
         res = await self._jobs.update_one(
-            {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
+            docs.fenced(job_id, token),
             {
                 "$set": {
                     "progress": docs.lossless(progress.model_dump(mode="json")),
@@ -333,21 +332,47 @@ class MongoStore(Store):
         now: datetime,
         only_if_overdue: bool = False,
     ) -> bool:
-        flt = docs.where(
-            {"job_id": job_id, "lease.token": token, "status": JobStatus.PROCESSING.value},
-            [docs.overdue(now)] if only_if_overdue else [],
-        )
+        fence = docs.fenced(job_id, token)
+        flt = docs.where(fence, [docs.overdue(now)]) if only_if_overdue else fence
         res = await self._jobs.update_one(flt, docs.finish_update(outcome, now))
         return bool(res.matched_count == 1)
 
     async def finish_many(
-        self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
+        self,
+        items: Sequence[tuple[str, str, Outcome]],
+        *,
+        now: datetime,
+        worker_id: str | None = None,
     ) -> list[bool]:
-        """Fenced finishes sent together over the pool (one round trip's latency, not
-        one per job). Not ``bulk_write``: it reports totals, not which ones applied."""
-        return list(
-            await asyncio.gather(*(self.finish(j, t, outcome, now=now) for j, t, outcome in items))
-        )
+        """Fenced finishes in one unordered ``bulk_write`` (one command for the group).
+
+        A bulk write reports only how many of its updates matched. So every finish of
+        the group writes the same ``updated_at`` stamp (``now`` to the millisecond, as
+        BSON keeps it); when fewer matched than were sent, one ``find`` of the group's
+        jobs tells which show this group's write (``_mongo_docs.finished_here``): those
+        applied, the others had lost their lease and were left alone. The same reading
+        makes a retry with the same ``now`` (after a timeout or failover that hid
+        whether the first try applied) answer True for the jobs the first try finished.
+        """
+        if not items:
+            return []
+        updates = [
+            (docs.fenced(job_id, token), docs.finish_update(outcome, docs.millis(now)))
+            for job_id, token, outcome in items
+        ]
+        if len(updates) == 1:  # the usual idle case: update_one is its own bulk of one
+            matched = (await self._jobs.update_one(*updates[0])).matched_count
+        else:
+            matched = await compat.update_each(self._jobs, updates)
+        if matched == len(items):
+            return [True] * len(items)
+        ids = [job_id for job_id, _, _ in items]
+        cursor = self._jobs.find({"job_id": {"$in": ids}}, docs.FINISH_MARK)
+        stored = {doc.get("job_id"): doc for doc in await cursor.to_list(None)}
+        return [
+            docs.finished_here(stored.get(job_id), update, worker_id)
+            for job_id, (_, update) in zip(ids, updates, strict=True)
+        ]
 
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
         if entries:

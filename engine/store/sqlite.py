@@ -283,9 +283,14 @@ class SQLiteStore(Store):
         return await self._t.write(self._count, sql, params) > 0
 
     async def finish_many(
-        self, items: Sequence[tuple[str, str, Outcome]], *, now: datetime
+        self,
+        items: Sequence[tuple[str, str, Outcome]],
+        *,
+        now: datetime,
+        worker_id: str | None = None,
     ) -> list[bool]:
-        """Several fenced finishes in one transaction (one commit, one thread hop)."""
+        """Several fenced finishes in one transaction (one commit, one thread hop;
+        all or nothing, so a retry after an error starts from scratch)."""
         now_us = to_us(now)
         statements = []
         for job_id, token, outcome in items:
