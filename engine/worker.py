@@ -145,6 +145,7 @@ class Engine:
         self._finisher = Finisher(store, self.worker_id)
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
+        self._waiting_for_work = asyncio.Event()  # the claim loop found nothing to claim
         self._stopping = False
         self._stop_task: asyncio.Future[None] | None = None
         self._paused = False
@@ -270,7 +271,11 @@ class Engine:
             )
         if self.retention is not None:
             self._tasks.append(self.retention.start())
-        stream = self.store.watch_wakeups()
+        # While the claim loop claims anyway, or waits for a slot, news of more work is
+        # of no use: the stream is not read (no round trips) until it waits for work
+        # again, and the next read catches up. A cancel from elsewhere meanwhile
+        # arrives with the next heartbeat's reply.
+        stream = self.store.watch_wakeups(self._waiting_for_work.wait)
         if stream is not None:
             self._tasks.append(asyncio.create_task(self._watch(stream), name="jobtui-watch"))
 
@@ -399,23 +404,19 @@ class Engine:
             if claimed:
                 continue  # there may be more right now
             self._wake.clear()
+            self._waiting_for_work.set()
             # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.poll_interval):
-                    await self._wake.wait()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.poll_interval):
+                        await self._wake.wait()
+            finally:
+                self._waiting_for_work.clear()
 
     async def _watch(self, stream: AsyncIterator[Wake]) -> None:
         try:
             async for wake in stream:
                 self._on_wake(wake)
-                if wake is Wake.CANCEL:
-                    continue
-                # While every slot is busy, news of more work is of no use: stop reading
-                # the stream (no round trips) until a job ends; the next read catches up.
-                # A cancel from elsewhere then arrives with the next heartbeat's reply.
-                while len(self._jobs) >= self.settings.concurrency:
-                    self._slot_free.clear()
-                    await self._slot_free.wait()
         except Exception as exc:  # noqa: BLE001 - fall back to polling
             log.info(
                 "change stream ended (%s); polling every %.1fs", exc, self.settings.poll_interval

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -94,15 +94,20 @@ _NO_AWAIT_S = 0.05
 _IDLE_PAUSE_S = 0.25
 
 
-async def paced_changes(stream: Any) -> AsyncIterator[Mapping[str, Any]]:
+async def paced_changes(
+    stream: Any, ready: Callable[[], Awaitable[object]] | None = None
+) -> AsyncIterator[Mapping[str, Any]]:
     """The events of a change stream, without busy-polling servers that do not block.
 
     A real server holds an empty ``getMore`` for ``max_await_time_ms``; when one comes
     back empty sooner, wait a little before asking again (a wake-up then arrives up to
-    ``_IDLE_PAUSE_S`` late, which polling workers tolerate anyway).
+    ``_IDLE_PAUSE_S`` late, which polling workers tolerate anyway). ``ready`` is
+    awaited before each read (see ``Store.watch_wakeups``).
     """
     loop = asyncio.get_running_loop()
     while stream.alive:
+        if ready is not None:
+            await ready()
         started = loop.time()
         change = await stream.try_next()
         if change is not None:

@@ -430,7 +430,34 @@ def summaries(batches: Sequence[Batch], rows: list[dict[str, Any]]) -> list[Batc
 
 # -- change streams -------------------------------------------------------------------
 
-WATCH_PIPELINE = [{"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}}]
+_UPDATED = "$updateDescription.updatedFields"
+
+#: The server sends only what may wake an engine (``wake_for`` decides on what comes):
+#: inserts and replacements, and updates that set ``status`` to pending, move
+#: ``run_after`` or ask for a cancel; claims, finishes, heartbeats and progress writes,
+#: the bulk of the traffic, stay on the server. The update test is a ``$redact``
+#: expression (allowed in change streams; ``$$PRUNE`` at the root drops the event):
+#: nx-27017 evaluates only equalities in ``$match`` and passes stages it does not know,
+#: so it still sends every event, and ``wake_for`` sorts them here.
+WATCH_PIPELINE: list[dict[str, Any]] = [
+    {"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},
+    {
+        "$redact": {
+            "$cond": [
+                {
+                    "$or": [
+                        {"$ne": ["$operationType", "update"]},
+                        {"$eq": [f"{_UPDATED}.status", JobStatus.PENDING.value]},
+                        {"$eq": [f"{_UPDATED}.cancel_requested", True]},
+                        {"$ne": [{"$type": f"{_UPDATED}.run_after"}, "missing"]},
+                    ]
+                },
+                "$$KEEP",
+                "$$PRUNE",
+            ]
+        }
+    },
+]
 
 
 def wake_for(change: Mapping[str, Any]) -> Wake | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -451,12 +451,19 @@ class Store(ABC):
 
         return stop
 
-    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
+    def watch_wakeups(
+        self, ready: Callable[[], Awaitable[object]] | None = None
+    ) -> AsyncIterator[Wake] | None:
         """Wake-ups that come from elsewhere (other processes, other machines): an
         iterator that yields a ``Wake`` whenever jobs may have become claimable or a
         cancel was asked for, or None when the store cannot tell (then engines poll
         for work every ``poll_interval`` and see cancels at their next heartbeat).
-        Ending (or raising) means the same as None from then on."""
+        Ending (or raising) means the same as None from then on.
+
+        ``ready``, when given, is awaited before each read from the store: a consumer
+        with no use for news just now (an engine claiming anyway, or with every slot
+        full) holds the reads back and the store is asked nothing meanwhile. What
+        happened in between is not lost: it is read once ``ready`` returns."""
         return None
 
     # -- diagnostics (jobtui doctor) -------------------------------------------

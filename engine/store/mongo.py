@@ -11,7 +11,7 @@ Document and filter shapes (and why they look the way they do) live in
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -639,19 +639,24 @@ class MongoStore(Store):
     # ``notify`` needs no write of its own here: the change stream sees the enqueue,
     # retry or cancel itself, in every process and on every machine.
 
-    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
-        return self._watch() if self._change_streams else None
+    def watch_wakeups(
+        self, ready: Callable[[], Awaitable[object]] | None = None
+    ) -> AsyncIterator[Wake] | None:
+        return self._watch(ready) if self._change_streams else None
 
-    async def _watch(self) -> AsyncIterator[Wake]:
+    async def _watch(self, ready: Callable[[], Awaitable[object]] | None) -> AsyncIterator[Wake]:
         """Yield ``CLAIM`` on inserts and on updates that put a job back to
         ``pending``, ``CANCEL`` on cancel requests (``_mongo_docs.wake_for``).
 
-        Any error just ends the iterator; the worker then falls back to polling.
+        While ``ready`` holds the reads back the server keeps the events for this
+        stream's cursor (a cursor left longer than the server's idle timeout is resumed
+        by PyMongo from its resume token). Any error just ends the iterator; the worker
+        then falls back to polling.
         """
         try:
             stream = await self._jobs.watch(docs.WATCH_PIPELINE, max_await_time_ms=1000)
             try:
-                async for change in compat.paced_changes(stream):
+                async for change in compat.paced_changes(stream, ready):
                     wake = docs.wake_for(change)
                     if wake is not None:
                         yield wake

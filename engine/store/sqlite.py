@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import shlex
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -720,16 +720,23 @@ class SQLiteStore(Store):
             log.warning("wake-up not written (%s); other processes see it at their poll", exc)
         await super().notify(wake)
 
-    def watch_wakeups(self) -> AsyncIterator[Wake] | None:
-        return self._watch_wakeups()
+    def watch_wakeups(
+        self, ready: Callable[[], Awaitable[object]] | None = None
+    ) -> AsyncIterator[Wake] | None:
+        return self._watch_wakeups(ready)
 
-    async def _watch_wakeups(self) -> AsyncIterator[Wake]:
+    async def _watch_wakeups(
+        self, ready: Callable[[], Awaitable[object]] | None
+    ) -> AsyncIterator[Wake]:
         """Yield each channel whose counter another connection moved (our own notifies
-        reach our listeners directly; ``data_version`` hides our own commits)."""
+        reach our listeners directly; ``data_version`` hides our own commits). While
+        ``ready`` holds it back, counters that move are seen at the next reading."""
         try:
             last = await self._t.read(self._wake_state, None)
             while True:
                 await asyncio.sleep(wakeups.POLL_S)
+                if ready is not None:
+                    await ready()
                 now = await self._t.read(self._wake_state, last)
                 for channel in wakeups.moved(last, now) if now is not last else ():
                     yield Wake(channel)
