@@ -56,9 +56,12 @@ class Finisher:
     ``now``, so a store can recognise a finish an earlier try already applied.
     """
 
-    def __init__(self, store: Store, worker_id: str | None = None) -> None:
+    def __init__(
+        self, store: Store, worker_id: str | None = None, *, retry_for: float = STORE_RETRY_S
+    ) -> None:
         self._store = store
         self._worker_id = worker_id
+        self._retry_for = retry_for
         self._queue: list[tuple[str, str, Outcome, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
 
@@ -88,7 +91,7 @@ class Finisher:
         batch = [(j, t, o) for j, t, o, _ in items]
         now = utcnow()
         try:
-            results = await retrying(partial(self._finish_batch, batch, now))
+            results = await retrying(partial(self._finish_batch, batch, now), self._retry_for)
         except Exception as exc:  # noqa: BLE001 - reported to each waiting job
             if len(items) > 1:
                 log.warning("%d finishes failed together (%s); one by one", len(items), short(exc))

@@ -272,3 +272,36 @@ async def test_no_op_jobs_cost_at_most_two_commands_each(nx_uri: str) -> None:
         await engine.stop(grace=0)
         await store._client.drop_database(db)
         await store.close()
+
+
+async def test_a_group_that_keeps_failing_is_finished_one_by_one() -> None:
+    """One finish the store refuses (say, a result too large) fails its own job only;
+    every try of the group and of its parts passes the same ``now``."""
+    from jobtui.engine.finisher import Finisher
+
+    class Refuses:
+        def __init__(self) -> None:
+            self.calls: list[tuple[list[str], datetime]] = []
+
+        async def finish_many(
+            self, items: list[tuple[str, str, Outcome]], *, now: datetime, worker_id: str | None
+        ) -> list[bool]:
+            self.calls.append(([j for j, _, _ in items], now))
+            if "bad" in [j for j, _, _ in items]:
+                raise ValueError("document too large")
+            return [j != "lost" for j, _, _ in items]
+
+    store = Refuses()
+    finisher = Finisher(store, "w1", retry_for=0)  # type: ignore[arg-type]
+    task = asyncio.create_task(finisher.run())
+    try:
+        results = await asyncio.gather(
+            *(finisher.finish(j, "t", DONE) for j in ("a", "bad", "lost", "b")),
+            return_exceptions=True,
+        )
+    finally:
+        task.cancel()
+    assert results[0] is True and results[2] is False and results[3] is True
+    assert isinstance(results[1], ValueError)
+    assert [ids for ids, _ in store.calls][-4:] == [["a"], ["bad"], ["lost"], ["b"]]
+    assert len({now for _, now in store.calls}) == 1
