@@ -7,7 +7,8 @@ wire server in cross-process tests. Everything that differs between them at the
 
 * mongomock-motor: ``aggregate`` returns a cursor instead of a coroutine, ``close()``
   is synchronous, datetimes come back naive, there is no ``watch()``, and
-  ``bulk_write`` rejects PyMongo 4.20's ``UpdateOne``.
+  ``bulk_write`` rejects PyMongo 4.20's ``UpdateOne``, and ``update_many`` shares
+  one sub-document object among the documents it sets it on.
 * nx-27017: ``$push`` of sub-documents stores JSON strings (legacy ``logs`` arrays);
   a datetime written by ``$set`` on a top-level or dotted path is stored as text
   (``'2026-11-28 18:30:58.092000'``, UTC) while inserted or nested ones stay datetimes;
@@ -24,6 +25,7 @@ filters are valid MongoDB, just written in a form nx also evaluates correctly.)
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -83,6 +85,23 @@ async def update_each(collection: Any, updates: Sequence[tuple[Any, Any]]) -> in
 
     result = await collection.bulk_write([UpdateOne(f, u) for f, u in updates], ordered=False)
     return int(result.matched_count)
+
+
+async def update_many(collection: Any, flt: Any, update: Any) -> int:
+    """``update_many``; how many matched.
+
+    mongomock puts one and the same sub-document object into every document an
+    ``update_many`` sets it on, so a later dotted update of one (a heartbeat's
+    ``lease.expires_at``) shows in all: there each document gets its own copy.
+    """
+    if not is_mongomock(collection.database.client):
+        return int((await collection.update_many(flt, update)).matched_count)
+    ids = [doc["_id"] for doc in await collection.find(flt, {"_id": 1}).to_list(None)]
+    matched = 0
+    for doc_id in ids:
+        one = {"$and": [flt, {"_id": doc_id}]}
+        matched += (await collection.update_one(one, copy.deepcopy(update))).matched_count
+    return matched
 
 
 async def close_client(client: Any) -> None:

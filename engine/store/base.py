@@ -7,8 +7,9 @@ Both pass one contract suite (``tests/store_contract.py``).
 
 Rules every implementation keeps (they are DESIGN.md's invariants):
 
-* ``claim`` is one conditional update per job (or one ``UPDATE ... RETURNING`` for
-  several), never read-then-update, and takes at most the free slots it is given.
+* ``claim`` is one conditional update per job (or one ``UPDATE ... RETURNING``, or
+  one ``update_many`` whose filter re-checks claimability, for several), never
+  read-then-update, and takes at most the free slots it is given.
 * Every write by a running worker (``set_progress``, ``finish``) is fenced by
   ``job_id`` *and* ``lease.token``: a worker that lost its lease changes nothing.
 * Batch counts are derived from job states at read time; the counters written into

@@ -1,8 +1,11 @@
 """``MongoStore``: the storage interface on MongoDB through PyMongo's async client.
 
-MongoDB is what lets many machines share one queue, so every verb here is a single
-conditional command (``find_one_and_update`` for a claim, fenced ``update_one`` for a
-worker's writes) and batch counts are aggregated from job states at read time.
+MongoDB is what lets many machines share one queue, so every write here is
+conditional per document: a claim re-checks that the job is claimable
+(``find_one_and_update`` for one job, rounds of ``update_many`` for several: see
+``_mongo_claim``), a worker's writes are fenced by its lease (``update_one``, or one
+``bulk_write`` for a group of finishes), and batch counts are aggregated from job
+states at read time.
 
 Document and filter shapes (and why they look the way they do) live in
 ``_mongo_docs``; call-level differences of mongomock-motor and nx-27017 live in ``_mongo_compat``.
@@ -34,6 +37,7 @@ from jobtui.engine.models import (
     utcnow,
 )
 from jobtui.engine.store import _mongo_compat as compat
+from jobtui.engine.store._mongo_claim import CLAIM_SORT, claim_rounds
 from jobtui.engine.store import _mongo_docs as docs
 from jobtui.engine.store import _mongo_purge as purge
 from jobtui.engine.store.base import (
@@ -51,7 +55,9 @@ from jobtui.engine.uri import redact_uri, scrub
 
 log = logging.getLogger(__name__)
 
-_CLAIM_SORT = [("priority", DESCENDING), ("created_at", ASCENDING)]
+# From this many free slots a claim takes jobs in rounds of three commands
+# (``_mongo_claim``); below it one ``find_one_and_update`` per job costs no more.
+_CLAIM_ROUNDS_FROM = 3
 # Index problems on an existing (legacy) collection that must not stop the engine:
 # IndexOptionsConflict, IndexKeySpecsConflict, duplicate keys in old data.
 _TOLERATED_INDEX_ERRORS = {85, 86, 11000}
@@ -243,6 +249,18 @@ class MongoStore(Store):
         if scope is not None and scope.batch_id is None and not scope.job_ids:
             return []  # an empty scope holds nothing
         free = {t: n for t, n in slots.items() if n > 0}
+        if min(limit, sum(free.values())) >= _CLAIM_ROUNDS_FROM:
+            return await claim_rounds(
+                self._jobs,
+                worker_id=worker_id,
+                free=free,
+                limit=limit,
+                lease_seconds=lease_seconds,
+                timeouts=timeouts,
+                now=now,
+                scope=scope,
+                legacy=self.legacy_type,
+            )
         claimed: list[Job] = []
         # Jobs whose deadline the claim could not write (their types differ in timeout),
         # by deadline: one fenced follow-up per distinct deadline, not one per job.
@@ -257,7 +275,7 @@ class MongoStore(Store):
             doc = await self._jobs.find_one_and_update(
                 docs.claimable(types, now, scope, self.legacy_type),
                 {"$set": fields, "$inc": {"attempts": 1}},
-                sort=_CLAIM_SORT,
+                sort=CLAIM_SORT,
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:

@@ -1,10 +1,11 @@
-"""MongoDB finishes in groups: one bulk write per group, still fenced per job.
+"""MongoDB claims and finishes in groups, still atomic and fenced per job.
 
 A bulk write reports only how many of its updates matched; these tests prove that
 the store and the engine still know exactly which jobs of a group were finished and
 which had lost their lease in between (another worker took it, a watchdog recovered
-it), on mongomock and on the nx-27017 wire server, and count the commands a no-op job
-costs through the whole engine (PyMongo command monitoring: real traffic, no timing).
+it), that engines claiming in rounds never take one job twice, on mongomock and on
+the nx-27017 wire server, and count the commands a no-op job costs through the whole
+engine (PyMongo command monitoring: real traffic, no timing).
 """
 
 from __future__ import annotations
@@ -176,6 +177,54 @@ async def test_a_group_is_one_bulk_write(nx_uri: str) -> None:
     finally:
         await store._client.drop_database(db)
         await store.close()
+
+
+async def test_claim_rounds_never_take_a_job_twice(nx_uri: str) -> None:
+    """Two clients nominate the same best jobs at once; each job goes to one of them,
+    with the token that client holds, and every job is taken."""
+    db = f"jobtui_test_{uuid.uuid4().hex[:12]}"
+    one, two = MongoStore(nx_uri, database=db), MongoStore(nx_uri, database=db)
+    await one.open()
+    await two.open()
+    try:
+        await one.insert_jobs([Job(job_type="a") for _ in range(40)])
+        rounds = await asyncio.gather(
+            *(
+                claim(s, 5, f"{name}-{i}")
+                for i in range(6)
+                for name, s in (("one", one), ("two", two))
+            )
+        )
+        got = [j for r in rounds for j in r]
+        assert len(got) == len({j.job_id for j in got}) == 40
+        for j in got:
+            stored = await one.get_job(j.job_id)
+            assert stored and stored.lease and stored.lease.token == token(j)
+            assert stored.attempts == 1 and stored.worker_id == j.worker_id
+    finally:
+        await one._client.drop_database(db)
+        await one.close()
+        await two.close()
+
+
+async def test_a_claim_round_respects_slots_per_type(store: MongoStore) -> None:
+    await store.insert_jobs(
+        [Job(job_type="a") for _ in range(4)] + [Job(job_type="b") for _ in range(4)]
+    )
+    got = await store.claim(
+        worker_id="w1",
+        slots={"a": 1, "b": 3},
+        limit=10,
+        lease_seconds=30,
+        timeouts={"a": 60, "b": None},
+        now=T0,
+    )
+    assert sorted(j.job_type for j in got) == ["a", "b", "b", "b"]
+    for j in got:
+        stored = await store.get_job(j.job_id)
+        assert stored and stored.timeout_at == (
+            T0 + timedelta(seconds=60) if j.job_type == "a" else None
+        )
 
 
 # -- through the engine ----------------------------------------------------------------
