@@ -208,9 +208,7 @@ def millis(now: datetime) -> datetime:
 FINISH_MARK = {"_id": 0, "job_id": 1, "status": 1, "updated_at": 1, "worker_id": 1, "error": 1}
 
 
-def finished_here(
-    doc: Mapping[str, Any] | None, update: Query, worker_id: str | None
-) -> bool:
+def finished_here(doc: Mapping[str, Any] | None, update: Query, worker_id: str | None) -> bool:
     """Whether the stored ``doc`` (``FINISH_MARK`` fields) shows the ``finish_update``
     ``update``, written with its exact ``updated_at`` stamp by ``worker_id`` (who
     claimed the job: a claim writes it, a finish keeps it), rather than another

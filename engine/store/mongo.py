@@ -37,9 +37,9 @@ from jobtui.engine.models import (
     utcnow,
 )
 from jobtui.engine.store import _mongo_compat as compat
-from jobtui.engine.store._mongo_claim import CLAIM_SORT, claim_rounds
 from jobtui.engine.store import _mongo_docs as docs
 from jobtui.engine.store import _mongo_purge as purge
+from jobtui.engine.store._mongo_claim import CLAIM_SORT, claim_rounds
 from jobtui.engine.store.base import (
     ClaimScope,
     InsertResult,
