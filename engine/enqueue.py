@@ -399,5 +399,6 @@ async def _record_interrupted_batches(api: Enqueuer, keys: list[str], paths: Seq
                 total_jobs=len(jobs),
                 job_type=types[0] if len(types) == 1 else None,
                 created_at=min(j.created_at for j in jobs),
-            )
+            ),
+            placeholder=True,  # its own enqueuer, still at work, would write over it
         )

@@ -19,6 +19,7 @@ from jobtui.engine.models import JobStatus, Outcome, utcnow
 from jobtui.engine.registry import FileTypes, Registry, default_registry
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.sqlite import SQLiteStore
+from tests.util import wait_for
 
 CONTENTS = {
     "a.pdf": b"%PDF-1.4 a",
@@ -267,6 +268,48 @@ async def test_concurrent_enqueuers_on_two_sqlite_connections(tmp_path: Path, tr
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_second_enqueue_meanwhile_does_not_break_the_first(
+    store: Store, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same folder enqueued twice at once (two consoles): the second finds the
+    first's jobs before their batch record exists, as after an interrupted enqueue, and
+    writes a placeholder record; the first still ends well and names its batch. (Two
+    enqueuers on one SQLite file once failed here with UNIQUE constraint failed.)"""
+    first_may_finish = asyncio.Event()
+    real = store.create_batch
+    placeholders: list[str] = []
+
+    async def create_batch(batch: Any, *, placeholder: bool = False) -> None:
+        if placeholder:
+            placeholders.append(batch.batch_id)
+        else:
+            await first_may_finish.wait()  # the first stops where its jobs are written
+        await real(batch, placeholder=placeholder)
+
+    monkeypatch.setattr(store, "create_batch", create_batch)
+    api = api_for(store)
+    first = asyncio.create_task(api.enqueue_paths([str(tree)], batch_name="first"))
+    await wait_for(lambda: _count(store, 4), what="the first enqueue's jobs")
+    second = await api.enqueue_paths([str(tree)], batch_name="second")
+    assert second.job_ids == [] and len(second.duplicates) == 4
+    assert len(placeholders) == 1
+    first_may_finish.set()
+    report = await first
+    assert report.batch_id == placeholders[0] and len(report.job_ids) == 4
+    summary = await store.get_batch(report.batch_id)
+    assert summary is not None and summary.batch.name == "first"
+    assert summary.batch.total_jobs == 4 and summary.counts == {"pending": 4}
+    assert [b.batch.batch_id for b in await store.list_batches()] == [report.batch_id]
+    # and the other order: a placeholder never overwrites the record it finds
+    await store.create_batch(summary.batch.model_copy(update={"name": "x"}), placeholder=True)
+    again = await store.get_batch(report.batch_id)
+    assert again is not None and again.batch.name == "first"
+
+
+async def _count(store: Store, n: int) -> bool:
+    return len(await all_jobs(store)) == n
 
 
 async def test_jobs_are_written_largest_first_in_growing_chunks(

@@ -235,16 +235,16 @@ async def test_grouped_writes_fail_alone(tmp_path: Path) -> None:
     """Concurrent writes share a transaction; one failing write does not undo the others."""
     store = await opened(tmp_path / "g.db")
     try:
-        b = Batch(name="once")
-        await store.create_batch(b)
+        once = Job(job_type="a")
+        await store.insert_jobs([once])
         results = await asyncio.gather(
             store.insert_jobs([Job(job_type="a")]),
-            store.create_batch(b),  # duplicate batch_id: fails
+            store.insert_jobs([Job(job_id=once.job_id, job_type="a")]),  # its id again: fails
             store.insert_jobs([Job(job_type="a")]),
             return_exceptions=True,
         )
         assert isinstance(results[1], sqlite3.IntegrityError)
-        assert await store.count_jobs() == {"pending": 2}
+        assert await store.count_jobs() == {"pending": 3}
     finally:
         await store.close()
 

@@ -156,7 +156,12 @@ class Store(ABC):
     # -- enqueue ---------------------------------------------------------------
 
     @abstractmethod
-    async def create_batch(self, batch: Batch) -> None: ...
+    async def create_batch(self, batch: Batch, *, placeholder: bool = False) -> None:
+        """Write the batch's record. Its enqueuer (who made the id) writes it after the
+        jobs, and replaces a record that is already there: a ``placeholder`` another
+        enqueuer wrote meanwhile for jobs it found without one (an interrupted enqueue
+        looks the same as one still under way). A placeholder is written only where no
+        record exists."""
 
     @abstractmethod
     async def insert_jobs(self, jobs: Sequence[Job]) -> InsertResult:

@@ -190,11 +190,15 @@ class MongoStore(Store):
 
     # -- enqueue ---------------------------------------------------------------
 
-    async def create_batch(self, batch: Batch) -> None:
+    async def create_batch(self, batch: Batch, *, placeholder: bool = False) -> None:
         doc = docs.lossless(batch.model_dump(mode="python"))
         if batch.webhook:
             doc["announce"] = docs.ANNOUNCE_PENDING
-        await self._batches.insert_one(doc)
+        where = {"batch_id": batch.batch_id}  # unique: concurrent upserts cannot both insert
+        if placeholder:
+            await self._batches.update_one(where, {"$setOnInsert": doc}, upsert=True)
+        else:
+            await self._batches.replace_one(where, doc, upsert=True)
         # Jobs may have run already (enqueue writes them first): count, never assume.
         await self.recount_batches([batch.batch_id], now=utcnow())
 

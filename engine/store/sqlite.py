@@ -154,12 +154,18 @@ class SQLiteStore(Store):
 
     # -- enqueue ------------------------------------------------------------------
 
-    async def create_batch(self, batch: Batch) -> None:
+    async def create_batch(self, batch: Batch, *, placeholder: bool = False) -> None:
         data = batch.model_dump()
         if batch.webhook:  # see claim_finished_batches
             data["announce"] = "pending"
         row = (data.pop("batch_id"), to_us(data.pop("created_at")), dumps(data))
-        sql = "INSERT INTO batches (batch_id, created_at, doc) VALUES (?, ?, ?)"
+        sql = (
+            "INSERT INTO batches (batch_id, created_at, doc) VALUES (?, ?, ?) ON CONFLICT(batch_id)"
+        )
+        if placeholder:
+            sql += " DO NOTHING"
+        else:
+            sql += " DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc"
 
         def run() -> None:
             self._count(sql, row)
