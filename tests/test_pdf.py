@@ -304,6 +304,24 @@ async def test_parts_are_assembled_in_page_order(h: Harness, pdfs: dict[str, Pat
     assert [p["text"].strip() for p in data["pages"]] == [f"Seite {i} von 45" for i in range(1, 46)]
 
 
+@pytest.mark.parametrize("doc", ["many", "mixed"])
+async def test_parts_write_the_same_bytes_as_one_piece(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path, doc: str
+) -> None:
+    """Each part encodes its pages (``transcribe_range``); the files joined from them
+    are byte for byte those written from all pages at once."""
+    from jobtui.engine.processors import pdf_output as po
+
+    res = await h.run("pdf.transcribe", path=pdfs[doc], pages_per_part=3)
+    assert res["parts"] > 1
+    path, sha = str(pdfs[doc]), res["sha256"]
+    records = px.extract_range(path, 0, res["pages"], {"languages": "deu+eng", "dpi": 300})
+    whole = po.transcript_doc(path, sha, res["pages"], "deu+eng", records)
+    md, js = po.write_transcript(str(tmp_path), "whole", pdfs[doc].name, whole)
+    assert Path(res["markdown_path"]).read_bytes() == Path(md).read_bytes()
+    assert Path(res["json_path"]).read_bytes() == Path(js).read_bytes()
+
+
 async def test_progress_is_written(h: Harness, pdfs: dict[str, Path]) -> None:
     await h.run("pdf.transcribe", path=pdfs["many"], pages_per_part=5)
     job = (await h.store.list_jobs(limit=1000))[-1]

@@ -74,7 +74,22 @@ async def run_parts(
     opts: dict[str, Any],
     step: str,
 ) -> list[dict[str, Any]]:
-    """Run ``fn(path, start, stop, opts)`` for every range at once; records in page order.
+    """``run_part_results`` for a ``fn`` that returns one record per page: the records
+    of every range, in page order."""
+    results = await run_part_results(ctx, fn, path, ranges, opts, step)
+    return [rec for part in results for rec in (part or [])]
+
+
+async def run_part_results(
+    ctx: JobContext,
+    fn: Callable[..., Any],
+    path: str,
+    ranges: Sequence[tuple[int, int]],
+    opts: dict[str, Any],
+    step: str,
+) -> list[Any]:
+    """Run ``fn(path, start, stop, opts)`` for every range at once; what each returned,
+    in the order of ``ranges``.
 
     Progress is reported as parts finish. A cancel (task cancellation or
     ``ctx.cancel_event``) cancels every part still running; the pool kills their
@@ -112,7 +127,7 @@ async def run_parts(
             t.cancel()
         # Wait for cancelled parts: their processes are killed before we return.
         await asyncio.gather(*tasks, cancel_wait, return_exceptions=True)
-    return [rec for part in results for rec in (part or [])]
+    return results
 
 
 def page_list(pages: Sequence[int], limit: int = 20) -> str:

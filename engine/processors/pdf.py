@@ -31,7 +31,7 @@ from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
 from jobtui.engine.processors.pages import cores as _cores
 from jobtui.engine.processors.pages import log_page_errors as _log_page_errors
-from jobtui.engine.processors.pages import named_errors, note_changed
+from jobtui.engine.processors.pages import named_errors, note_changed, run_part_results
 from jobtui.engine.processors.pages import output_stem as output_stem
 from jobtui.engine.processors.pages import page_list as _page_list
 from jobtui.engine.processors.pages import run_parts as _run_parts
@@ -206,6 +206,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     records = info.pop("records", None)
     written = info.pop("written", None)
     ranges: list[tuple[int, int]] = [(0, n)] if n else []
+    parts: list[dict[str, Any]] = []
     if records is None:
         scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
         ranges = split_pages(
@@ -215,9 +216,10 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             min_part=1 if scanned else MIN_PAGES_PER_PART,
         )
         await ctx.progress(0.0, "transcribe", f"0/{n} pages")
-        records = await _run_parts(
-            ctx, px.extract_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
+        parts = await run_part_results(
+            ctx, po.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
         )
+        records = [rec for part in parts for rec in part["records"]]
     ocr_pages = [r["page"] for r in records if r["ocr"]]
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
@@ -230,10 +232,16 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         )
     failed = _log_page_errors(ctx, records)
     if written is None:
-        # Assembled from parts here: a worker process encodes and writes it.
-        doc = po.transcript_doc(path, sha, n, p.languages, records)
-        written = await ctx.run_cpu(
-            po.write_transcript, str(out_dir), output_stem(path, sha), Path(path).name, doc
+        # The parts encoded their pages; joining and writing them is a copy, done in
+        # a thread here rather than sending the text to a worker process again.
+        written = await asyncio.to_thread(
+            po.write_transcript_parts,
+            str(out_dir),
+            output_stem(path, sha),
+            Path(path).name,
+            po.transcript_head(path, sha, n, p.languages),
+            [part["markdown"] for part in parts],
+            [part["json"] for part in parts],
         )
     md_path, json_path = written
     chars = sum(r["chars"] for r in records)
