@@ -505,14 +505,20 @@ async def test_output_dir_unwritable_is_output_error(
 async def test_split_pages() -> None:
     assert pdf.split_pages(0, 200, 2) == []
     assert pdf.split_pages(10, 200, 2) == [(0, 10)]  # too small to be worth a second part
-    assert pdf.split_pages(2400, 200, 2) == [(i, i + 200) for i in range(0, 2400, 200)]
+    # More than one round of parts: the last round is cut into quarters, so both
+    # cores end within a small part of each other.
+    assert pdf.split_pages(2400, 200, 2) == [(i, i + 200) for i in range(0, 2000, 200)] + [
+        (i, i + 50) for i in range(2000, 2400, 50)
+    ]
     assert pdf.split_pages(300, 200, 2) == [(0, 150), (150, 300)]
     assert pdf.split_pages(100, 200, 4) == [(0, 25), (25, 50), (50, 75), (75, 100)]
     assert pdf.split_pages(5, 1, 2) == [(i, i + 1) for i in range(5)]
     # A whole number of parts per core, sizes within one page: 5 parts of 200 would
     # leave a core idle for the last fifth of a document alone (or last in a folder).
-    assert [b - a for a, b in pdf.split_pages(1000, 200, 2)] == [167] * 4 + [166] * 2
-    assert pdf.split_pages(20, 8, 2, min_part=1) == [(0, 5), (5, 10), (10, 15), (15, 20)]
+    assert [b - a for a, b in pdf.split_pages(1000, 200, 2)] == [167] * 4 + [42, 42, 41, 41] * 2
+    assert [b - a for a, b in pdf.split_pages(20, 8, 2, min_part=1)] == [5, 5] + [2, 1, 1, 1] * 2
+    # a tail part is never cut below min_part
+    assert [b - a for a, b in pdf.split_pages(45, 4, 2)] == [4] * 9 + [3] * 3
     assert pdf.split_pages(10, 8, 2, min_part=1) == [(0, 5), (5, 10)]
     for n in (1, 7, 33, 1001):
         parts = pdf.split_pages(n, 13, 3)
