@@ -101,14 +101,15 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, registry: Regist
 
         async def work() -> None:
             # The engine runs before the enqueue: jobs are written as files are hashed,
-            # largest first, so the first documents run (and start the CPU worker
-            # processes they need) while the rest of the folder is still hashed.
+            # largest first, so the first documents run while the rest of the folder
+            # is still hashed. The worker processes start meanwhile too (~10 ms each,
+            # forked from the server loading since the command began), so the first
+            # document's CPU work is not held up by them; a re-run whose files were
+            # all done earlier pays that, overlapped with its scan.
+            if uses_workers:
+                warming.append(asyncio.create_task(engine.pool().warm()))
             await run.enqueue(job_type, params)
             await run.adopt_earlier_jobs()
-            # All worker processes at once, but only when there is work: a re-run
-            # whose files were all done earlier ends at once.
-            if uses_workers and run.has_work:
-                warming.append(asyncio.create_task(engine.pool().warm()))
             await run.wait()
 
         # Awaited before the engine (and its pool) stops, even after Ctrl-C: a pool
@@ -216,12 +217,6 @@ class _Run:
         }
         self.outside -= self.unserved
         self.engine.serve_also(self.outside)
-
-    @property
-    def has_work(self) -> bool:
-        return bool(self.report.job_ids) or any(
-            not self.jobs[j].status.terminal for j in self.outside
-        )
 
     async def _refresh_outside(self) -> bool:
         """Re-read the run's jobs in other batches that are not finished; True when
