@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobtui.engine.errors import JobFailed
@@ -26,7 +26,7 @@ from jobtui.engine.processors.pdf_extract import ErrorCode, extract_range
 OUTPUT_MODE = 0o644
 
 
-def write_in_dir(folder: str, name: str, data: bytes) -> None:
+def write_in_dir(folder: str, name: str, data: bytes | Sequence[bytes]) -> None:
     """Write ``folder/name`` so that no symlink planted in the output folder is
     followed: the folder is opened once (``O_NOFOLLOW``: a symlinked folder is
     refused), the data goes to a fresh temporary file created inside it with
@@ -34,7 +34,9 @@ def write_in_dir(folder: str, name: str, data: bytes) -> None:
     descriptor (a rename replaces a symlink, it never writes through one). Readers
     never see half a file. No fsync: it cost ~5 ms a file on small documents; a power
     cut may lose the newest outputs, as it may lose the embedded store's newest
-    commits (WAL, synchronous=NORMAL). Crashes of a process lose nothing."""
+    commits (WAL, synchronous=NORMAL). Crashes of a process lose nothing. ``data``
+    may come in pieces, written one after another (no joined copy)."""
+    pieces = [data] if isinstance(data, bytes) else data
     dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
@@ -42,7 +44,7 @@ def write_in_dir(folder: str, name: str, data: bytes) -> None:
         fd = os.open(tmp, flags, OUTPUT_MODE, dir_fd=dfd)
         try:
             with open(fd, "wb", closefd=False) as f:
-                f.write(data)
+                f.writelines(pieces)
         finally:
             os.close(fd)
         os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -81,20 +83,28 @@ def json_pages(records: list[dict[str, Any]]) -> bytes:
     return _utf8(",\n".join(json.dumps(r, ensure_ascii=False) for r in records))
 
 
-def assemble_markdown(title: str, chunks: list[bytes]) -> bytes:
-    """The Markdown file from the ``markdown_pages`` of consecutive page ranges."""
-    return b"\n\n".join([_utf8(f"# {title}"), *(c for c in chunks if c)]) + b"\n"
+def assemble_markdown(title: str, chunks: list[bytes]) -> list[bytes]:
+    """The Markdown file, in pieces, from the ``markdown_pages`` of consecutive page
+    ranges."""
+    out = [_utf8(f"# {title}")]
+    for chunk in chunks:
+        if chunk:
+            out += [b"\n\n", chunk]
+    return [*out, b"\n"]
 
 
-def assemble_json(head: dict[str, Any], chunks: list[bytes]) -> bytes:
-    """The JSON file: ``head`` (``transcript_head``) with ``pages`` made of the
+def assemble_json(head: dict[str, Any], chunks: list[bytes]) -> list[bytes]:
+    """The JSON file, in pieces: ``head`` (``transcript_head``) with ``pages`` made of the
     ``json_pages`` of consecutive page ranges. One page per line: ``indent=`` would be
     more uniform, but it switches ``json`` to its pure-Python encoder (7 ms per short
     document)."""
     top = json.dumps(head, ensure_ascii=False)
     opening = top[:-1] + (", " if len(top) > 2 else "") + '"pages": [\n'
-    pages = b",\n".join(c for c in chunks if c)
-    return _utf8(opening) + pages + b"\n]}\n"
+    out = [_utf8(opening)]
+    for chunk in chunks:
+        if chunk:
+            out += [b",\n", chunk] if len(out) > 1 else [chunk]
+    return [*out, b"\n]}\n"]
 
 
 def transcript_head(source: str, sha256: str, pages: int, languages: str) -> dict[str, Any]:
@@ -123,8 +133,10 @@ def transcribe_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> 
     return {"records": records, **out}
 
 
-def write_files(out_dir: str, files: dict[str, Callable[[], str | bytes]]) -> None:
-    """Build each file's text (or UTF-8 bytes) and write it atomically under
+def write_files(
+    out_dir: str, files: dict[str, Callable[[], str | bytes | Sequence[bytes]]]
+) -> None:
+    """Build each file's text (or UTF-8 bytes, or their pieces) and write it atomically under
     ``out_dir``; a folder or file that cannot be written is ``JobFailed(OUTPUT_ERROR)``
     (never retried)."""
     try:
