@@ -85,14 +85,32 @@ class JobContext:
             raise JobCancelled(self.job_id)
 
     async def progress(
-        self, percent: float, step: str | None = None, message: str | None = None
+        self,
+        percent: float,
+        step: str | None = None,
+        message: str | None = None,
+        *,
+        done: float | None = None,
+        total: float | None = None,
+        unit: str | None = None,
     ) -> None:
         """Report progress; written at most once a second, the last value always.
 
+        ``done`` of ``total`` ``unit`` (e.g. 12 of 2,400 "pages"): the work in a unit
+        of the job type's choosing, which the console's batch ETA weighs jobs by. Give
+        all three or none; report ``done == total`` when the work is done.
+
         Returns at once: the write is made by a background task (see the module doc).
         """
+        if (unit is None) != (total is None) or (unit is None) != (done is None):
+            raise ValueError("progress: give done, total and unit together, or none")
         self._pending = Progress(
-            percent=round(max(0.0, min(100.0, percent)), 2), step=step, message=message
+            percent=round(max(0.0, min(100.0, percent)), 2),
+            step=step,
+            message=message,
+            done=done,
+            total=total,
+            unit=unit,
         )
         if self._writer is None or self._writer.done():
             if time.monotonic() - self._last_write >= PROGRESS_MIN_INTERVAL:

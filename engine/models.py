@@ -89,6 +89,11 @@ class Progress(BaseModel):
     percent: float = 0.0
     step: str | None = None
     message: str | None = None
+    # The work measured in a unit the job type chose ("pages", "s" of recording), so a
+    # batch's ETA can weigh a 2,400-page PDF as more than a 1-page one. All or none.
+    done: float | None = None
+    total: float | None = None
+    unit: str | None = None
 
 
 class Lease(BaseModel):

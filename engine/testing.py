@@ -125,10 +125,14 @@ async def run_handler(
 
     class RecordingContext(JobContext):
         async def progress(
-            self, percent: float, step: str | None = None, message: str | None = None
+            self,
+            percent: float,
+            step: str | None = None,
+            message: str | None = None,
+            **units: Any,
         ) -> None:
-            reports.append(Progress(percent=percent, step=step, message=message))
-            await super().progress(percent, step, message)
+            await super().progress(percent, step, message, **units)
+            reports.append(Progress(percent=percent, step=step, message=message, **units))
 
     store = SQLiteStore(folder / "jobs.db")
     await store.open()

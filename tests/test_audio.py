@@ -226,10 +226,14 @@ class RecordingContext(JobContext):
         self.reports: list[tuple[float, str | None, str | None]] = []
 
     async def progress(
-        self, percent: float, step: str | None = None, message: str | None = None
+        self,
+        percent: float,
+        step: str | None = None,
+        message: str | None = None,
+        **units: Any,
     ) -> None:
         self.reports.append((percent, step, message))
-        await super().progress(percent, step, message)
+        await super().progress(percent, step, message, **units)
 
 
 class Harness:

@@ -72,7 +72,7 @@ async def _ocr(
         f"({w} x {h} pixels{' first' if n > 1 else ''}), {info['size']} bytes, "
         f"sha256 {sha[:12]}"
     )
-    await ctx.progress(0.0, "ocr", f"0/{n} pages")
+    await ctx.progress(0.0, "ocr", f"0/{n} pages", done=0, total=n, unit="pages")
     opts = {"languages": p.languages}
     records = await run_parts(ctx, ix.ocr_range, read, [(i, i + 1) for i in range(n)], opts, "ocr")
     if all(r.get("corrupt") for r in records):

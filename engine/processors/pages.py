@@ -120,7 +120,14 @@ async def run_part_results(
                 results[i] = t.result()  # a part's JobFailed ends the job here
                 done_pages += ranges[i][1] - ranges[i][0]
             ctx.check_cancelled()
-            await ctx.progress(100.0 * done_pages / total, step, f"{done_pages}/{total} pages")
+            await ctx.progress(
+                100.0 * done_pages / total,
+                step,
+                f"{done_pages}/{total} pages",
+                done=done_pages,
+                total=total,
+                unit="pages",
+            )
     finally:
         cancel_wait.cancel()
         for t in tasks:

@@ -232,7 +232,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             _cores(ctx),
             min_part=1 if scanned else MIN_PAGES_PER_PART,
         )
-        await ctx.progress(0.0, "transcribe", f"0/{n} pages")
+        await ctx.progress(0.0, "transcribe", f"0/{n} pages", done=0, total=n, unit="pages")
         parts = await run_part_results(
             ctx, po.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
         )
@@ -285,7 +285,7 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     ranges = split_pages(
         n, _ocr_part_size(ctx, p, info), _cores(ctx), min_part=1 if scanned else MIN_PAGES_PER_PART
     )
-    await ctx.progress(0.0, "markdown", f"0/{n} pages")
+    await ctx.progress(0.0, "markdown", f"0/{n} pages", done=0, total=n, unit="pages")
     pages = await _run_parts(
         ctx, px.markdown_range, info["read_path"], ranges, _ocr_opts(p), "markdown"
     )
@@ -343,7 +343,7 @@ async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
         (a + first - 1, b + first - 1) for a, b in split_pages(count, p.pages_per_part, _cores(ctx))
     ]
     opts = {"password": p.password, "dpi": p.dpi, "out_dir": str(out_dir)}
-    await ctx.progress(0.0, "render", f"0/{count} pages")
+    await ctx.progress(0.0, "render", f"0/{count} pages", done=0, total=count, unit="pages")
     records = await _run_parts(ctx, px.render_range, info["read_path"], ranges, opts, "render")
     failed = _log_page_errors(ctx, records)
     rendered = sum(1 for r in records if r.get("file"))

@@ -39,7 +39,9 @@ async def run_parts(
 
     async def report() -> None:
         pct = 100.0 * done / total if total > 0 else 100.0
-        await ctx.progress(pct, step, f"{done:.0f}/{total:.0f} {unit}")
+        await ctx.progress(
+            pct, step, f"{done:.0f}/{total:.0f} {unit}", done=done, total=total, unit=unit
+        )
 
     await report()
     try:
