@@ -201,6 +201,33 @@ class Batch(BaseModel):
     webhook: dict[str, Any] | None = None
 
 
+#: The jobs a batch's unit tallies sum over: cancelled and failed work is not progress.
+UNIT_STATUSES = (JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
+
+
+class UnitTally(BaseModel):
+    """A batch's work in one unit (``Progress.unit``), summed over its processing and
+    completed jobs that report it. A completed job counts its whole total as done (its
+    last progress write may not have landed); one that reported no progress but
+    returned ``results["pages"]`` counts as that many pages."""
+
+    unit: str
+    done: float = 0.0
+    total: float = 0.0
+    jobs: int = 0  # how many jobs the totals come from
+    processing: int = 0  # of those, still processing
+
+    def add(self, status: str, jobs: int, done: float | None, total: float | None) -> None:
+        total = float(total or 0.0)
+        self.jobs += jobs
+        self.total += total
+        if status == JobStatus.COMPLETED:
+            self.done += total
+        else:
+            self.processing += jobs
+            self.done += float(done or 0.0)
+
+
 class BatchSummary(BaseModel):
     """A batch with counts derived from its jobs' states (never stored counters)."""
 
@@ -208,6 +235,15 @@ class BatchSummary(BaseModel):
     counts: dict[str, int]
     first_started_at: UTCDateTime | None = None
     last_completed_at: UTCDateTime | None = None
+    #: unit -> tally; filled for unfinished batches by the console's reads
+    #: (``list_batches``, ``get_batch``) only, empty otherwise
+    units: dict[str, UnitTally] = Field(default_factory=dict)
+
+    def add_units(
+        self, status: str, unit: str, jobs: int, done: float | None, total: float | None
+    ) -> None:
+        """Fold one row of a store's per (status, unit) aggregate into ``units``."""
+        self.units.setdefault(unit, UnitTally(unit=unit)).add(status, jobs, done, total)
 
     @property
     def total(self) -> int:

@@ -16,6 +16,7 @@ from jobtui.engine.config import Settings
 from jobtui.engine.doctor import FAIL, OK, WARN, Check, clock_check, output_check, store_checks
 from jobtui.engine.models import Job, utcnow
 from jobtui.engine.registry import default_registry
+from jobtui.engine.store._sqlite_schema import SCHEMA_VERSION
 from jobtui.engine.store.mongo import MongoStore
 from jobtui.engine.store.sqlite import SQLiteStore
 from jobtui.tui.cli import main
@@ -72,7 +73,10 @@ def test_healthy_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "input roots",
     }
     assert all(line.startswith(("ok ", "warn ")) for line in lines.values()), out
-    assert lines["store"].startswith("ok   store        sqlite:") and "(schema 3" in lines["store"]
+    assert (
+        lines["store"].startswith("ok   store        sqlite:")
+        and f"(schema {SCHEMA_VERSION}" in lines["store"]
+    )
     assert "pdf.transcribe" in lines["job types"]
     assert lines["input roots"].startswith("warn") and "--input-root" in lines["input roots"]
 

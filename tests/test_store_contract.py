@@ -462,6 +462,57 @@ async def test_batch_summaries_derive_from_job_states(store: Store) -> None:
     assert await store.get_batch("no-such-batch") is None
 
 
+async def test_unfinished_batches_carry_the_work_their_jobs_report_in_units(
+    store: Store,
+) -> None:
+    """The console's ETA weighs jobs by the units they report: the summary of an
+    unfinished batch sums them per unit over processing and completed jobs, from real
+    progress writes; failed and cancelled work is not counted; a finished batch has
+    none. A job that reported nothing but returned ``results.pages`` counts in pages."""
+    b = Batch(name="pdfs", created_at=T0)
+    await store.create_batch(b)
+    await store.insert_jobs([job("a", batch_id=b.batch_id) for _ in range(7)])
+    got = await claim(store, {"a": 6}, now=T0 + MIN)
+    big, small, reading, quiet, broken, stopped = got
+    tok = {j.job_id: token(j) for j in got}
+
+    async def pages(j: Job, done: float, total: float, unit: str = "pages") -> None:
+        p = Progress(percent=100 * done / total, done=done, total=total, unit=unit)
+        assert await store.set_progress(j.job_id, tok[j.job_id], p)
+
+    await pages(big, 600, 2400)  # still processing: 600 of 2,400 pages done
+    await pages(small, 1, 3)
+    await pages(reading, 30, 90, unit="s")  # another unit: counted apart
+    await pages(broken, 5, 10)
+    await pages(stopped, 2, 10)
+    # completed: its whole total is done, whatever its last progress write said
+    await store.finish(small.job_id, tok[small.job_id], done(), now=T0 + 2 * MIN)
+    # no progress at all, but it says how many pages it read
+    await store.finish(quiet.job_id, tok[quiet.job_id], done(results={"pages": 5}), now=T0)
+    fail = done(JobStatus.FAILED, error=JobError(code="X"))
+    await store.finish(broken.job_id, tok[broken.job_id], fail, now=T0 + 2 * MIN)
+    await store.finish(stopped.job_id, tok[stopped.job_id], done(JobStatus.CANCELLED), now=T0)
+
+    def tallies(s: Any) -> dict[str, tuple[float, float, int, int]]:
+        return {u: (t.done, t.total, t.jobs, t.processing) for u, t in s.units.items()}
+
+    s = await store.get_batch(b.batch_id)
+    assert s is not None and not s.finished
+    assert tallies(s) == {"pages": (600 + 3 + 5, 2400 + 3 + 5, 3, 1), "s": (30, 90, 1, 1)}
+    (listed,) = await store.list_batches()
+    assert tallies(listed) == tallies(s)
+    await pages(big, 1800, 2400)  # the latest write replaces the last one
+    s = await store.get_batch(b.batch_id)
+    assert s is not None and s.units["pages"].done == 1800 + 3 + 5
+
+    # finished: nothing left to estimate, nothing summed
+    (last,) = await claim(store, {"a": 1}, now=T0 + 3 * MIN)
+    for j, t in ((big, tok[big.job_id]), (reading, tok[reading.job_id]), (last, token(last))):
+        await store.finish(j.job_id, t, done(), now=T0 + 4 * MIN)
+    s = await store.get_batch(b.batch_id)
+    assert s is not None and s.finished and s.units == {}
+
+
 async def test_tail_logs_order_and_limit(store: Store) -> None:
     j = job()
     await store.insert_jobs([j])

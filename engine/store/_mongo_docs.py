@@ -26,6 +26,7 @@ from pydantic_core import to_jsonable_python
 
 from jobtui.engine.models import (
     LEGACY_JOB_TYPE,
+    UNIT_STATUSES,
     Batch,
     BatchSummary,
     ErrorCode,
@@ -397,6 +398,53 @@ def batch_counts_pipeline(
             }
         },
     ]
+
+
+def batch_units_pipeline(batch_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The work in units (``progress.done``/``total`` of ``progress.unit``) of the
+    batches' processing and completed jobs, one ``$group`` keyed
+    ``"<status>|<unit>|<batch_id>"``. ``$sum`` skips values that are not numbers, so a
+    missing ``done`` adds nothing. A job with no unit that returned a number of
+    ``results.pages`` counts in pages (small PDFs are read in one go, with no progress)."""
+    ids = list(batch_ids)
+    return [
+        {
+            "$match": {
+                "batch_id": ids[0] if len(ids) == 1 else {"$in": ids},
+                "status": {"$in": list(UNIT_STATUSES)},
+                "$or": [
+                    {"progress.unit": {"$type": "string"}},
+                    {"results.pages": {"$type": "number"}},
+                ],
+            }
+        },
+        {
+            "$group": {
+                "_id": {
+                    "$concat": [
+                        "$status",
+                        _SEP,
+                        {"$ifNull": ["$progress.unit", "pages"]},
+                        _SEP,
+                        "$batch_id",
+                    ]
+                },
+                "n": {"$sum": 1},
+                "done": {"$sum": "$progress.done"},
+                "total": {"$sum": {"$ifNull": ["$progress.total", "$results.pages"]}},
+            }
+        },
+    ]
+
+
+def add_units(summaries: Sequence[BatchSummary], rows: list[dict[str, Any]]) -> None:
+    """Fold the ``batch_units_pipeline`` rows into the summaries' unit tallies."""
+    by_id = {s.batch.batch_id: s for s in summaries}
+    for row in rows:
+        status, _, rest = str(row["_id"]).partition(_SEP)
+        unit, _, batch_id = rest.rpartition(_SEP)  # batch ids hold no separator
+        if batch_id in by_id:
+            by_id[batch_id].add_units(status, unit, int(row["n"]), row["done"], row["total"])
 
 
 def summaries(batches: Sequence[Batch], rows: list[dict[str, Any]]) -> list[BatchSummary]:

@@ -111,7 +111,32 @@ CREATE INDEX logs_ts ON logs (ts);
 # Version 3: wake-ups between processes, one counter per channel (_sqlite_wakeups.py).
 _V3 = _sqlite_wakeups.SCHEMA
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# Version 4: the work of a batch's jobs in the unit they report (pages, seconds), for
+# the console's ETA. VIRTUAL columns computed from ``doc``: every write that changes
+# the progress or the results keeps them true, and nothing is stored twice. A job
+# that reported no unit but returned ``results.pages`` counts in pages. The partial
+# index holds only jobs that report a unit, and covers the per-batch sums, so they
+# never parse a document at read time (parsing 40,000 finished jobs' documents took
+# ~460 ms here, the index scan ~15 ms); keeping it costs a claim nothing and a
+# finish ~20 us.
+_V4 = """
+ALTER TABLE jobs ADD COLUMN unit TEXT GENERATED ALWAYS AS (coalesce(
+    json_extract(doc, '$.progress.unit'),
+    iif(json_type(doc, '$.results.pages') IN ('integer', 'real'), 'pages', NULL)
+)) VIRTUAL;
+ALTER TABLE jobs ADD COLUMN units_total REAL GENERATED ALWAYS AS (iif(
+    json_extract(doc, '$.progress.unit') IS NULL,
+    json_extract(doc, '$.results.pages'),
+    json_extract(doc, '$.progress.total')
+)) VIRTUAL;
+ALTER TABLE jobs ADD COLUMN units_done REAL GENERATED ALWAYS AS (
+    json_extract(doc, '$.progress.done')
+) VIRTUAL;
+CREATE INDEX jobs_units ON jobs (batch_id, status, unit, units_done, units_total)
+    WHERE unit IS NOT NULL;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -327,11 +327,15 @@ class Store(ABC):
         """Counts by status of the jobs that match (missing statuses are absent)."""
 
     @abstractmethod
-    async def get_batch(self, batch_id: str) -> BatchSummary | None: ...
+    async def get_batch(self, batch_id: str) -> BatchSummary | None:
+        """One batch as ``list_batches`` shows it."""
 
     @abstractmethod
     async def list_batches(self, *, limit: int = 50) -> list[BatchSummary]:
-        """The newest batches first, each with counts derived from its jobs."""
+        """The newest batches first, each with counts derived from its jobs; an
+        unfinished one also with its ``units`` (the work its processing and completed
+        jobs report in units, for the ETA; a finished batch needs none, so none is
+        summed for it)."""
 
     @abstractmethod
     async def tail_logs(

@@ -469,8 +469,11 @@ class MongoStore(Store):
         )
         return {str(r["_id"]): int(r["n"]) for r in rows if r["n"]}
 
-    async def _batch_summaries(self, batches: Sequence[Batch]) -> list[BatchSummary]:
-        """One aggregation for any number of batches (counts never stored)."""
+    async def _batch_summaries(
+        self, batches: Sequence[Batch], *, units: bool = False
+    ) -> list[BatchSummary]:
+        """One aggregation for any number of batches (counts never stored); with
+        ``units``, one more for the unit tallies of the unfinished ones."""
         if not batches:
             return []
         ids = [b.batch_id for b in batches]
@@ -479,7 +482,13 @@ class MongoStore(Store):
             docs.batch_counts_pipeline(ids),
             fallback=docs.batch_counts_pipeline(ids, with_times=False),
         )
-        return docs.summaries(batches, rows)
+        found = docs.summaries(batches, rows)
+        running = [s.batch.batch_id for s in found if not s.finished]
+        if units and running:
+            docs.add_units(
+                found, await compat.aggregate(self._jobs, docs.batch_units_pipeline(running))
+            )
+        return found
 
     async def recount_batches(self, batch_ids: Sequence[str | None], *, now: datetime) -> None:
         """Write the seed's counters into each batch document from a recount of its jobs.
@@ -535,12 +544,12 @@ class MongoStore(Store):
         doc = await self._batches.find_one({"batch_id": batch_id})
         if doc is None:
             return None
-        return (await self._batch_summaries([docs.to_batch(doc)]))[0]
+        return (await self._batch_summaries([docs.to_batch(doc)], units=True))[0]
 
     async def list_batches(self, *, limit: int = 50) -> list[BatchSummary]:
         cursor = self._batches.find({}).sort([("created_at", DESCENDING)]).limit(limit)
         batches = [docs.to_batch(doc) for doc in await cursor.to_list(None)]
-        return await self._batch_summaries(batches)
+        return await self._batch_summaries(batches, units=True)
 
     async def tail_logs(
         self, job_id: str, *, limit: int = 200, after: datetime | None = None

@@ -25,6 +25,7 @@ from typing import Any
 
 from jobtui.engine.models import (
     LEGACY_JOB_TYPE,
+    UNIT_STATUSES,
     Batch,
     BatchSummary,
     Job,
@@ -469,7 +470,7 @@ class SQLiteStore(Store):
 
     async def get_batch(self, batch_id: str) -> BatchSummary | None:
         sql = "SELECT batch_id, created_at, doc FROM batches WHERE batch_id = ?"
-        found = await self._t.read(self._summaries, sql, (batch_id,))
+        found = await self._t.read(self._summaries, sql, (batch_id,), True)
         return found[0] if found else None
 
     async def list_batches(self, *, limit: int = 50) -> list[BatchSummary]:
@@ -477,9 +478,26 @@ class SQLiteStore(Store):
             "SELECT batch_id, created_at, doc FROM batches"
             " ORDER BY created_at DESC, batch_id DESC LIMIT ?"
         )
-        return await self._t.read(self._summaries, sql, (limit,))
+        return await self._t.read(self._summaries, sql, (limit,), True)
 
-    def _summaries(self, sql: str, params: Sequence[Any]) -> list[BatchSummary]:
+    def _add_units(self, summaries: Sequence[BatchSummary]) -> None:
+        """The unit tallies of the unfinished batches: one covering scan of jobs_units
+        (only jobs that report a unit are in it)."""
+        by_id = {s.batch.batch_id: s for s in summaries if not s.finished}
+        statuses = list(UNIT_STATUSES)
+        for part in chunks(list(by_id)):
+            for batch_id, status, unit, n, done, total in self._all(
+                "SELECT batch_id, status, unit, count(*), sum(units_done), sum(units_total)"
+                f" FROM jobs INDEXED BY jobs_units WHERE batch_id IN ({marks(part)})"
+                f" AND status IN ({marks(statuses)}) AND unit IS NOT NULL"
+                " GROUP BY batch_id, status, unit",
+                [*part, *statuses],
+            ):
+                by_id[batch_id].add_units(status, unit, n, done, total)
+
+    def _summaries(
+        self, sql: str, params: Sequence[Any], units: bool = False
+    ) -> list[BatchSummary]:
         """Batches with counts derived from job states: one GROUP BY for all of them,
         a covering scan of jobs_batch (batch_id, status, started_at, completed_at)."""
         batches = []
@@ -501,7 +519,7 @@ class SQLiteStore(Store):
                     first[batch_id] = min(first.get(batch_id, started), started)
                 if completed is not None:
                     last[batch_id] = max(last.get(batch_id, completed), completed)
-        return [
+        summaries = [
             BatchSummary(
                 batch=b,
                 counts=counts[b.batch_id],
@@ -510,6 +528,9 @@ class SQLiteStore(Store):
             )
             for b in batches
         ]
+        if units:
+            self._add_units(summaries)
+        return summaries
 
     async def tail_logs(
         self, job_id: str, *, limit: int = 200, after: datetime | None = None
