@@ -45,6 +45,77 @@ def test_eta_says_dash_until_it_has_enough() -> None:
     assert batch_eta(summary(completed=3, cancelled=2), NOW) == "done"
 
 
+def paged(
+    summary: BatchSummary, *rows: tuple[str, str, int, float | None, float | None]
+) -> BatchSummary:
+    """``summary`` with unit tallies folded in as a store does: one row per
+    (status, unit) with its job count and summed done and total."""
+    for status, unit, jobs, done, total in rows:
+        summary.add_units(status, unit, jobs, done, total)
+    return summary
+
+
+def test_eta_weighs_jobs_by_the_pages_they_hold() -> None:
+    """One 1,000-page PDF among ten 10-page ones: ten small ones done in the first
+    5 minutes and the big one a tenth through after 10, so 200 pages in 10 minutes.
+    Counting jobs says one job left at a minute a job; counting pages says 900
+    pages left at 20 pages a minute."""
+    s = summary(completed=10, processing=1)
+    assert batch_eta(s, NOW) == "1m00s"  # jobs: 1 left x 10 min / 10 completed
+    paged(s, ("completed", "pages", 10, 100, 100), ("processing", "pages", 1, 100, 1000))
+    assert batch_eta(s, NOW) == "45m00s"  # pages: 900 left x 10 min / 200 done
+    # The big one first: one job completed is too few for a pace in jobs...
+    s = summary(completed=1, processing=1, pending=9)
+    assert batch_eta(s, NOW) == "—"
+    # ...but 1,005 pages are: the big one, and a small one running at 5/10; the nine
+    # pending ones' totals are not known, each counts as the known average (1010 / 2)
+    paged(s, ("completed", "pages", 1, None, 1000), ("processing", "pages", 1, 5, 10))
+    assert batch_eta(s, NOW) == "45m16s"  # (5 + 9 x 505) pages x 10 min / 1005 done
+
+
+def test_eta_estimates_jobs_not_reporting_yet_at_the_average_known_total() -> None:
+    # 2 running: one reports 50/100 pages, the other has not said yet (still probing)
+    s = paged(
+        summary(completed=2, processing=2, pending=1),
+        ("completed", "pages", 2, None, 100),
+        ("processing", "pages", 1, 50, 100),
+    )
+    # known: 3 jobs, 200 pages (avg 66.7); left: 50 + 2 x 66.7 = 183.3; done 150 in 10 min
+    assert batch_eta(s, NOW) == "12m13s"
+
+
+def test_eta_counts_jobs_when_units_do_not_measure_the_whole_batch() -> None:
+    jobs_eta = batch_eta(summary(completed=10, pending=15, processing=5), NOW)
+    assert jobs_eta == "20m00s"
+    # pages and seconds of recording cannot be added: jobs it is
+    mixed = paged(
+        summary(completed=10, pending=15, processing=5),
+        ("completed", "pages", 5, None, 500),
+        ("completed", "s", 5, None, 3600),
+    )
+    assert batch_eta(mixed, NOW) == jobs_eta
+    # a completed job of a type that reports no unit: its work is not in the pages
+    partial = paged(
+        summary(completed=10, pending=15, processing=5), ("completed", "pages", 9, None, 900)
+    )
+    assert batch_eta(partial, NOW) == jobs_eta
+
+
+def test_page_eta_says_dash_until_it_has_enough() -> None:
+    # nothing done yet, only totals known: no pace
+    s = paged(summary(processing=1, pending=5), ("processing", "pages", 1, 0, 2400))
+    assert batch_eta(s, NOW) == "—"
+    # pages done, but only 1 s since the first start
+    s = paged(summary(1 / 60, processing=1, pending=5), ("processing", "pages", 1, 64, 2400))
+    assert batch_eta(s, NOW) == "—"
+    # pages done for 10 minutes: a pace, although no job completed yet (counting jobs
+    # would still say "—")
+    s = paged(summary(processing=1, pending=5), ("processing", "pages", 1, 600, 2400))
+    assert batch_eta(s, NOW) == "3h50m"  # (1800 + 5 x 2400) x 10 min / 600
+    s = paged(summary(completed=3, cancelled=2), ("completed", "pages", 3, None, 9))
+    assert batch_eta(s, NOW) == "done"
+
+
 def test_cancelled_is_its_own_state_and_colour() -> None:
     v = {"success": "#00ff00", "error": "#ff0000", "secondary": "#9a7cff", "warning": "#ffff00"}
     assert batch_state(summary(completed=3, cancelled=2)) == "cancelled"

@@ -140,21 +140,49 @@ ETA_MIN_SECONDS = 5.0  # seconds of work before a pace is worth projecting
 
 
 def batch_eta(summary: BatchSummary, now: datetime) -> str:
-    """Time left at the pace of *completed* work so far: jobs completed per second
-    since the batch's first start. Cancelled and failed jobs are not progress (a
-    cancelled half made the old estimate absurd); "—" until the pace means something."""
+    """Time left at the pace of *completed* work so far, since the batch's first start.
+
+    Work is counted in the unit the batch's jobs report (pages: a 2,400-page PDF is
+    not one job's worth of a 1-page one) when they all report one; otherwise in jobs.
+    Cancelled and failed jobs are not progress (a cancelled half made the old
+    estimate absurd); "—" until the pace means something."""
     if summary.finished:
         return "done"
+    start = summary.first_started_at
+    elapsed = (now - start).total_seconds() if start is not None else 0.0
+    left = units_left(summary) or jobs_left(summary)
+    if elapsed < ETA_MIN_SECONDS or left is None:
+        return "—"
+    remaining, done = left
+    return human_duration(remaining * elapsed / done)
+
+
+def units_left(summary: BatchSummary) -> tuple[float, float] | None:
+    """``(units left, units done)`` when the batch's work is measured in one unit.
+
+    Left: what the jobs with a known total still hold, plus, for every job whose
+    total is not known yet (pending, or running but not reporting yet), the average
+    of the known totals. None (count jobs instead) when no job reports a unit, jobs
+    report different units, a completed job reported none, or no unit is done yet."""
+    if len(summary.units) != 1:
+        return None
+    (tally,) = summary.units.values()
+    c = summary.counts
+    completed_unknown = c.get("completed", 0) - (tally.jobs - tally.processing)
+    if completed_unknown > 0 or tally.done <= 0 or tally.jobs <= 0:
+        return None
+    unknown = c.get("pending", 0) + max(0, c.get("processing", 0) - tally.processing)
+    remaining = max(0.0, tally.total - tally.done) + unknown * tally.total / tally.jobs
+    return remaining, tally.done
+
+
+def jobs_left(summary: BatchSummary) -> tuple[float, float] | None:
+    """``(jobs left, jobs completed)``; None until ``ETA_MIN_COMPLETED`` completed."""
     c = summary.counts
     completed = c.get("completed", 0)
-    remaining = c.get("pending", 0) + c.get("processing", 0)
-    start = summary.first_started_at
-    if start is None or completed < ETA_MIN_COMPLETED:
-        return "—"
-    elapsed = (now - start).total_seconds()
-    if elapsed < ETA_MIN_SECONDS:
-        return "—"
-    return human_duration(remaining * elapsed / completed)
+    if completed < ETA_MIN_COMPLETED:
+        return None
+    return c.get("pending", 0) + c.get("processing", 0), completed
 
 
 def ago(then: datetime | None, now: datetime) -> str:
