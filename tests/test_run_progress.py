@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 from jobtui.tui import run_progress
+from jobtui.tui.durations import human_duration
 from jobtui.tui.run_progress import RunProgress, RunState
 
 
@@ -43,7 +44,7 @@ def test_plain_mode_prints_a_line_now_and_then(monkeypatch: object) -> None:
     p.close()
     assert buf.getvalue().splitlines() == [
         "jobtui: 2/4 files, about 10s left",
-        "jobtui: 3/4 files, about 4s left",
+        "jobtui: 3/4 files, about 3.7s left",
     ]
 
 
@@ -53,3 +54,10 @@ def test_off_mode_prints_nothing() -> None:
     p.update(RunState(total=4, done=2))
     p.close()
     assert buf.getvalue() == ""
+
+
+def test_one_way_to_write_a_duration() -> None:
+    """The console's cells and ``jobtui run`` share ``human_duration``: tenths for
+    short jobs, then whole seconds rounded (never "60s"), minutes, hours."""
+    got = [human_duration(x) for x in (None, -3, 0.3, 9.97, 42.4, 59.6, 187, 3599.6, 7500)]
+    assert got == ["—", "0.0s", "0.3s", "10s", "42s", "1m00s", "3m07s", "1h00m", "2h05m"]

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from jobtui.tui.durations import human_duration
+
 PLAIN_EVERY = 10.0  # seconds between plain progress lines
 
 
@@ -35,7 +37,7 @@ class RunState:
             parts.append(f"{self.pages / elapsed:.1f} pages/s")
         eta = self.eta(elapsed)
         if eta is not None:
-            parts.append(f"about {_duration(eta)} left")
+            parts.append(f"about {human_duration(eta)} left")
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.elsewhere:
@@ -46,15 +48,6 @@ class RunState:
         if self.done <= 0 or self.done >= self.total or elapsed <= 0:
             return None
         return (self.total - self.done) * elapsed / self.done
-
-
-def _duration(seconds: float) -> str:
-    s = int(seconds + 0.5)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 class RunProgress:

@@ -25,7 +25,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
 from jobtui.engine.api import JobDetail
-from jobtui.tui.widgets.cells import clock, colour, human_duration, job_duration, status_text
+from jobtui.tui.durations import human_duration
+from jobtui.tui.widgets.cells import clock, colour, job_duration, status_text
 from jobtui.tui.widgets.logtail import log_line
 
 if TYPE_CHECKING:

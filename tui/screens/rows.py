@@ -16,6 +16,7 @@ from rich.text import Text
 
 from jobtui.engine.api import waiting_for
 from jobtui.engine.models import BatchSummary, Job, JobStatus
+from jobtui.tui.durations import human_duration
 from jobtui.tui.widgets.cells import (
     STATUS_VARIABLE,
     ago,
@@ -24,7 +25,6 @@ from jobtui.tui.widgets.cells import (
     batch_state,
     colour,
     fit_bar,
-    human_duration,
     job_duration,
     job_file,
     job_fraction,

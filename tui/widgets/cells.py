@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.color import Color, ColorParseError
 
 from jobtui.engine.models import BatchSummary, Job, JobStatus
+from jobtui.tui.durations import human_duration
 
 # status -> theme variable that colours it
 STATUS_VARIABLE = {
@@ -80,21 +81,6 @@ def job_fraction(job: Job) -> float:
     if job.progress is None:
         return 0.0
     return job.progress.percent / 100.0
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def job_duration(job: Job, now: datetime) -> float | None:
