@@ -88,6 +88,7 @@ class _Running:
         "handing_back",
         "job",
         "jt",
+        "started",
         "task",
         "token",
     )
@@ -102,6 +103,14 @@ class _Running:
         self.finishing = False  # the outcome is decided and queued: nothing may cancel it now
         self.handing_back = False  # cancelled to be handed back: cancelling again would
         # interrupt the hand back itself
+        self.started = False  # _run_job has begun: before, a cancel would skip its body
+
+    def interrupt(self) -> None:
+        """Cancel the job's task; one that has not begun yet is cancelled by
+        ``_run_job`` itself as it begins (a task cancelled before its first step never
+        runs its body: nothing would hand the job back or free its slot)."""
+        if self.task is not None and self.started:
+            self.task.cancel()
 
 
 class Engine:
@@ -308,7 +317,7 @@ class Engine:
         for r in self._jobs.values():
             if r.task is not None and not r.task.done() and not (r.finishing or r.handing_back):
                 r.handing_back = True
-                r.task.cancel()  # _run_job sees _stopping and hands the lease back
+                r.interrupt()  # _run_job sees _stopping and hands the lease back
                 n += 1
         return n
 
@@ -505,7 +514,13 @@ class Engine:
         )
         ended = "crashed"  # what the INFO line at the end says, whatever way we leave
         try:
-            outcome = await self._execute(r)
+            r.started = True  # interrupted before it began: as if just after (see interrupt)
+            if r.handing_back:
+                raise asyncio.CancelledError
+            if not r.cancel_requested:
+                outcome = await self._execute(r)
+            else:  # as _execute ends a cancelled handler
+                outcome = None if r.ctx.lease_lost else self._cancelled_outcome(r)
             if outcome is None:  # lost the lease: write nothing
                 ended = "lease lost"
                 return
@@ -643,8 +658,7 @@ class Engine:
             return
         r.cancel_requested = True
         r.ctx.cancel_event.set()
-        if r.task is not None:
-            r.task.cancel()
+        r.interrupt()
 
     async def _hand_back(self, job_id: str, token: str, why: str = "") -> None:
         """The job back to ``pending``, the attempt refunded (a stop), and a log line."""

@@ -88,7 +88,7 @@ async def assert_handed_back(api: OperatorAPI, job_ids: list[str]) -> None:
         detail = await api.job_detail(job_id)
         assert detail is not None
         j = detail.job
-        assert j.status == JobStatus.PENDING, j.status
+        assert j.status == JobStatus.PENDING, (j.status, [e.message for e in detail.logs])
         assert j.attempts == 0 and j.lease is None  # the attempt was refunded
         assert any("handed back" in e.message for e in detail.logs), [
             e.message for e in detail.logs

@@ -467,6 +467,46 @@ async def test_graceful_shutdown_hands_leases_back_without_burning_attempts(
         await eng2.stop()
 
 
+@pytest.mark.parametrize("interrupt", ["hand back", "cancel"])
+async def test_a_job_interrupted_before_its_task_began_is_not_left_processing(
+    store: Store, gate: Gate, monkeypatch: pytest.MonkeyPatch, interrupt: str
+) -> None:
+    """A closed terminal's SIGHUP can be handled between a claim and the first step of
+    the job's task; a task cancelled then never runs its body. The job was left
+    ``processing`` with nobody running it (the console's SIGHUP test, 2 runs in 12
+    under load), and an operator's cancel leaked the slot the same way."""
+    eng = Engine(store, test_registry(gate), Settings(concurrency=2, **FAST))
+    started = eng._start_job
+    interrupted = asyncio.Event()
+
+    def start_then_interrupt(j: Job) -> None:
+        # As when the signal's callback is already queued as the claim comes back: it
+        # runs after this claim-loop step but before the new task's first step.
+        act = eng.hand_back_now if interrupt == "hand back" else eng.cancel_running
+        asyncio.get_running_loop().call_soon(lambda: (act(), interrupted.set()))
+        started(j)
+
+    monkeypatch.setattr(eng, "_start_job", start_then_interrupt)
+    res = await OperatorAPI(store, eng.registry).enqueue("hold", [{}])
+    await eng.start()
+    try:
+        want = JobStatus.PENDING if interrupt == "hand back" else JobStatus.CANCELLED
+        await asyncio.wait_for(interrupted.wait(), 20)
+        await wait_for(lambda: status_is(store, res.job_ids[0], want), what=want.value)
+        assert gate.calls == []  # the handler never ran
+        await wait_for(lambda: _no_jobs_running(eng), what="its slot freed")
+    finally:
+        gate.release.set()
+        await eng.stop(grace=0)
+    j = await job(store, res.job_ids[0])
+    assert j.status == want and j.lease is None
+    assert j.attempts == (0 if interrupt == "hand back" else 1)
+
+
+async def _no_jobs_running(eng: Engine) -> bool:
+    return not eng.running
+
+
 async def test_shutdown_lets_running_jobs_finish_within_grace(store: Store, gate: Gate) -> None:
     eng = Engine(store, test_registry(gate), Settings(concurrency=2, **FAST))
     await eng.start()
