@@ -20,6 +20,7 @@ import pytest
 
 from jobtui.engine.store.base import Store
 from jobtui.engine.store.mongo import MongoStore
+from jobtui.engine.store.sqlite import SQLiteStore
 from tests.nxserver import nx_executable, nx_server
 
 StoreFactory = Callable[[pytest.FixtureRequest, Path], Awaitable[Store]]
@@ -51,8 +52,6 @@ async def _mongodb(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 async def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    from jobtui.engine.store.sqlite import SQLiteStore
-
     store = SQLiteStore(tmp_path / "store" / "jobtui.db")  # a fresh file per test
     await store.open()
     return store
@@ -89,6 +88,26 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             except Exception as exc:  # noqa: BLE001 - cleanup is best effort
                 warnings.warn(f"could not drop test database: {exc}", stacklevel=1)
         await s.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An opened, empty embedded store (the console tests' ``store``)."""
+    s = SQLiteStore(tmp_path / "jobs.db")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def console_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The console's settings (theme, last folder) in the test's own folder; console
+    test modules use it for every test (``pytestmark``)."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

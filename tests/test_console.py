@@ -52,19 +52,12 @@ SIZE = (120, 40)
 FAST = {"poll_interval": 0.05, "heartbeat_interval": 0.1, "watchdog_interval": 0.2}
 
 
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("JOBTUI_CONFIG_DIR", str(folder))
-    return folder
+pytestmark = pytest.mark.usefixtures("console_config_dir")
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "jobs.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
+    return sqlite_store
 
 
 class Gate:
@@ -640,13 +633,13 @@ async def test_disconnected_store_is_shown_and_recovered(store: SQLiteStore) -> 
 # -- themes and the command palette -----------------------------------------------------------------
 
 
-async def test_theme_choice_persists(store: SQLiteStore, _config_dir: Path) -> None:
+async def test_theme_choice_persists(store: SQLiteStore, console_config_dir: Path) -> None:
     app = watch_only(store)
     async with app.run_test(size=SIZE) as pilot:
         assert app.theme == "jobtui-dark"
         app.theme = "jobtui-light"
         await pilot.pause()
-    assert (_config_dir / "console.json").exists()
+    assert (console_config_dir / "console.json").exists()
     again = watch_only(store)
     async with again.run_test(size=SIZE):
         assert again.theme == "jobtui-light"
