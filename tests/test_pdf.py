@@ -115,6 +115,10 @@ def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             _text_page(doc, f"Text page {i + 1}")
     out["mixed"] = _save(doc, d / "mixed.pdf")
     doc = pymupdf.open()
+    for _ in range(5):
+        _scan_page(doc, png)
+    out["scans"] = _save(doc, d / "scans.pdf")
+    doc = pymupdf.open()
     for i in range(45):
         _text_page(doc, f"Seite {i + 1} von 45")
     out["many"] = _save(doc, d / "many.pdf")
@@ -673,6 +677,44 @@ async def test_engine_cancel_stops_a_running_document(big_pdf: Path, tmp_path: P
     finally:
         await eng.stop(grace=5)
         await store.close()
+
+
+async def test_ocr_part_size_follows_the_sampled_scans() -> None:
+    """About one OCR page a part: a scanned document goes page by page (the cores end
+    within a page of each other), the text pages between sparse scans share a part,
+    and a text document keeps the big parts (0: no OCR expected)."""
+    assert pdf.ocr_part_size(2400, 8) == 1
+    assert pdf.ocr_part_size(3, 3) == 1  # short: all of its pages sampled
+    assert pdf.ocr_part_size(2400, 2) == 4
+    assert pdf.ocr_part_size(2400, 1) == 8
+    assert pdf.ocr_part_size(4, 2) == 2
+    assert pdf.ocr_part_size(2400, 0) == 0
+    assert pdf.ocr_part_size(0, 0) == 0
+    assert pdf.ocr_part_size(2400, 0, force_ocr=True) == 1
+
+
+async def test_scanned_document_runs_a_part_per_page(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Each scanned page is a part of its own; the transcript is byte for byte the one
+    written from all pages at once, and a text document is not split that finely."""
+    from jobtui.engine.processors import pdf_output as po
+
+    res = await h.run("pdf.transcribe", path=pdfs["scans"])
+    assert res["pages"] == 5 and res["ocr_pages"] == 5 and res["parts"] == 5
+    path, sha = str(pdfs["scans"]), res["sha256"]
+    records = px.extract_range(path, 0, 5, {"languages": "deu+eng", "dpi": 300})
+    whole = po.transcript_doc(path, sha, 5, "deu+eng", records)
+    md, js = po.write_transcript(str(tmp_path), "whole", pdfs["scans"].name, whole)
+    assert Path(res["markdown_path"]).read_bytes() == Path(md).read_bytes()
+    assert Path(res["json_path"]).read_bytes() == Path(js).read_bytes()
+    job_id = (await h.store.list_jobs(limit=1000))[-1].job_id
+    assert any(
+        "OCR expected (5 of 5 sampled pages are scans); 1 page a part" in m
+        for m in await h.logs_of(job_id)
+    )
+    text = await h.run("pdf.transcribe", path=pdfs["many"])  # 45 text pages: one call
+    assert text["parts"] == 1 and text["ocr_pages"] == 0
 
 
 async def test_probe_samples_scanned_pages(pdfs: dict[str, Path]) -> None:

@@ -43,7 +43,11 @@ MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than 
 # worker process (~40 ms of work): splitting them would cost more round trips than
 # it saves, and in a folder of documents every core is busy anyway.
 SINGLE_CALL_MAX_PAGES = 64
-OCR_PAGES_PER_PART = 8  # OCR costs ~0.5 s a page: small parts keep progress moving
+# OCR costs 0.3-6 s a page, a part's round trip to a worker process ~1 ms: parts of
+# about one OCR page balance the cores like a page-by-page pool (the last part ends
+# within a page of the others; parts of 2-4 pages left one core idle for up to 15 s
+# at the end of a scanned folder) and keep progress moving.
+OCR_PAGES_PER_PART = 1
 PROBE_SAMPLE = 8  # pages sampled to guess whether a document is scanned
 # The last round of parts is cut into this many pieces per part: the cores then end
 # within a quarter part of each other (on 2 cores, 200-page parts ended 30-120 ms apart).
@@ -185,17 +189,33 @@ async def _probe(
     return path, info
 
 
+def ocr_part_size(pages: int, scans: int, force_ocr: bool = False) -> int:
+    """Pages per part for a document with ``scans`` scans among the probe's sample of
+    ``min(PROBE_SAMPLE, pages)``: about ``OCR_PAGES_PER_PART`` OCR pages a part (a
+    scanned document: one page; one scan in 8 sampled: 8 pages, the text pages
+    between its scans costing ~1 ms each). 0: no OCR expected."""
+    sampled = min(PROBE_SAMPLE, pages)
+    if force_ocr:
+        return OCR_PAGES_PER_PART
+    if scans <= 0 or sampled <= 0:
+        return 0
+    return max(1, OCR_PAGES_PER_PART * sampled // scans)
+
+
 def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
     """``pages_per_part``, made small for documents that will be OCRed (unless the
-    job set it): a part is the unit of progress, and 200 OCR pages take minutes."""
+    job set it): a part is the unit of progress and of balancing the cores, and 200
+    OCR pages take minutes."""
     if "pages_per_part" in p.model_fields_set or not p.ocr:
         return p.pages_per_part
-    if p.force_ocr or info.get("scans"):
+    scans = info.get("scans", 0)
+    size = min(p.pages_per_part, ocr_part_size(info["pages"], scans, p.force_ocr))
+    if size:
         ctx.log(
-            f"OCR expected ({info.get('scans', 0)} of {PROBE_SAMPLE} sampled pages are "
-            f"scans); parts of {OCR_PAGES_PER_PART} pages"
+            f"OCR expected ({scans} of {min(PROBE_SAMPLE, info['pages'])} sampled pages "
+            f"are scans); {size} page{'' if size == 1 else 's'} a part"
         )
-        return min(p.pages_per_part, OCR_PAGES_PER_PART)
+        return size
     return p.pages_per_part
 
 
