@@ -103,21 +103,36 @@ async def run_part_results(
         )
     tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
     index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
+    # Parts report here as they end: waiting on all pending parts each time one ends
+    # would cost the square of their number (a scanned document has a part per page).
+    ended: asyncio.Queue[asyncio.Future[Any]] = asyncio.Queue()
+    for t in tasks:
+        t.add_done_callback(ended.put_nowait)
     cancel_wait = asyncio.ensure_future(ctx.cancel_event.wait())
     results: list[Any] = [None] * len(tasks)
     done_pages = 0
+    left = len(tasks)
     try:
-        pending: set[asyncio.Future[Any]] = set(tasks)
-        while pending:
-            done, pending = await asyncio.wait(
-                pending | {cancel_wait}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if cancel_wait in done:
+        while left:
+            done: list[asyncio.Future[Any]] = []
+            if ended.empty():
+                get = asyncio.ensure_future(ended.get())
+                try:
+                    await asyncio.wait({get, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not get.done():
+                        get.cancel()  # nothing is lost: a cancelled get takes no item
+                if not get.done() or get.cancelled():
+                    raise JobCancelled(ctx.job_id)  # the cancel event came first
+                done.append(get.result())
+            while not ended.empty():  # every part that ended meanwhile, at once
+                done.append(ended.get_nowait())
+            if cancel_wait.done():
                 raise JobCancelled(ctx.job_id)
-            pending.discard(cancel_wait)
-            for t in done:
-                i = index[t]
-                results[i] = t.result()  # a part's JobFailed ends the job here
+            left -= len(done)
+            for part in done:
+                i = index[part]
+                results[i] = part.result()  # a part's JobFailed ends the job here
                 done_pages += ranges[i][1] - ranges[i][0]
             ctx.check_cancelled()
             await ctx.progress(
