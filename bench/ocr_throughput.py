@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pdf_throughput import generate  # noqa: E402  (a sibling bench script)
+from pdf_throughput import compile_project, generate  # noqa: E402  (a sibling bench script)
 
 LANGUAGES, OCR_DPI, SCAN_DPI = "deu+eng", 300, 200
 
@@ -221,10 +221,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     args = ap.parse_args()
 
-    import compileall
-
-    for package in ("engine", "tui"):  # PYTHONDONTWRITEBYTECODE=1 on these machines
-        compileall.compile_dir(ROOT / package, quiet=1)
+    compile_project()
     with tempfile.TemporaryDirectory(prefix="jobtui-ocr-") as tmp:
         work = Path(tmp)
         src = args.src

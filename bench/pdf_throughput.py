@@ -68,6 +68,15 @@ def _scan_png() -> bytes:
     return page.get_pixmap(dpi=150, colorspace=pymupdf.csGRAY).tobytes("png")
 
 
+def compile_project() -> None:
+    """Byte-compile the project as installing a wheel does: with PYTHONDONTWRITEBYTECODE
+    set (as on these machines) every jobtui start would compile its modules again."""
+    import compileall
+
+    for package in ("engine", "tui"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def generate(folder: Path, n: int, scanned_every: int, seed: int = 4) -> None:
     import pymupdf
 
@@ -234,12 +243,7 @@ def main() -> int:
     if not pdfs:
         raise SystemExit(f"no PDFs in {args.dir}")
     figures: dict[str, Any] = {"documents": len(pdfs), "cores": workers}
-    # Byte-compile the project as installing a wheel does: with PYTHONDONTWRITEBYTECODE
-    # set (as on these machines) every jobtui start would compile its modules again.
-    import compileall
-
-    for package in ("engine", "tui"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    compile_project()
     with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as tmp:
         work = Path(tmp)
         # (a) and (b) alternate --repeat times; the best of each counts (a shared or

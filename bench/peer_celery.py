@@ -223,10 +223,9 @@ def main() -> int:
     if not pdfs:
         print(f"no PDFs in {args.folder}", file=sys.stderr)
         return 2
-    import compileall  # as a wheel install would: these machines set PYTHONDONTWRITEBYTECODE
+    from pdf_throughput import compile_project
 
-    for package in ("engine", "tui"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    compile_project()
     times: dict[str, list[float]] = {"pool": [], "celery": [], "jobtui": []}
     same = differ = 0
     with tempfile.TemporaryDirectory(prefix="jobtui-peer-") as tmp:

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pdf_throughput import generate  # noqa: E402  (a sibling bench script)
+from pdf_throughput import compile_project, generate  # noqa: E402  (a sibling bench script)
 
 
 def run_once(target: Path, work: Path) -> float:
@@ -62,12 +62,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
 
-    import compileall
-
-    # These machines set PYTHONDONTWRITEBYTECODE=1: without this, every start would
-    # compile the project's modules again.
-    for package in ("engine", "tui"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    compile_project()
     with tempfile.TemporaryDirectory(prefix="jobtui-startup-") as tmp:
         work = Path(tmp)
         target = args.dir
