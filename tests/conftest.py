@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,10 +69,8 @@ if os.environ.get(MONGODB_URI_ENV):
 _BACKEND_MARKS: dict[str, list[pytest.MarkDecorator]] = {"mongodb": [pytest.mark.mongodb]}
 
 
-def _store_params() -> list[object]:
-    return [
-        pytest.param(name, id=name, marks=_BACKEND_MARKS.get(name, [])) for name in STORE_FACTORIES
-    ]
+def _store_params(names: Iterable[str] = STORE_FACTORIES) -> list[object]:
+    return [pytest.param(name, id=name, marks=_BACKEND_MARKS.get(name, [])) for name in names]
 
 
 @pytest.fixture(params=_store_params())
@@ -82,12 +80,31 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield s
     finally:
-        if isinstance(s, MongoStore) and s.kind != "mongomock":
-            try:  # a real server keeps databases around; nx keeps one file each
-                await s._client.drop_database(s.database_name)
-            except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-                warnings.warn(f"could not drop test database: {exc}", stacklevel=1)
-        await s.close()
+        await _dispose(s)
+
+
+#: The MongoDB backends among ``STORE_FACTORIES`` (for what only MongoStore has).
+MONGO_BACKENDS = [name for name in ("mongomock", "nx", "mongodb") if name in STORE_FACTORIES]
+
+
+@pytest.fixture(params=_store_params(MONGO_BACKENDS))
+async def mongo_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MongoStore]:
+    """An opened, empty MongoStore of each MongoDB backend."""
+    s = await STORE_FACTORIES[request.param](request, tmp_path)
+    assert isinstance(s, MongoStore)
+    try:
+        yield s
+    finally:
+        await _dispose(s)
+
+
+async def _dispose(s: Store) -> None:
+    if isinstance(s, MongoStore) and s.kind != "mongomock":
+        try:  # a real server keeps databases around; nx keeps one file each
+            await s._client.drop_database(s.database_name)
+        except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+            warnings.warn(f"could not drop test database: {exc}", stacklevel=1)
+    await s.close()
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,6 @@ from jobtui.engine.registry import default_registry
 from jobtui.engine.store.base import ClaimScope
 from jobtui.engine.store.mongo import MongoStore
 from jobtui.engine.worker import Engine
-from tests.conftest import STORE_FACTORIES
 from tests.util import api_of, wait_for
 
 T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=UTC)
@@ -55,16 +52,9 @@ class Commands(monitoring.CommandListener):
         return Counter(name for name, _ in self.sent)
 
 
-@pytest.fixture(params=["mongomock", "nx"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MongoStore]:
-    s = await STORE_FACTORIES[request.param](request, tmp_path)
-    assert isinstance(s, MongoStore)
-    try:
-        yield s
-    finally:
-        if s.kind != "mongomock":
-            await s._client.drop_database(s.database_name)
-        await s.close()
+@pytest.fixture
+def store(mongo_store: MongoStore) -> MongoStore:
+    return mongo_store
 
 
 async def claim(store: MongoStore, n: int, worker: str, now: datetime = T0, **kw: Any) -> list[Job]:

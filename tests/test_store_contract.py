@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -852,18 +851,6 @@ async def test_watch_wakeups_on_insert(store: Store) -> None:
 
 
 # -- MongoStore specifics (not part of the contract: no other backend has these) ----
-
-MONGO_BACKENDS = [name for name in ("mongomock", "nx", "mongodb") if name in STORE_FACTORIES]
-
-
-@pytest.fixture(params=MONGO_BACKENDS)
-async def mongo_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MongoStore]:
-    s = await STORE_FACTORIES[request.param](request, tmp_path)
-    assert isinstance(s, MongoStore)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.mark.parametrize(
