@@ -97,10 +97,9 @@ async def run_part_results(
     """
     total = sum(b - a for a, b in ranges)
     if len(ranges) > 1:
-        ctx.log(
-            f"{step}: {total} pages in {len(ranges)} parts of up to "
-            f"{max(b - a for a, b in ranges)} pages"
-        )
+        most = max(b - a for a, b in ranges)
+        size = "one page each" if most == 1 else f"up to {most} pages"
+        ctx.log(f"{step}: {total} pages in {len(ranges)} parts of {size}")
     tasks = [asyncio.ensure_future(ctx.run_cpu(fn, path, a, b, opts)) for a, b in ranges]
     index: dict[asyncio.Future[Any], int] = {t: i for i, t in enumerate(tasks)}
     # Parts report here as they end: waiting on all pending parts each time one ends
