@@ -35,6 +35,7 @@ from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, QuitScreen
 from jobtui.tui.screens.enqueue import EnqueueScreen
 from jobtui.tui.screens.main import MainScreen
 from jobtui.tui.screens.workers import WorkersScreen
+from jobtui.tui.widgets.logtail import NO_JOBS_HINT
 from jobtui.tui.widgets.status import StatusLine
 from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_console_data import (
@@ -155,6 +156,21 @@ async def test_main_screen_shows_status_batches_jobs_and_log(store: SQLiteStore)
         await select_job(app, RUNNING_JOB)
         log = app.main.query_one("#log", Log)
         assert "page 8/20: no text layer" in "\n".join(log.lines)
+
+
+async def test_an_empty_store_says_how_to_start(store: SQLiteStore) -> None:
+    app = watch_only(store)
+    async with app.run_test(size=(80, 24)):
+        await app.refresh_now()
+        log = app.main.query_one("#log", Log)
+        assert list(log.lines) == list(NO_JOBS_HINT)
+        assert all(len(line) <= 76 for line in NO_JOBS_HINT)  # inside the panel at 80x24
+        await app.refresh_now()
+        assert list(log.lines) == list(NO_JOBS_HINT)  # written once, not once per refresh
+        await OperatorAPI(store, default_registry()).enqueue("noop", [{}])
+        await app.refresh_now()
+        await app.refresh_now()
+        assert not any(line in NO_JOBS_HINT for line in log.lines)
 
 
 async def test_keys_that_do_not_apply_are_disabled(store: SQLiteStore) -> None:

@@ -29,7 +29,7 @@ from jobtui.tui.screens.rows import (
     job_rows,
 )
 from jobtui.tui.widgets.cells import job_file
-from jobtui.tui.widgets.logtail import LogTail
+from jobtui.tui.widgets.logtail import NO_JOBS_HINT, LogTail
 from jobtui.tui.widgets.status import StatusLine
 from jobtui.tui.widgets.tables import JobsTable, KeyedTable
 
@@ -136,7 +136,8 @@ class MainScreen(Screen[None]):
         if snap.log_job_id is not None and job is not None and job.job_id == snap.log_job_id:
             log.show(job.job_id, job_file(job), snap.logs)
         elif job is None:
-            log.show(None, "", [])
+            empty = snap.page is not None and not any(snap.counts.values())
+            log.show(None, "", [], NO_JOBS_HINT if empty else ())
         self.update_keys()
 
     def _show_batches(self, snap: ConsoleSnapshot, v: dict[str, str]) -> None:

@@ -13,6 +13,13 @@ from textual.widgets import Log
 from jobtui.engine.models import LogEntry
 from jobtui.tui.widgets.cells import clock
 
+#: Shown in the log panel while the store holds no job at all: what to do first.
+NO_JOBS_HINT = (
+    "No jobs yet. Press e to enqueue a folder or files,",
+    "or paste (drop) a folder's path into this window.",
+    "? lists every key.",
+)
+
 
 def log_line(entry: LogEntry) -> str:
     level = "" if entry.level == "info" else f"{entry.level.upper()} "
@@ -26,13 +33,24 @@ class LogTail(Log):
         self._last: tuple[object, int] | None = None
         self._waiting = 0
         self.base_title = "Log"
+        self._hint: Sequence[str] = ()
 
-    def show(self, job_id: str | None, title: str, entries: Sequence[LogEntry]) -> None:
-        if job_id != self.job_id:
+    def show(
+        self,
+        job_id: str | None,
+        title: str,
+        entries: Sequence[LogEntry],
+        hint: Sequence[str] = (),
+    ) -> None:
+        """The job's new log lines; with no job selected, ``hint`` (or nothing)."""
+        if job_id != self.job_id or (job_id is None and hint != self._hint):
             self.clear()
             self.job_id = job_id
             self._last = None
             self._waiting = 0
+            self._hint = hint if job_id is None else ()
+            if self._hint:
+                self.write_lines(self._hint)
         fresh = [e for e in entries if self._last is None or (e.ts, e.seq) > self._last]
         if fresh:
             following = self.is_vertical_scroll_end or self.max_scroll_y == 0
