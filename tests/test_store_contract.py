@@ -512,6 +512,34 @@ async def test_unfinished_batches_carry_the_work_their_jobs_report_in_units(
     assert s is not None and s.finished and s.units == {}
 
 
+async def test_unit_tallies_keep_batch_ids_and_units_with_a_bar_apart(store: Store) -> None:
+    """A seed batch id may hold any character, a plug-in's unit too: ``|`` (the MongoDB
+    store's group-key separator) in both still sums each batch's own work."""
+    ids = ("import|2026-11|x", "x", "2026-11|x")
+    for bid in ids:
+        await store.create_batch(Batch(batch_id=bid, name=bid, created_at=T0))
+        await store.insert_jobs([job("a", batch_id=bid) for _ in range(2)])
+    got = await claim(store, {"a": 6}, now=T0 + MIN)
+    assert len(got) == 6
+    for n, j in enumerate(got, start=1):
+        unit = "pages" if n % 2 else "s|rec"
+        p = Progress(percent=50, done=n, total=2 * n, unit=unit)
+        assert await store.set_progress(j.job_id, token(j), p)
+    for bid in ids:
+        mine = [(n, j) for n, j in enumerate(got, start=1) if j.batch_id == bid]
+        want: dict[str, tuple[float, float]] = {}
+        for n, _ in mine:
+            unit = "pages" if n % 2 else "s|rec"
+            d, t = want.get(unit, (0, 0))
+            want[unit] = (d + n, t + 2 * n)
+        s = await store.get_batch(bid)
+        assert s is not None
+        assert {u: (t.done, t.total) for u, t in s.units.items()} == want, bid
+    listed = {s.batch.batch_id: s for s in await store.list_batches()}
+    assert set(listed) == set(ids)
+    assert all(sum(t.jobs for t in listed[b].units.values()) == 2 for b in ids)
+
+
 async def test_tail_logs_order_and_limit(store: Store) -> None:
     j = job()
     await store.insert_jobs([j])

@@ -440,10 +440,14 @@ def batch_units_pipeline(batch_ids: Sequence[str]) -> list[dict[str, Any]]:
 def add_units(summaries: Sequence[BatchSummary], rows: list[dict[str, Any]]) -> None:
     """Fold the ``batch_units_pipeline`` rows into the summaries' unit tallies."""
     by_id = {s.batch.batch_id: s for s in summaries}
+    # Longest first: a batch id or a unit may hold the separator too (a seed batch id
+    # is any string), so the key's end is matched against the ids asked for.
+    longest = sorted(by_id, key=len, reverse=True)
     for row in rows:
-        status, _, rest = str(row["_id"]).partition(_SEP)
-        unit, _, batch_id = rest.rpartition(_SEP)  # batch ids hold no separator
-        if batch_id in by_id:
+        status, _, rest = str(row["_id"]).partition(_SEP)  # statuses hold none
+        batch_id = next((b for b in longest if rest.endswith(_SEP + b)), None)
+        if batch_id is not None:
+            unit = rest[: -len(batch_id) - 1]
             by_id[batch_id].add_units(status, unit, int(row["n"]), row["done"], row["total"])
 
 
