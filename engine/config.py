@@ -3,42 +3,44 @@ command line.
 
 ``Settings`` is a plain pydantic model: code and tests build it explicitly and it reads
 nothing from the environment. ``load_settings`` (what the CLI calls) layers the
-sources on top of it through pydantic-settings: every field has an environment
-variable ``JOBTUI_<FIELD>`` (nested: ``JOBTUI_COLLECTIONS__JOBS``), ``MONGODB_URI``
-keeps working, and the YAML file (engine/config_file.py) is checked key by key, so a
-misspelt key is an error that names it and the key it probably meant. A URI's password
-is never printed: use ``Settings.safe_uri`` / ``redact_uri``.
+sources on top of it: every field has an environment variable ``JOBTUI_<FIELD>``
+(names in any case; nested: ``JOBTUI_COLLECTIONS__JOBS``; empty means unset),
+``MONGODB_URI`` keeps working, and the YAML file (engine/config_file.py) is checked key
+by key, so a misspelt key is an error that names it and the key it probably meant. A
+URI's password is never printed: use ``Settings.safe_uri`` / ``redact_uri``.
+
+The environment is read here (``_from_environment``) rather than through
+pydantic-settings: its import alone cost ~0.1 s of every command's start (its source
+providers pull in ``importlib.metadata``, ``email``, ``dotenv``...), for what is a
+loop over ``os.environ`` and one ``model_validate``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
-from platformdirs import user_data_dir
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    InitSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
-from pydantic_settings.sources.utils import parse_env_vars
 
 from jobtui.engine.errors import ConfigError
 from jobtui.engine.uri import redact_uri, uri_database
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "JOBTUI_"
+NESTED = "__"  # JOBTUI_COLLECTIONS__JOBS: one key of a mapping setting
+# The URI's variables, the first set one wins (the seed's MONGODB_URI keeps working).
+URI_VARIABLES = (ENV_PREFIX + "MONGODB_URI", "MONGODB_URI")
 DEFAULT_DATABASE = "jobtui"
 
 
 def default_store_path() -> Path:
+    from platformdirs import user_data_dir  # ~10 ms; only when no store is named
+
     return Path(user_data_dir("jobtui", appauthor=False)) / "jobtui.db"
 
 
@@ -49,6 +51,14 @@ class Collections(BaseModel):
     batches: str = "batches"
     logs: str = "job_logs"
     workers: str = "workers"
+
+
+def _pairs(value: str) -> dict[str, str]:
+    """``"pdf.transcribe=2,session=1"`` -> ``{"pdf.transcribe": "2", "session": "1"}``."""
+    pairs = [p.partition("=") for p in _split_list(value, ", ")]
+    if any(not sep or not k for k, sep, _ in pairs):
+        raise ValueError("expected TYPE=N[,TYPE=N...]")
+    return {k.strip(): n.strip() for k, _, n in pairs}
 
 
 def _split_list(value: Any, seps: str) -> Any:
@@ -75,9 +85,7 @@ class Settings(BaseModel):
     concurrency: int = Field(4, ge=1, le=1024)
     # Per job type caps on top of ``concurrency`` (the seed's max_concurrent_per_type);
     # a type's own declared limit applies when it has no entry here.
-    concurrency_per_type: Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode] = Field(
-        default_factory=dict
-    )
+    concurrency_per_type: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     # False: this process claims nothing (the seed's ``session_worker.active: false``);
     # the console then only watches and ``jobtui worker`` refuses to start.
     claim: bool = True
@@ -100,9 +108,9 @@ class Settings(BaseModel):
     # Seconds the event loop may go without a turn before the job blocking it is logged.
     loop_blocked_after: float = Field(1.0, gt=0)
     # Job-type globs this engine serves (None: all); environment: comma-separated.
-    types: Annotated[list[str] | None, NoDecode] = None
+    types: list[str] | None = None
     # Workers read input only under these (empty: any path); environment: os.pathsep.
-    input_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    input_roots: list[Path] = Field(default_factory=list)
     # Refuse input files with more than one hard link (one may live outside the roots).
     input_refuse_hard_links: bool = False
     webhook_secret: str | None = None  # signs webhooks that carry no secret of their own
@@ -150,12 +158,7 @@ class Settings(BaseModel):
     @field_validator("concurrency_per_type", mode="before")
     @classmethod
     def _per_type(cls, v: Any) -> Any:
-        if isinstance(v, str):  # environment: "pdf.transcribe=2,session=1"
-            pairs = [p.partition("=") for p in _split_list(v, ", ")]
-            if any(not sep or not k for k, sep, _ in pairs):
-                raise ValueError("expected TYPE=N[,TYPE=N...]")
-            return {k.strip(): n.strip() for k, _, n in pairs}
-        return v
+        return _pairs(v) if isinstance(v, str) else v
 
     @_model_validator(mode="after")
     def _resolve_database(self) -> Settings:
@@ -196,103 +199,128 @@ class Settings(BaseModel):
         return self.store or default_store_path()
 
 
-class _Environ(EnvSettingsSource):
-    """The environment source, reading a given mapping (tests) instead of os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: dict[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> dict[str, str | None]:
-        return dict(
-            parse_env_vars(
-                self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-            )
-        )
+# Mapping settings whose keys may also come one variable each (``JOBTUI_<FIELD>__<KEY>``).
+_MAPPINGS = ("collections", "concurrency_per_type")
 
 
-class _Layered(BaseSettings, Settings):
-    """``Settings`` with its sources: CLI (init kwargs) > environment > YAML."""
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings the environment gives, by field name (values not yet validated).
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        env_ignore_empty=True,  # JOBTUI_X= (empty) means unset, as before
-        case_sensitive=False,
-        extra="forbid",
-        populate_by_name=True,
-    )
-    mongodb_uri: str | None = Field(
-        None,
-        validation_alias=AliasChoices("JOBTUI_MONGODB_URI", "MONGODB_URI", "mongodb_uri"),
-    )
+    ``JOBTUI_<FIELD>`` in any case (the last spelling in ``env`` wins); an empty value
+    is unset; ``collections`` is a JSON object, ``JOBTUI_COLLECTIONS__JOBS`` (or
+    ``JOBTUI_CONCURRENCY_PER_TYPE__<TYPE>``, the type name lower-cased) sets one key of
+    it; the list and mapping settings keep their one-string forms for the model's
+    validators (``pdf.*,session``; ``pdf.transcribe=2``); ``JOBTUI_MONGODB_URI`` beats
+    ``MONGODB_URI``. Other ``JOBTUI_`` variables are not settings: ignored here, and
+    pointed out by ``_warn_misspelt_variables`` when close to one.
+    """
+    fields = Settings.model_fields
+    out: dict[str, Any] = {}
+    keys: dict[str, dict[str, str]] = {}  # field -> {key: value} from JOBTUI_FIELD__KEY
+    uri: dict[str, str] = {}
+    for name, value in env.items():
+        if value == "":
+            continue
+        upper = name.upper()
+        if upper in URI_VARIABLES:
+            uri[upper] = value
+            continue
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        field, nested, key = upper[len(ENV_PREFIX) :].lower().partition(NESTED)
+        if field not in fields:
+            continue
+        if nested:
+            if field in _MAPPINGS:
+                keys.setdefault(field, {})[key] = value
+        else:
+            out[field] = value
+    for name in URI_VARIABLES:
+        if name in uri:
+            out["mongodb_uri"] = uri[name]
+            break
+    if "collections" in out:
+        try:
+            out["collections"] = json.loads(out["collections"])
+        except ValueError:
+            raise ConfigError(
+                "CONFIG_INVALID",
+                f"invalid setting collections ({ENV_PREFIX}COLLECTIONS): expected a JSON "
+                'object such as {"jobs": "event_jobs"}, or set '
+                f"{ENV_PREFIX}COLLECTIONS{NESTED}JOBS (and ...BATCHES, ...LOGS, ...WORKERS)",
+            ) from None
+    for field, entries in keys.items():
+        whole = out.get(field, {})
+        if field == "concurrency_per_type" and isinstance(whole, str):
+            try:
+                whole = _pairs(whole)
+            except ValueError:
+                continue  # the model's validator says so, naming the setting
+        out[field] = {**whole, **entries} if isinstance(whole, dict) else whole
+    return out
 
-    _sources: ClassVar[tuple[dict[str, str], dict[str, Any]]] = ({}, {})
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        environ, from_file = cls._sources
-        return (
-            init_settings,
-            _Environ(settings_cls, environ),
-            InitSettingsSource(settings_cls, from_file),
-        )
+def _layer(*sources: dict[str, Any]) -> dict[str, Any]:
+    """The sources merged, later ones winning; mappings merged key by key (a YAML
+    file's ``collections.jobs`` and ``JOBTUI_COLLECTIONS__BATCHES`` both apply)."""
+    out: dict[str, Any] = {}
+    for source in sources:
+        for key, value in source.items():
+            below = out.get(key)
+            if isinstance(below, dict) and isinstance(value, dict):
+                out[key] = _layer(below, value)
+            else:
+                out[key] = value
+    return out
 
 
 def load_settings(
     config_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build settings from a YAML file, the environment and CLI overrides (None = unset).
 
     Raises ``ConfigError`` (``CONFIG_INVALID`` / ``CONFIG_UNREADABLE``) with a message
     that names the setting and never shows a secret.
     """
-    from jobtui.engine.config_file import read_config_file
-
     env = dict(os.environ if environ is None else environ)
     _warn_misspelt_variables(env)
     cfg = config_file or env.get(ENV_PREFIX + "CONFIG")
-    from_file = read_config_file(Path(cfg), env) if cfg else {}
+    if cfg:
+        from jobtui.engine.config_file import read_config_file
+
+        from_file = read_config_file(Path(cfg), env)
+    else:
+        from_file = {}
     init = {k: v for k, v in (overrides or {}).items() if v is not None}
-    _Layered._sources = (env, from_file)
     try:
-        layered = _Layered(**init)
+        return Settings.model_validate(_layer(from_file, _from_environment(env), init))
     except ValidationError as exc:
         raise ConfigError("CONFIG_INVALID", _explain(exc)) from None
-    finally:
-        _Layered._sources = ({}, {})
-    # A plain Settings (no environment magic) from exactly what the sources gave.
-    return Settings.model_validate({k: getattr(layered, k) for k in layered.model_fields_set})
 
 
 def _warn_misspelt_variables(env: dict[str, str]) -> None:
     """A ``JOBTUI_*`` variable that is no setting but close to one is probably a typo:
     say so (a warning, not an error: the environment is shared with other tools)."""
-    from jobtui.engine.config_file import closest
-
     known = [f.upper() for f in Settings.model_fields] + ["CONFIG"]
-    known += [f"COLLECTIONS__{c.upper()}" for c in Collections.model_fields]
+    known += [f"COLLECTIONS{NESTED}{c.upper()}" for c in Collections.model_fields]
+    per_type = f"CONCURRENCY_PER_TYPE{NESTED}"  # then a job type's name: anything goes
     for name in env:
         upper = name.upper()
         rest = upper.removeprefix(ENV_PREFIX)
-        if upper.startswith(ENV_PREFIX) and rest not in known:
-            guess = closest(rest, known, cutoff=0.85)  # on the names after the prefix
-            if guess:
-                log.warning(
-                    "environment variable %s is not a setting; did you mean %s%s?",
-                    name,
-                    ENV_PREFIX,
-                    guess,
-                )
+        if not upper.startswith(ENV_PREFIX) or rest in known or rest.startswith(per_type):
+            continue
+        from jobtui.engine.config_file import closest  # (difflib) only for unknown names
+
+        guess = closest(rest, known, cutoff=0.85)  # on the names after the prefix
+        if guess:
+            log.warning(
+                "environment variable %s is not a setting; did you mean %s%s?",
+                name,
+                ENV_PREFIX,
+                guess,
+            )
 
 
 def _explain(exc: ValidationError) -> str:

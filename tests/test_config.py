@@ -168,6 +168,116 @@ def test_bad_environment_value_names_its_variable() -> None:
     assert err.value.code == "CONFIG_INVALID" and "JOBTUI_CONCURRENCY" in err.value.message
 
 
+# -- the environment reader (engine/config.py: _from_environment) ------------------
+
+
+def test_variable_names_in_any_case_only_with_the_prefix() -> None:
+    env = {"jobtui_concurrency": "3", "JobTui_Lease_Seconds": "40", "POLL_INTERVAL": "9"}
+    s = load_settings(None, environ=env)
+    assert (s.concurrency, s.lease_seconds, s.poll_interval) == (3, 40.0, 2.0)
+    assert s.model_fields_set == {"concurrency", "lease_seconds"}
+    lower = load_settings(None, environ={"mongodb_uri": "mongodb://h/low"})
+    assert lower.mongodb_uri == "mongodb://h/low"
+
+
+def test_empty_variable_is_unset_and_lets_the_layer_below_show(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobtui:\n  concurrency: 2\n")
+    env = {"JOBTUI_CONCURRENCY": "", "JOBTUI_TYPES": "", "JOBTUI_COLLECTIONS__JOBS": ""}
+    s = load_settings(cfg, environ=env)
+    assert (s.concurrency, s.types, s.collections.jobs) == (2, None, "jobs")
+    assert "types" not in s.model_fields_set
+    uri = {"JOBTUI_MONGODB_URI": "", "MONGODB_URI": "mongodb://h/seed"}
+    assert load_settings(None, environ=uri).mongodb_uri == "mongodb://h/seed"
+
+
+def test_uri_precedence_option_then_jobtui_variable_then_mongodb_uri() -> None:
+    env = {"MONGODB_URI": "mongodb://h/seed", "JOBTUI_MONGODB_URI": "mongodb://h/ours"}
+    assert load_settings(None, environ=env).mongodb_uri == "mongodb://h/ours"
+    cli = load_settings(None, {"mongodb_uri": "mongodb://h/cli"}, environ=env)
+    assert cli.mongodb_uri == "mongodb://h/cli"
+    # "none" in the winning variable means no URI, whatever the other one says
+    off = load_settings(None, environ={**env, "JOBTUI_MONGODB_URI": "none"})
+    assert off.mongodb_uri is None
+
+
+def test_collections_json_then_nested_variables_then_yaml_merged(tmp_path: Path) -> None:
+    env = {
+        "JOBTUI_COLLECTIONS": '{"jobs": "event_jobs", "logs": "event_logs"}',
+        "JOBTUI_COLLECTIONS__LOGS": "nested_logs",  # one key beats the JSON's
+    }
+    s = load_settings(None, environ=env)
+    assert (s.collections.jobs, s.collections.logs, s.collections.batches) == (
+        "event_jobs",
+        "nested_logs",
+        "batches",
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("jobtui:\n  collections:\n    batches: yaml_batches\n    jobs: yaml_jobs\n")
+    both = load_settings(cfg, environ={"JOBTUI_COLLECTIONS__JOBS": "env_jobs"})
+    assert (both.collections.jobs, both.collections.batches) == ("env_jobs", "yaml_batches")
+
+
+def test_per_type_limits_from_one_variable_or_one_per_type() -> None:
+    env = {
+        "JOBTUI_CONCURRENCY_PER_TYPE": "pdf.transcribe=2",
+        "JOBTUI_CONCURRENCY_PER_TYPE__NOOP": "1",
+    }
+    s = load_settings(None, environ=env)
+    assert s.concurrency_per_type == {"pdf.transcribe": 2, "noop": 1}
+
+
+@pytest.mark.parametrize(
+    "name,value,setting",
+    [
+        ("JOBTUI_COLLECTIONS", "event_jobs", "collections"),  # not JSON
+        ("JOBTUI_COLLECTIONS", "[1]", "collections"),  # JSON, not an object
+        ("JOBTUI_COLLECTIONS__JOB", "event_jobs", "collections.job"),  # no such key
+        ("JOBTUI_LOG_LEVEL", "loud", "log_level"),
+        ("JOBTUI_CONCURRENCY_PER_TYPE", "pdf.transcribe", "concurrency_per_type"),
+        ("JOBTUI_CLAIM", "perhaps", "claim"),
+        ("jobtui_lease_seconds", "-1", "lease_seconds"),
+    ],
+)
+def test_bad_variable_is_config_invalid_naming_setting_and_variable(
+    name: str, value: str, setting: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ={name: value})
+    assert err.value.code == "CONFIG_INVALID"
+    assert f"invalid setting {setting} " in err.value.message
+    assert name.upper().partition("__")[0] in err.value.message
+
+
+def test_bad_value_error_shows_no_secret(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from jobtui.tui.cli import main
+
+    env = {
+        "MONGODB_URI": "mongodb://alice:hunter2@h/db",
+        "JOBTUI_WEBHOOK_SECRET": "whsec_hunter2",
+        "JOBTUI_WEBHOOK_ATTEMPTS": "hunter2",  # a secret pasted into the wrong variable
+    }
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=env)
+    assert "JOBTUI_WEBHOOK_ATTEMPTS" in err.value.message and "hunter2" not in err.value.message
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        assert main(["jobs", "--store", str(tmp_path / "q.db")]) == 2
+    err_text = capsys.readouterr().err
+    assert "CONFIG_INVALID" in err_text and "hunter2" not in err_text
+
+
+def test_process_environment_is_read_only_without_an_explicit_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBTUI_CONCURRENCY", "11")
+    assert load_settings(None).concurrency == 11
+    assert load_settings(None, environ={}).concurrency == 4
+
+
 # -- strict keys with suggestions ----------------------------------------------------
 
 
