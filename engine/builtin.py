@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.registry import Registry
 
 
 class SleepParams(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built when a sleep job is checked
+
     seconds: float = Field(1.0, ge=0, le=86_400)
 
 

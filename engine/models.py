@@ -4,6 +4,10 @@ Field names follow the seed's ``event_jobs`` / ``event_batches`` documents where
 they overlap (``job_id``, ``job_type``, ``status``, ``parameters``, ``results``,
 ``error``, ``progress``, ``batch_id``, timestamps), so the engine can run on an
 existing collection. Everything the invariants need is added beside them.
+
+Every model is built (its validator and serializer compiled by pydantic, 1-7 ms each)
+on first use, not at import (``defer_build``): ``jobtui run`` claims its first job
+before it has used half of them.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class ErrorCode(StrEnum):
 
 
 class JobError(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     code: str
     message: str = ""
@@ -84,7 +88,7 @@ class JobError(BaseModel):
 
 
 class Progress(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     percent: float = 0.0
     step: str | None = None
@@ -97,6 +101,8 @@ class Progress(BaseModel):
 
 
 class Lease(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     owner: str  # worker id
     token: str  # fences every write of this attempt
     expires_at: UTCDateTime
@@ -105,7 +111,7 @@ class Lease(BaseModel):
 class Job(BaseModel):
     """One unit of work. ``extra='allow'`` keeps unknown legacy fields intact."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     job_id: str = Field(default_factory=new_id)
     job_type: str = "session"  # legacy documents without job_type are session jobs
@@ -191,7 +197,7 @@ _DEFAULTED_FIELDS = [
 
 
 class Batch(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     batch_id: str = Field(default_factory=new_id)
     name: str = ""
@@ -210,6 +216,8 @@ class UnitTally(BaseModel):
     completed jobs that report it. A completed job counts its whole total as done (its
     last progress write may not have landed); one that reported no progress but
     returned ``results["pages"]`` counts as that many pages."""
+
+    model_config = ConfigDict(defer_build=True)
 
     unit: str
     done: float = 0.0
@@ -230,6 +238,8 @@ class UnitTally(BaseModel):
 
 class BatchSummary(BaseModel):
     """A batch with counts derived from its jobs' states (never stored counters)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     batch: Batch
     counts: dict[str, int]
@@ -303,6 +313,8 @@ def batch_counters(counts: dict[str, int], last_completed_at: datetime | None) -
 
 
 class LogEntry(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     job_id: str
     ts: UTCDateTime = Field(default_factory=utcnow)
     level: str = "info"
@@ -311,7 +323,7 @@ class LogEntry(BaseModel):
 
 
 class WorkerInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     worker_id: str
     host: str
@@ -330,6 +342,8 @@ class WorkerInfo(BaseModel):
 class JobFilter(BaseModel):
     """What the operator API can filter jobs by. All given fields must match."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: list[JobStatus] | None = None
     job_type: list[str] | None = None
     batch_id: str | None = None
@@ -338,6 +352,8 @@ class JobFilter(BaseModel):
 
 class Outcome(BaseModel):
     """How an attempt ends; applied by ``Store.finish`` under the lease fence."""
+
+    model_config = ConfigDict(defer_build=True)
 
     status: JobStatus
     results: dict[str, Any] | None = None

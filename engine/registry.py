@@ -48,7 +48,7 @@ Handler = Callable[["JobContext", Any], Awaitable[dict[str, Any] | None]]
 class NoParams(BaseModel):
     """Default parameters model: accepts any parameters, validates nothing."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 #: Seconds an attempt may run unless its type says otherwise: a handler stuck for ever

@@ -43,7 +43,7 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: an A0 scan at 300 dpi is ~140 MP, A3
 class ImageOcrParams(BaseModel):
     """Parameters of ``image.ocr``. Unknown keys are refused (typos show)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: InputPath  # any file name, UTF-8 or not
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue

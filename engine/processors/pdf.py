@@ -57,7 +57,9 @@ TAIL_CUTS = 4
 class PdfParams(BaseModel):
     """Parameters every PDF job type shares. Unknown keys are refused (typos show)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first use, not at start (every registered type's parameters model is
+    # imported with its handler; a run uses one or two of them).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: InputPath  # any file name, UTF-8 or not
     # for encrypted PDFs; never echoed in results or logs, redacted wherever shown

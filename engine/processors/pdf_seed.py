@@ -44,7 +44,7 @@ UNSUPPORTED = {
 class SeedPdfParams(BaseModel):
     """The seed's shape: options under ``extra`` (or, flattened, beside it)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     extra: dict[str, Any] = {}
 

@@ -31,7 +31,7 @@ from jobtui.engine.processors.pages import named_errors, output_stem
 
 
 class SlidesParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(min_length=1)
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue

@@ -46,7 +46,7 @@ class TranscribeParams(BaseModel):
     """Parameters of ``audio.transcribe`` and ``video.transcribe``. Unknown keys are
     refused (typos show)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     path: str = Field(min_length=1)
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
