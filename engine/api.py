@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from jobtui.engine.checks import FAIL as DOCTOR_FAIL
+from jobtui.engine.checks import Check
 from jobtui.engine.config import Settings
-from jobtui.engine.doctor import FAIL as DOCTOR_FAIL
-from jobtui.engine.doctor import Check
-from jobtui.engine.doctor import report as doctor_report
 from jobtui.engine.enqueue import REASONS as SKIP_REASONS
 from jobtui.engine.enqueue import PathEnqueueReport, dedupe_key, scan_paths
 from jobtui.engine.ids import MIN_ID_PREFIX as MIN_ID_PREFIX
@@ -530,6 +529,10 @@ def start_worker_processes(registry: Registry | None = None) -> None:
         start_forkserver(("jobtui.engine.procpool", *registry.worker_preload()))
 
 
+# The doctor (and what only it uses) is imported by the commands that run it, not by
+# every command's start.
+
+
 async def run_doctor(
     settings: Settings, registry: Registry, *, languages: str | None = None
 ) -> list[Check]:
@@ -537,3 +540,10 @@ async def run_doctor(
     from jobtui.engine.doctor import run_checks
 
     return await run_checks(settings, registry, languages=languages)
+
+
+def doctor_report(checks: list[Check]) -> dict[str, Any]:
+    """``jobtui doctor --json``'s object: the worst verdict and every check."""
+    from jobtui.engine.doctor import report
+
+    return report(checks)

@@ -1,0 +1,130 @@
+"""Start-up (issue 15): what the ``jobtui run`` start path imports, and the entry-point
+reader that replaced importlib.metadata on it (``jobtui.engine.entrypoints``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from jobtui.engine import entrypoints, registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Never needed before ``jobtui run`` claims its first job: each was on that path once
+# (pydantic-settings and what it pulled in), or is a heavy library a job type uses
+# only in its worker processes or when a command needs it.
+NOT_ON_THE_START_PATH = (
+    "pydantic_settings",
+    "dotenv",
+    "httpx",
+    "yaml",
+    "textual",
+    "rich",
+    "pymupdf",
+    "PIL",
+    "numpy",
+    "pymongo",
+    "faster_whisper",
+    "av",
+    "jobtui.engine.doctor",
+)
+
+
+def test_run_start_path_does_not_import_heavy_modules() -> None:
+    """Importing the CLI and building the registry (what every command does before its
+    work) leaves these out: an import moved back to a module's top fails here."""
+    code = (
+        "import json, sys\n"
+        "import jobtui.tui.cli\n"
+        "from jobtui.engine.registry import default_registry\n"
+        "import jobtui.engine.worker, jobtui.engine.store.sqlite\n"
+        "default_registry()\n"
+        f"print(json.dumps([m for m in {list(NOT_ON_THE_START_PATH)!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("group", ["jobtui.handlers", "console_scripts", "pytest11"])
+def test_entry_points_as_importlib_metadata_lists_them(group: str) -> None:
+    """The installed environment's entry points, read both ways: same names, values,
+    order and distributions."""
+    ours = entrypoints.find(group)
+    assert ours is not None
+    theirs = list(importlib.metadata.entry_points(group=group))
+    assert [(e.name, e.value, e.group) for e in ours] == [
+        (e.name, e.value, e.group) for e in theirs
+    ]
+    assert [e.dist_name for e in ours] == [
+        entrypoints.normalise(e.dist.metadata["Name"])  # type: ignore[union-attr]
+        for e in theirs
+    ]
+
+
+def _dist(where: Path, folder: str, entry_points: str) -> None:
+    info = where / folder
+    info.mkdir(parents=True)
+    name, _, version = folder.rpartition(".")[0].partition("-")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_first_distribution_of_a_name_wins_and_sections_are_read_as_importlib_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _dist(
+        first,
+        "Plug_In-2.0.dist-info",
+        "# a comment\n[other]\nx = a:b\n\n[ jobtui.test ]\nnot = this:one\n"
+        "[jobtui.test]\n  one =  plug.mod:register  \ntwo = plug.mod:obj.attr [extra]\n",
+    )
+    _dist(second, "plug.in-1.0.dist-info", "[jobtui.test]\nshadowed = old.mod:register\n")
+    _dist(second, "another-1.0.egg-info", "[jobtui.test]\nthree = another:register\n")
+    paths = [str(first), str(second)]
+    ours = entrypoints.find("jobtui.test", paths)
+    assert ours is not None
+    assert [(e.name, e.value, e.dist_name) for e in ours] == [
+        ("one", "plug.mod:register", "plug_in"),
+        ("two", "plug.mod:obj.attr [extra]", "plug_in"),
+        ("three", "another:register", "another"),
+    ]
+    monkeypatch.setattr(sys, "path", paths)
+    theirs = importlib.metadata.entry_points(group="jobtui.test")
+    assert [(e.name, e.value) for e in ours] == [(e.name, e.value) for e in theirs]
+
+
+def test_an_entry_point_loads_module_and_attributes() -> None:
+    entry = entrypoints.Entry("x", "jobtui.engine.registry : Registry.add [extra]", "g", "jobtui")
+    assert entry.load() is registry.Registry.add
+    assert entrypoints.Entry("m", "jobtui.engine.builtin", "g", "jobtui").load().__name__ == (
+        "jobtui.engine.builtin"
+    )
+
+
+def test_a_zip_on_the_path_is_left_to_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zipped-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: zipped\n")
+        z.writestr(
+            "zipped-1.0.dist-info/entry_points.txt", "[jobtui.test]\nzipped = zipped:register\n"
+        )
+    assert entrypoints.find("jobtui.test", [str(archive)]) is None
+    monkeypatch.setattr(sys, "path", [str(archive)])
+    assert [e.name for e in registry.entry_points("jobtui.test")] == ["zipped"]
