@@ -18,6 +18,7 @@ import collections
 import contextlib
 import functools
 import logging
+import math
 import os
 import socket
 import time
@@ -84,12 +85,14 @@ class _Running:
     __slots__ = (
         "cancel_requested",
         "ctx",
+        "deadline",
         "finishing",
         "handing_back",
         "job",
         "jt",
         "started",
         "task",
+        "timed_out",
         "token",
     )
 
@@ -104,6 +107,10 @@ class _Running:
         self.handing_back = False  # cancelled to be handed back: cancelling again would
         # interrupt the hand back itself
         self.started = False  # _run_job has begun: before, a cancel would skip its body
+        #: loop time by which the handler must have returned (None: no limit, or it
+        #: returned); enforced by the engine's one deadline timer (``_check_deadlines``)
+        self.deadline: float | None = None
+        self.timed_out = False  # the deadline passed while the handler ran
 
     def interrupt(self) -> None:
         """Cancel the job's task; one that has not begun yet is cancelled by
@@ -196,6 +203,15 @@ class Engine:
         self.fatal: StoreError | None = None
         self.failed = asyncio.Event()
         self.loop_watch = LoopWatch(self._loop_blocked, self.settings.loop_blocked_after)
+        # Job timeouts: one timer, at the earliest deadline of the jobs running here
+        # (not an asyncio.timeout per job); see _check_deadlines.
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = math.inf
+        #: what every job's context gets as ``settings`` (a copy each)
+        self._ctx_settings: dict[str, Any] = {
+            "input_roots": list(self.settings.input_roots),
+            "input_refuse_hard_links": self.settings.input_refuse_hard_links,
+        }
 
     # -- public surface ----------------------------------------------------------
 
@@ -340,6 +356,9 @@ class Engine:
         await self.loop_watch.stop()
         for t in self._tasks:
             t.cancel()
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer, self._deadline_at = None, math.inf
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.logs.stop()
         with contextlib.suppress(Exception):
@@ -488,30 +507,64 @@ class Engine:
             logs=self.logs,
             pool=self.pool,
             output_dir=self.settings.output_dir,
-            settings={
-                "input_roots": list(self.settings.input_roots),
-                "input_refuse_hard_links": self.settings.input_refuse_hard_links,
-            },
+            settings=dict(self._ctx_settings),
         )
         r = _Running(job, jt, job.lease.token, ctx)
         self._jobs[job.job_id] = r
         self._running_by_batch[job.batch_id] += 1
         self.claims += 1
-        r.task = asyncio.create_task(self._run_job(r), name=f"job-{job.job_id}")
+        loop = asyncio.get_running_loop()
+        if jt.timeout is not None:
+            r.deadline = deadline = loop.time() + jt.timeout
+            if deadline < self._deadline_at:
+                self._arm_deadlines(loop, deadline)
+        r.task = loop.create_task(self._run_job(r), name=f"job-{job.job_id}")
+
+    def _arm_deadlines(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = at
+        self._deadline_timer = loop.call_at(at, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        """The deadline timer: time out every job whose handler is past its deadline,
+        then wait for the earliest deadline left. A scan of the running jobs (at most
+        ``concurrency``) each time a deadline passes, instead of a timer per job."""
+        self._deadline_timer = None
+        self._deadline_at = math.inf
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        earliest = math.inf
+        for r in list(self._jobs.values()):
+            deadline = r.deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                r.deadline = None
+                if not (r.cancel_requested or r.handing_back or r.finishing):
+                    r.timed_out = True
+                    r.interrupt()  # one not begun yet sees timed_out as it begins
+            elif deadline < earliest:
+                earliest = deadline
+        if earliest < math.inf:
+            self._arm_deadlines(loop, earliest)
 
     async def _run_job(self, r: _Running) -> None:
         job = r.job
         t0 = time.monotonic()
-        fields = {"job_id": job.job_id, "job_type": job.job_type, "path": job.path}
-        log.info(
-            "job %s started: %s %s (attempt %d/%d)",
-            job.job_id,
-            job.job_type,
-            job.path or "",
-            job.attempts,
-            job.max_attempts,
-            extra={**fields, "event": "job.started", "attempt": job.attempts},
-        )
+        # The two INFO lines of a job, their fields built only when INFO is logged.
+        info = log.isEnabledFor(logging.INFO)
+        if info:
+            fields = {"job_id": job.job_id, "job_type": job.job_type, "path": job.path}
+            log.info(
+                "job %s started: %s %s (attempt %d/%d)",
+                job.job_id,
+                job.job_type,
+                job.path or "",
+                job.attempts,
+                job.max_attempts,
+                extra={**fields, "event": "job.started", "attempt": job.attempts},
+            )
         ended = "crashed"  # what the INFO line at the end says, whatever way we leave
         try:
             r.started = True  # interrupted before it began: as if just after (see interrupt)
@@ -524,7 +577,7 @@ class Engine:
             if outcome is None:  # lost the lease: write nothing
                 ended = "lease lost"
                 return
-            ended = _describe(outcome)
+            ended = _describe(outcome) if info else ""
             r.finishing = True
             ok = await self._finisher.finish(job.job_id, r.token, outcome)
             if not ok:
@@ -540,24 +593,26 @@ class Engine:
                 ended = "stopped"
                 raise
         finally:
-            took = time.monotonic() - t0
-            log.info(
-                "job %s %s in %.2fs: %s %s",
-                job.job_id,
-                ended,
-                took,
-                job.job_type,
-                job.path or "",
-                extra={
-                    **fields,
-                    "event": "job.finished",
-                    "outcome": ended,
-                    "duration_s": round(took, 3),
-                },
-            )
+            now = time.monotonic()
+            if info:
+                took = now - t0
+                log.info(
+                    "job %s %s in %.2fs: %s %s",
+                    job.job_id,
+                    ended,
+                    took,
+                    job.job_type,
+                    job.path or "",
+                    extra={
+                        **fields,
+                        "event": "job.finished",
+                        "outcome": ended,
+                        "duration_s": round(took, 3),
+                    },
+                )
             r.ctx.close()
             self._jobs.pop(job.job_id, None)
-            self._finished_times.append(time.monotonic())
+            self._finished_times.append(now)
             self._running_by_batch[job.batch_id] -= 1
             if self._running_by_batch[job.batch_id] <= 0:
                 del self._running_by_batch[job.batch_id]
@@ -593,8 +648,12 @@ class Engine:
                     error=JobError(code=exc.code, message=exc.message, details=exc.details),
                 )
         try:
-            async with asyncio.timeout(jt.timeout):
+            if r.timed_out:  # the deadline passed before the handler's first step
+                raise TimeoutError
+            try:
                 result = await call_handler(jt.handler, r.ctx, params)
+            finally:
+                r.deadline = None  # returned (or raised): the deadline timer lets it be
             await r.ctx.flush_progress()
             return Outcome(status=JobStatus.COMPLETED, results=result or {})
         except JobCancelled:
@@ -605,13 +664,12 @@ class Engine:
                 if r.ctx.lease_lost:
                     return None
                 return self._cancelled_outcome(r)
+            if r.timed_out and not r.handing_back:  # the deadline timer's cancel
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                return self._timeout_outcome(r)
             raise
         except TimeoutError:
-            r.ctx.log(f"timed out after {jt.timeout}s", "error")
-            return Outcome(
-                status=JobStatus.FAILED,
-                error=JobError(code=ErrorCode.TIMEOUT, message=f"ran longer than {jt.timeout}s"),
-            )
+            return self._timeout_outcome(r)
         except WorkerCrashed as exc:
             err, final = crash_error(job, str(exc))
             r.ctx.log(err.message, "error")
@@ -644,6 +702,14 @@ class Engine:
         )
         return Outcome(
             status=JobStatus.PENDING, error=err, run_after=utcnow() + timedelta(seconds=delay)
+        )
+
+    def _timeout_outcome(self, r: _Running) -> Outcome:
+        timeout = r.jt.timeout
+        r.ctx.log(f"timed out after {timeout}s", "error")
+        return Outcome(
+            status=JobStatus.FAILED,
+            error=JobError(code=ErrorCode.TIMEOUT, message=f"ran longer than {timeout}s"),
         )
 
     def _cancelled_outcome(self, r: _Running) -> Outcome:

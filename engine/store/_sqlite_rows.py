@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -148,29 +149,30 @@ def job_row(job: Job) -> tuple[Any, ...]:
     return tuple(values)
 
 
-# Where each column goes when a row becomes a job (worked out once: claim reads
-# many rows per call). The lease_* columns are folded into ``lease``.
-_PLAIN = [
-    (i, c)
-    for i, c in enumerate(COLUMNS)
-    if c not in _TIME_COLUMNS and "lease_" not in c and c != "cancel_requested"
-]
+# Where the columns go when a row becomes a job (worked out once: claim reads many
+# rows per call). The lease_* columns are folded into ``lease``.
 _TIMES = [(i, c) for i, c in enumerate(COLUMNS) if c in _TIME_COLUMNS and "lease_" not in c]
 _CANCEL_REQUESTED = COLUMNS.index("cancel_requested")
+_OWNER, _TOKEN, _EXPIRES = (
+    COLUMNS.index(c) for c in ("lease_owner", "lease_token", "lease_expires_at")
+)
 
 
 def row_job(row: Sequence[Any]) -> Job:
     """A job from a row selected with ``SELECT``."""
     data: dict[str, Any] = loads(row[-1])
-    for i, col in _PLAIN:
-        data[col] = row[i]
+    data.update(zip(COLUMNS, row))  # the columns win over ``doc``; ``doc`` itself is last
     for i, col in _TIMES:
         value = row[i]
-        data[col] = None if value is None else _EPOCH + timedelta(microseconds=value)
+        if value is not None:
+            data[col] = _EPOCH + timedelta(microseconds=value)
     data["cancel_requested"] = bool(row[_CANCEL_REQUESTED])
-    owner, token, expires = row[9], row[10], row[11]
+    del data["lease_owner"], data["lease_token"], data["lease_expires_at"]
+    token = row[_TOKEN]
     data["lease"] = (
-        {"owner": owner, "token": token, "expires_at": from_us(expires)} if token else None
+        {"owner": row[_OWNER], "token": token, "expires_at": from_us(row[_EXPIRES])}
+        if token
+        else None
     )
     return Job.model_validate(data)
 
@@ -243,37 +245,52 @@ _CANCELLED_ANYWAY = {"code": ErrorCode.CANCELLED.value, "message": "cancelled"}
 CANCELLED_BY_OPERATOR = {"code": ErrorCode.CANCELLED.value, "message": "cancelled by an operator"}
 
 
-def finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[Any]]:
-    """The fenced UPDATE that ends an attempt (as ``MongoStore``'s finish_update)."""
-    error = outcome.error.model_dump() if outcome.error else None
+def _json_cell(value: Any) -> str:
+    """``dumps``, with the values of most finishes (nothing, an empty dict) known."""
+    if value is None:
+        return "null"
+    if value == {} and type(value) is dict:
+        return "{}"
+    return dumps(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _finish_sql(terminal: bool, paths: tuple[str, ...], refund: bool) -> str:
+    """The text of a fenced finish of one shape (few shapes: cached)."""
     sets = [f"status = ?, updated_at = ?, timeout_at = NULL, {CLEAR_LEASE}"]
-    params: list[Any] = [outcome.status.value, now_us]
-    paths: list[str] = []
-    values: list[Any] = []
-    if outcome.status.terminal:
-        sets.append("completed_at = ?")
-        params.append(now_us)
-        if outcome.status is JobStatus.CANCELLED and error is None:
-            error = _CANCELLED_ANYWAY
-        paths.append("'$.error'")
-        values.append(dumps(error))
-        if outcome.results is not None or outcome.status is JobStatus.COMPLETED:
-            paths.append("'$.results'")
-            values.append(dumps(outcome.results))
-    else:
-        sets.append("run_after = ?")
-        params.append(to_us(outcome.run_after))
-        paths.append("'$.progress'")  # back in the queue: no progress ("pending 55%")
-        values.append("null")
-        if error is not None:  # keep why the last attempt failed, for the console
-            paths.append("'$.error'")
-            values.append(dumps(error))
-    if outcome.refund_attempt:
+    sets.append("completed_at = ?" if terminal else "run_after = ?")
+    if refund:
         sets.append("attempts = attempts - 1")
     if paths:
         sets.append("doc = json_set(doc, " + ", ".join(f"{p}, json(?)" for p in paths) + ")")
-        params += values
-    return f"UPDATE jobs SET {', '.join(sets)} WHERE {FENCE}", params
+    return f"UPDATE jobs SET {', '.join(sets)} WHERE {FENCE}"
+
+
+def finish_statement(outcome: Outcome, now_us: int | None) -> tuple[str, list[Any]]:
+    """The fenced UPDATE that ends an attempt (as ``MongoStore``'s finish_update);
+    its parameters end before the fence's ``job_id, lease_token``."""
+    status = outcome.status
+    error = outcome.error.model_dump() if outcome.error is not None else None
+    params: list[Any] = [status.value, now_us]
+    if status.terminal:
+        params.append(now_us)  # completed_at
+        if status is JobStatus.CANCELLED and error is None:
+            error = _CANCELLED_ANYWAY
+        params.append(_json_cell(error))
+        if outcome.results is not None or status is JobStatus.COMPLETED:
+            params.append(_json_cell(outcome.results))
+            paths: tuple[str, ...] = ("'$.error'", "'$.results'")
+        else:
+            paths = ("'$.error'",)
+    else:
+        params.append(to_us(outcome.run_after))  # run_after
+        params.append("null")  # back in the queue: no progress ("pending 55%")
+        if error is not None:  # keep why the last attempt failed, for the console
+            params.append(_json_cell(error))
+            paths = ("'$.progress'", "'$.error'")
+        else:
+            paths = ("'$.progress'",)
+    return _finish_sql(status.terminal, paths, outcome.refund_attempt), params
 
 
 def claim_statement(
