@@ -993,6 +993,18 @@ async def test_finish_many_is_fenced_per_item(store: Store) -> None:
     assert await store.count_jobs() == {"completed": 1, "processing": 1, "failed": 1, "pending": 1}
 
 
+async def test_finish_many_of_one_shape_is_fenced_per_item(store: Store) -> None:
+    """A busy engine's group: many completions alike, one of them by a lost lease."""
+    await store.insert_jobs([job() for _ in range(5)])
+    got = await claim(store, {"a": 5})
+    items = [(j.job_id, token(j), done(results={})) for j in got]
+    items[2] = (got[2].job_id, "stale-token", done(results={}))
+    assert await store.finish_many(items, now=T0) == [True, True, False, True, True]
+    assert await store.count_jobs() == {"completed": 4, "processing": 1}
+    assert await store.finish_many(items[:2] + items[3:], now=T0 + MIN) == [False] * 4
+    assert await store.count_jobs() == {"completed": 4, "processing": 1}
+
+
 async def test_free_form_data_round_trips_as_json(store: Store) -> None:
     params = {"path": "/a b/ü.pdf", "pages": [1, 2], "opts": {"dpi": 300, "ocr": True}, "x": None}
     j = job(parameters={**params, "out": Path("/out/dir")}, webhook={"url": "http://h/cb"})
