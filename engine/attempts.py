@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from typing import Any
 
@@ -28,11 +29,24 @@ POISON = (SystemExit, KeyboardInterrupt)
 CRASHES_TO_FAIL = 2
 
 
+def _is_async(handler: Any) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _is_async_cached(handler: Any) -> bool:
+    return _is_async(handler)  # asked once per handler, not once per job
+
+
 async def call_handler(handler: Any, ctx: Any, params: Any) -> Any:
     """Await an ``async def`` handler; run a plain one in a thread."""
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
-    ):
+    try:
+        is_async = _is_async_cached(handler)
+    except TypeError:  # an unhashable callable object
+        is_async = _is_async(handler)
+    if is_async:
         return await handler(ctx, params)
     result = await asyncio.to_thread(handler, ctx, params)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine
