@@ -258,7 +258,11 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
     def _scanned(self, key: tuple[tuple[str, ...], str | None, bool], result: ScanResult) -> None:
         if not (self.app.is_running and self.is_attached):
             return  # the dialog or the console closed while the scan ran
-        if key != self._scan_key():
+        try:
+            current = self._scan_key()
+        except NoMatches:  # closing: its fields are removed before it is detached
+            return
+        if key != current:
             return  # the fields changed meanwhile; their own scan will report
         self.scan = result
         self._languages_apply()
