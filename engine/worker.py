@@ -647,9 +647,9 @@ class Engine:
                     status=JobStatus.FAILED,
                     error=JobError(code=exc.code, message=exc.message, details=exc.details),
                 )
+        if r.timed_out:  # the deadline passed before the handler's first step
+            return self._timeout_outcome(r)
         try:
-            if r.timed_out:  # the deadline passed before the handler's first step
-                raise TimeoutError
             try:
                 result = await call_handler(jt.handler, r.ctx, params)
             finally:
@@ -659,17 +659,19 @@ class Engine:
         except JobCancelled:
             return self._cancelled_outcome(r)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
             if r.cancel_requested:
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                task.uncancel()
                 if r.ctx.lease_lost:
                     return None
                 return self._cancelled_outcome(r)
             if r.timed_out and not r.handing_back:  # the deadline timer's cancel
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                task.uncancel()
                 return self._timeout_outcome(r)
             raise
-        except TimeoutError:
-            return self._timeout_outcome(r)
+        # A TimeoutError the handler raised (a network call's own timeout) is its error
+        # like any other, retried as one: only the deadline timer's cancel is TIMEOUT.
         except WorkerCrashed as exc:
             err, final = crash_error(job, str(exc))
             r.ctx.log(err.message, "error")

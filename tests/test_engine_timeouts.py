@@ -33,6 +33,13 @@ def _registry(g: Gate) -> Any:
         await g.release.wait()
         return {"waited": True}
 
+    @reg.handler("flaky_net", timeout=30, max_attempts=2, backoff_base=0.01)
+    async def flaky_net(ctx: JobContext, params: Any) -> dict[str, Any]:
+        g.calls.append(ctx.job_id)
+        if g.calls.count(ctx.job_id) == 1:
+            raise TimeoutError("the server did not answer in 5 s")  # its own, not ours
+        return {"second": True}
+
     @reg.handler("quick", timeout=0.3)
     async def quick(ctx: JobContext, params: Any) -> dict[str, Any]:
         await asyncio.sleep(0)
@@ -105,6 +112,31 @@ async def test_a_deadline_passed_before_the_task_began_ends_the_job(
         await eng.stop(grace=0)
     j = await job(store, res.job_ids[0])
     assert j.error is not None and j.error.code == ErrorCode.TIMEOUT and j.lease is None
+
+
+async def test_a_handlers_own_timeout_error_is_an_error_it_retries(
+    store: Store,  # noqa: F811
+    gate: Gate,  # noqa: F811
+) -> None:
+    """A TimeoutError raised inside the handler (a network call's) is no job timeout:
+    it was once reported TIMEOUT "ran longer than 30s", not retried, after 0 s."""
+    eng = Engine(store, _registry(gate), Settings(concurrency=2, **FAST), run_watchdog=False)
+    await eng.start()
+    try:
+        (job_id,) = (await api_of(eng).enqueue("flaky_net", [{}])).job_ids
+        await wait_for(lambda: _ended(store, job_id), what="the job ended")
+    finally:
+        await eng.stop(grace=0)
+    j = await job(store, job_id)
+    assert j.results == {"second": True} and j.attempts == 2 and gate.calls == [job_id] * 2
+    log = [e.message for e in await api_of(eng).tail_logs(job_id)]
+    assert any("TimeoutError: the server did not answer in 5 s" in m for m in log), log
+    assert not any("timed out" in m for m in log), log
+
+
+async def _ended(st: Store, job_id: str) -> bool:
+    j = await st.get_job(job_id)
+    return j is not None and j.status in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
 async def _called(g: Gate, job_id: str) -> bool:
