@@ -128,3 +128,41 @@ def test_a_zip_on_the_path_is_left_to_importlib_metadata(
     assert entrypoints.find("jobtui.test", [str(archive)]) is None
     monkeypatch.setattr(sys, "path", [str(archive)])
     assert [e.name for e in registry.entry_points("jobtui.test")] == ["zipped"]
+
+
+# -- the command line is built for the command it names (cli.build_parser) ----------
+
+COMMAND_LINES = [
+    ["--store", "q.db", "run", "a.pdf", "--json", "--concurrency", "3", "--log-level", "INFO"],
+    ["run", "--type", "noop", "--param", "x=1", "b", "--drain", "--output", "out"],
+    ["--mongodb-uri", "mongodb://h/db", "worker", "--types", "pdf.*", "--input-root", "/in"],
+    ["enqueue", "dir", "--name", "n", "--force", "--store", "q.db"],
+    ["jobs", "--status", "failed", "pending", "--limit", "3", "--json"],
+    ["batches", "--limit", "2"],
+    ["show", "abcdef", "--log-lines", "5"],
+    ["retry", "--batch", "abcdef", "--status", "failed,cancelled"],
+    ["cancel", "abcdef", "123456"],
+    ["doctor", "--languages", "eng", "--json"],
+    ["purge", "--older-than", "30d", "--yes", "--dry-run"],
+    ["models", "list", "--json", "--log-format", "json"],
+    ["--watch", "--store", "run"],  # the console; a store file named like a command
+    [],
+]
+
+
+@pytest.mark.parametrize("argv", COMMAND_LINES, ids=lambda a: " ".join(a) or "console")
+def test_the_parser_built_for_a_command_line_reads_it_as_the_whole_parser_does(
+    argv: list[str],
+) -> None:
+    from jobtui.tui.cli import build_parser
+
+    assert vars(build_parser(set(argv)).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+def test_top_level_help_lists_every_command_however_the_parser_was_built() -> None:
+    from jobtui.tui.cli import build_parser
+
+    whole = build_parser().format_help()
+    assert build_parser({"run"}).format_help() == whole
+    for command in ("worker", "enqueue", "run", "jobs", "doctor", "purge", "models"):
+        assert f"    {command}" in whole

@@ -101,7 +101,31 @@ def _add_engine_options(p: argparse.ArgumentParser, sub: bool = True) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unbuilt:
+    """Stands in for the parser of a command the command line does not name: its
+    options are not built (argparse would build them only to throw them away)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _Commands:
+    """The subparsers action as the ``add_parser`` functions of the commands see it:
+    every command gets its name and help line (``jobtui --help`` lists them all); only
+    those ``named`` (None: all) get their options."""
+
+    def __init__(self, action: Any, named: set[str] | None) -> None:
+        self._action, self._named = action, named
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        parser = self._action.add_parser(name, **kwargs)
+        return parser if self._named is None or name in self._named else _Unbuilt()
+
+
+def build_parser(named: set[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``named`` (the words of a command line), only the
+    commands among them get their options: argparse picks a command by its exact
+    name, so the one it picks is always built."""
     parser = argparse.ArgumentParser(
         prog="jobtui",
         description="Job engine and operator console for document pipelines. "
@@ -114,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="console only: watch, claim no job here (key W switches claiming on)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: Any = _Commands(parser.add_subparsers(dest="command", metavar="COMMAND"), named)
 
     p = sub.add_parser("worker", help="run the engine headless until SIGINT, SIGTERM or SIGHUP")
     _add_store_options(p)
@@ -173,6 +197,8 @@ def _log_options_everywhere(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for p in action.choices.values():
+                if len(p._actions) <= 1:  # only -h: a command not built (_Unbuilt)
+                    continue
                 if "--log-level" not in p._option_string_actions:
                     _add_log_options(p)
                 _log_options_everywhere(p)
@@ -312,7 +338,8 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(named=set(argv))
     args = parser.parse_args(argv)
     try:
         return asyncio.run(_main(args))
