@@ -354,7 +354,7 @@ async def test_chunks_land_in_one_batch(
 
     monkeypatch.setattr(api, "enqueue", spy)
     rep = await api.enqueue_paths([str(folder)])
-    assert calls == [3, 3, 2]
+    assert calls == [1, 3, 3, 1]  # FIRST_CHUNK (one job), then up to CHUNK
     assert len(rep.job_ids) == 8
     summary = await store.get_batch(rep.batch_id)  # type: ignore[arg-type]
     assert summary is not None and summary.total == 8 and summary.batch.total_jobs == 8

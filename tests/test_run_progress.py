@@ -48,6 +48,20 @@ def test_plain_mode_prints_a_line_now_and_then(monkeypatch: object) -> None:
     ]
 
 
+def test_a_run_with_work_ends_with_its_count_even_if_done_at_the_first_look() -> None:
+    """The first document is claimed as soon as it is hashed, so small jobs may all be
+    done before the first look: a run that had work still ends with its count, and one
+    with none (every file done earlier) still says nothing."""
+    for work, expected in ((True, ["jobtui: 2/2 files"]), (False, []), (None, [])):
+        buf = io.StringIO()
+        p = RunProgress("plain", stream=buf)
+        if work is not None:
+            p.expect(work)
+        p.update(RunState(total=2, done=2))
+        p.close()
+        assert buf.getvalue().splitlines() == expected, work
+
+
 def test_off_mode_prints_nothing() -> None:
     buf = io.StringIO()
     p = RunProgress("off", stream=buf)

@@ -233,6 +233,9 @@ class _Run:
     async def wait(self) -> None:
         """Until every job of the run is finished, here or elsewhere; progress meanwhile."""
         mine = bool(self.report.job_ids)
+        # Known before the first look: with the first document claimed as soon as it
+        # is hashed, small jobs can all be done by then (and would look like a re-run).
+        self.progress.expect(mine or any(not self.jobs[j].status.terminal for j in self.outside))
         unserved_here = sum(1 for j in self.unserved if self.jobs[j].batch_id == self.batch_id)
         batch_done = (
             asyncio.ensure_future(self.engine.wait_batch(self.batch_id))

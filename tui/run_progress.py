@@ -77,6 +77,12 @@ class RunProgress:
             return cls("off")
         return cls("live" if sys.stderr.isatty() else "plain", emit=emit)
 
+    def expect(self, work: bool) -> None:
+        """Say whether the run has work to wait for. Without work (every file done
+        earlier) nothing is shown; with it, the last line comes however fast the work
+        ends. Not called: the first ``update`` decides (nothing left: no work)."""
+        self._idle = not work
+
     def update(self, state: RunState) -> None:
         if self._idle is None:  # nothing to wait for at the first look: say nothing
             self._idle = state.done >= state.total
