@@ -165,6 +165,7 @@ async def test_an_empty_store_says_how_to_start(store: SQLiteStore) -> None:
         log = app.main.query_one("#log", Log)
         assert list(log.lines) == list(NO_JOBS_HINT)
         assert all(len(line) <= 76 for line in NO_JOBS_HINT)  # inside the panel at 80x24
+        assert log.scroll_y == 0 and log.scrollable_content_region.height >= len(NO_JOBS_HINT)
         await app.refresh_now()
         assert list(log.lines) == list(NO_JOBS_HINT)  # written once, not once per refresh
         await OperatorAPI(store, default_registry()).enqueue("noop", [{}])

@@ -15,9 +15,8 @@ from jobtui.tui.widgets.cells import clock
 
 #: Shown in the log panel while the store holds no job at all: what to do first.
 NO_JOBS_HINT = (
-    "No jobs yet. Press e to enqueue a folder or files,",
-    "or paste (drop) a folder's path into this window.",
-    "? lists every key.",
+    "No jobs yet: press e to enqueue a folder or files, or paste (drop) a folder",
+    "into this window. ? lists every key.",
 )
 
 
@@ -50,7 +49,7 @@ class LogTail(Log):
             self._waiting = 0
             self._hint = hint if job_id is None else ()
             if self._hint:
-                self.write_lines(self._hint)
+                self.write_lines(self._hint, scroll_end=False)  # its first line in view
         fresh = [e for e in entries if self._last is None or (e.ts, e.seq) > self._last]
         if fresh:
             following = self.is_vertical_scroll_end or self.max_scroll_y == 0
