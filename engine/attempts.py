@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 from typing import Any
 
@@ -29,24 +28,18 @@ POISON = (SystemExit, KeyboardInterrupt)
 CRASHES_TO_FAIL = 2
 
 
-def _is_async(handler: Any) -> bool:
+def is_async_handler(handler: Any) -> bool:
+    """Whether ``handler`` is awaited (``async def``, or an object with an async
+    ``__call__``) rather than run in a thread."""
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _is_async_cached(handler: Any) -> bool:
-    return _is_async(handler)  # asked once per handler, not once per job
-
-
-async def call_handler(handler: Any, ctx: Any, params: Any) -> Any:
-    """Await an ``async def`` handler; run a plain one in a thread."""
-    try:
-        is_async = _is_async_cached(handler)
-    except TypeError:  # an unhashable callable object
-        is_async = _is_async(handler)
-    if is_async:
+async def call_handler(handler: Any, ctx: Any, params: Any, is_async: bool | None = None) -> Any:
+    """Await an ``async def`` handler; run a plain one in a thread. ``is_async``: what
+    ``is_async_handler`` says of it, if the caller knows already (its job type)."""
+    if is_async if is_async is not None else is_async_handler(handler):
         return await handler(ctx, params)
     result = await asyncio.to_thread(handler, ctx, params)
     if inspect.isawaitable(result):  # a plain function that returned a coroutine

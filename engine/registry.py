@@ -21,6 +21,7 @@ git worktree is) has no metadata with its current entry points: when the importe
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import random
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from jobtui.engine import entrypoints
+from jobtui.engine.attempts import is_async_handler
 
 if TYPE_CHECKING:
     from jobtui.engine.checks import DoctorCheck
@@ -125,6 +127,12 @@ class JobType:
         if self.files is None:
             return True
         return self.files.by_name(path) or (head is not None and self.files.by_content(head))
+
+    @functools.cached_property
+    def is_async(self) -> bool:
+        """Whether the handler is awaited (not run in a thread): asked once per type,
+        not once per job."""
+        return is_async_handler(self.handler)
 
     @property
     def path_param(self) -> str:
@@ -292,34 +300,28 @@ def source_tree() -> Path | None:
     import jobtui.engine
 
     root = Path(jobtui.engine.__file__).resolve().parent.parent
+    project = _project_table(root)
+    return root if project is not None and project.get("name") == DISTRIBUTION else None
+
+
+@functools.lru_cache(maxsize=8)
+def _project_table(root: Path) -> dict[str, Any] | None:
+    """``root/pyproject.toml``'s ``[project]`` table, read once per checkout (None: no
+    readable file, as beside an installed package)."""
     try:
         text = (root / "pyproject.toml").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None  # installed: no pyproject.toml beside the package
+        return None
     import tomllib  # only in a checkout
 
     try:
-        project = tomllib.loads(text).get("project", {})
+        return dict(tomllib.loads(text).get("project", {}))
     except tomllib.TOMLDecodeError:
         return None
-    if project.get("name") != DISTRIBUTION:
-        return None
-    _SOURCE_ENTRY_POINTS[root] = project.get("entry-points", {})
-    return root
-
-
-# The entry-point tables source_tree() read, by checkout: read once, not twice.
-_SOURCE_ENTRY_POINTS: dict[Path, dict[str, dict[str, str]]] = {}
 
 
 def _source_entry_points(root: Path, group: str) -> list[entrypoints.Entry]:
-    tables = _SOURCE_ENTRY_POINTS.get(root)
-    if tables is None:
-        import tomllib
-
-        with open(root / "pyproject.toml", "rb") as f:
-            tables = tomllib.load(f)["project"].get("entry-points", {})
-    table = tables.get(group, {})
+    table = (_project_table(root) or {}).get("entry-points", {}).get(group, {})
     return [entrypoints.Entry(name, value, group, DISTRIBUTION) for name, value in table.items()]
 
 

@@ -651,7 +651,7 @@ class Engine:
             return self._timeout_outcome(r)
         try:
             try:
-                result = await call_handler(jt.handler, r.ctx, params)
+                result = await call_handler(jt.handler, r.ctx, params, jt.is_async)
             finally:
                 r.deadline = None  # returned (or raised): the deadline timer lets it be
             await r.ctx.flush_progress()
