@@ -15,7 +15,16 @@ from jobtui.engine.context import JobContext
 from jobtui.engine.models import ErrorCode, Job, JobStatus
 from jobtui.engine.store.base import Store
 from jobtui.engine.worker import Engine
-from tests.test_engine import FAST, Gate, gate, job, status_is, store, test_registry  # noqa: F401
+from tests.test_engine import (  # noqa: F401
+    FAST,
+    Gate,
+    _no_jobs_running,
+    gate,
+    job,
+    status_is,
+    store,
+    test_registry,
+)
 from tests.util import api_of, wait_for
 
 
@@ -106,7 +115,7 @@ async def test_a_deadline_passed_before_the_task_began_ends_the_job(
         want = JobStatus.FAILED
         await wait_for(lambda: status_is(store, res.job_ids[0], want), what="timed out")
         assert gate.calls == []  # the handler never ran
-        await wait_for(lambda: _none_running(eng), what="its slot freed")
+        await wait_for(lambda: _no_jobs_running(eng), what="its slot freed")
     finally:
         gate.release.set()
         await eng.stop(grace=0)
@@ -141,10 +150,6 @@ async def _ended(st: Store, job_id: str) -> bool:
 
 async def _called(g: Gate, job_id: str) -> bool:
     return job_id in g.calls
-
-
-async def _none_running(eng: Engine) -> bool:
-    return not eng.running
 
 
 async def _logged(eng: Engine, job_id: str, line: str) -> bool:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.util import ROOT, run_python
+
 LINT = shutil.which("lint-imports")
 
 pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed")
@@ -136,12 +136,5 @@ def test_api_worker_enqueue_import_alone(module: str) -> None:
         "api = 'jobtui.engine.api' in sys.modules\n"
         f"sys.exit(0 if ({module!r} == 'jobtui.engine.api') or not api else 3)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
+    out = run_python(code)
     assert out.returncode == 0, out.stdout + out.stderr

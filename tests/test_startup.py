@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from jobtui.engine import entrypoints, registry
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.util import run_python
 
 # Never needed before ``jobtui run`` claims its first job: each was on that path once
 # (pydantic-settings and what it pulled in), or is a heavy library a job type uses
@@ -47,14 +45,7 @@ def test_run_start_path_does_not_import_heavy_modules() -> None:
         "default_registry()\n"
         f"print(json.dumps([m for m in {list(NOT_ON_THE_START_PATH)!r} if m in sys.modules]))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
+    out = run_python(code)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
 

@@ -11,8 +11,6 @@ the same SQLite file, and another OS process. Also: writes that are not notifies
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +28,8 @@ from jobtui.engine.store import _sqlite_wakeups as wakeups
 from jobtui.engine.store.base import Wake
 from jobtui.engine.store.sqlite import SQLiteStore
 from jobtui.engine.worker import Engine
-from tests.util import wait_for
+from tests.util import run_python, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 10.0  # every wait here; the engine would poll after 60 s and beat after 30 s
 SLOW = Settings(poll_interval=60, heartbeat_interval=30, lease_seconds=120, concurrency=2)
 
@@ -150,14 +147,7 @@ async def test_an_enqueue_in_another_process_wakes_the_engine(
         "    print(res.job_ids[0])\n"
         "asyncio.run(main())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "jobs.db")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        timeout=60,
-    )
+    out = run_python(script, str(tmp_path / "jobs.db"), timeout=60)
     assert out.returncode == 0, out.stderr
     api = OperatorAPI(engine.store, engine.registry)
     await wait_for(lambda: _status(api, out.stdout.strip(), JobStatus.COMPLETED), LIMIT)

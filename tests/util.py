@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def wait_for(
@@ -32,3 +37,16 @@ def api_of(engine: Any) -> Any:
     from jobtui.engine.api import OperatorAPI
 
     return OperatorAPI(engine.store, engine.registry)
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -c code args...`` in a fresh interpreter that sees this checkout and
+    nothing of the test's environment (what its own imports pull in, alone)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=timeout,
+    )
