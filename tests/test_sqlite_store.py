@@ -249,6 +249,28 @@ async def test_grouped_writes_fail_alone(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_a_write_alone_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A group of one write runs without a SAVEPOINT: when it fails after changing a
+    row, the whole transaction is rolled back and the error reaches its caller."""
+    store = await opened(tmp_path / "one.db")
+    try:
+        job = Job(job_type="a")
+        await store.insert_jobs([job])
+
+        def half_then_fail() -> None:
+            store._t.db.execute("UPDATE jobs SET priority = 7")
+            raise sqlite3.IntegrityError("refused after a change")
+
+        with pytest.raises(sqlite3.IntegrityError, match="refused"):
+            await store._t.write(half_then_fail)
+        got = await store.get_job(job.job_id)
+        assert got is not None and got.priority == 0
+        await store.insert_jobs([Job(job_type="a")])  # no transaction was left open
+        assert await store.count_jobs() == {"pending": 2}
+    finally:
+        await store.close()
+
+
 async def test_reads_get_through_a_stream_of_writes(tmp_path: Path) -> None:
     """Grouped writes yield the store thread between groups: a console's reads are
     served while a busy engine keeps writing."""

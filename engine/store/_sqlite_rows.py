@@ -312,16 +312,29 @@ def claim_statement(
     params: list[Any] = [now_us, now_us, worker_id, worker_id]
     params.append(to_us(now + timedelta(seconds=lease_seconds)))
     timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
+    for t, secs in timed:
+        params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
+    scope_params: list[Any] = []
+    if scope is not None:
+        scope_params = [scope[0], dumps(sorted(scope[1]))]
+    for t in types:
+        params += [*scope_params, t, now_us, min(slots[t], limit)]
+    params.append(limit)
+    return _claim_sql(len(types), len(timed), scope is not None), params
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_sql(n_types: int, n_timed: int, scoped: bool) -> str:
+    """The claim's text for one shape (the job types are parameters): built once, not
+    per claim."""
     timeout_sql = "NULL"
-    if timed:
-        timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * len(timed) + "END"
-        for t, secs in timed:
-            params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
+    if n_timed:
+        timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * n_timed + "END"
     # One limited pick per job type, each an O(log n) range of jobs_claim, merged
     # in claim order under the overall limit: at most slots[t] jobs of type t and
     # `limit` in all, in one statement. Each row gets its own random token.
-    in_scope, scope_params = "", []
-    if scope is not None:
+    in_scope = ""
+    if scoped:
         # The scope's rows come from jobs_batch and the primary key; the pending jobs
         # of everyone else (a shared queue may hold thousands) are never read.
         in_scope = (
@@ -329,24 +342,19 @@ def claim_statement(
             " UNION ALL SELECT rowid FROM jobs WHERE job_id IN"
             " (SELECT value FROM json_each(?))) AND "
         )
-        scope_params = [scope[0], dumps(sorted(scope[1]))]
     pick = (
         "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
         f" WHERE {in_scope}status = 'pending' AND job_type = ? AND cancel_requested = 0"
         " AND (run_after IS NULL OR run_after <= ?)"
         " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
     )
-    for t in types:
-        params += [*scope_params, t, now_us, min(slots[t], limit)]
-    params.append(limit)
-    sql = (
+    return (
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
         " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"
         " lease_token = lower(hex(randomblob(8))), lease_expires_at = ?,"
         f" timeout_at = {timeout_sql}"
         # rowid: the update seeks each picked row directly, whatever the planner
         # would guess for a job_id lookup.
-        f" WHERE rowid IN (SELECT id FROM ({' UNION ALL '.join([pick] * len(types))})"
+        f" WHERE rowid IN (SELECT id FROM ({' UNION ALL '.join([pick] * n_types)})"
         f" ORDER BY priority DESC, created_at, job_id LIMIT ?) RETURNING {SELECT}"
     )
-    return sql, params

@@ -186,6 +186,9 @@ class SQLiteThread:
             self._settle_all([(fut, False, closed) for _fn, _args, fut in left])
 
     def _commit_group(self, group: list[_Pending]) -> None:
+        if len(group) == 1:
+            self._commit_one(group[0])
+            return
         outcomes: list[tuple[bool, Any]] = []
         try:
             db = self.db  # raises StoreError when closed meanwhile: settle every caller
@@ -210,6 +213,27 @@ class SQLiteThread:
         self._settle_all(
             [(fut, ok, value) for (ok, value), (_f, _a, fut) in zip(outcomes, group, strict=True)]
         )
+
+    def _commit_one(self, pending: _Pending) -> None:
+        """A group of one write (the usual case when jobs are slow): no SAVEPOINT,
+        since there is no other write to isolate it from; it fails alone anyway."""
+        fn, args, fut = pending
+        try:
+            db = self.db
+            self._begin(db)
+            try:
+                value = fn(*args)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - handed to its caller
+            if self._conn is not None and self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            ok, value = False, self._translate(exc)
+        else:
+            ok = True
+        self._settle_all([(fut, ok, value)])
 
     @staticmethod
     def _settle_all(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
