@@ -119,6 +119,13 @@ def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         _scan_page(doc, png)
     out["scans"] = _save(doc, d / "scans.pdf")
     doc = pymupdf.open()
+    for i in range(20):  # scans on pages 2 and 4: between the 8 pages a sample reads
+        if i in (1, 3):
+            _scan_page(doc, png)
+        else:
+            _text_page(doc, f"Text page {i + 1}")
+    out["sparse"] = _save(doc, d / "sparse.pdf")
+    doc = pymupdf.open()
     for i in range(45):
         _text_page(doc, f"Seite {i + 1} von 45")
     out["many"] = _save(doc, d / "many.pdf")
@@ -710,11 +717,92 @@ async def test_scanned_document_runs_a_part_per_page(
     assert Path(res["json_path"]).read_bytes() == Path(js).read_bytes()
     job_id = (await h.store.list_jobs(limit=1000))[-1].job_id
     assert any(
-        "OCR expected (5 of 5 sampled pages are scans); 1 page a part" in m
-        for m in await h.logs_of(job_id)
+        "OCR expected on 5 of 5 pages; one OCR page a part" in m for m in await h.logs_of(job_id)
     )
     text = await h.run("pdf.transcribe", path=pdfs["many"])  # 45 text pages: one call
     assert text["parts"] == 1 and text["ocr_pages"] == 0
+
+
+@pytest.mark.parametrize("doc", ["mixed", "sparse"])
+async def test_short_document_ocrs_exactly_its_scans_in_parallel_parts(
+    h: Harness, pdfs: dict[str, Path], tmp_path: Path, doc: str
+) -> None:
+    """A short document is not sampled: its extraction finds the pages that need OCR,
+    and each of them gets a part of its own (run at the same time), even where a
+    sample would have missed them all ("sparse": scans on pages 2 and 4 of 20). The
+    transcript is byte for byte the one written from all pages at once."""
+    from jobtui.engine.processors import pdf_output as po
+
+    if doc == "sparse":
+        assert px.probe(str(pdfs[doc]), None, pdf.PROBE_SAMPLE)["scans"] == 0
+    res = await h.run("pdf.transcribe", path=pdfs[doc])
+    n = res["pages"]
+    assert res["ocr_pages"] == 2 and res["parts"] == 2
+    data = json.loads(Path(res["json_path"]).read_text(encoding="utf-8"))
+    assert [p["page"] for p in data["pages"] if p["ocr"]] == [2, 4]
+    assert "Übung" in data["pages"][3]["text"]
+    path, sha = str(pdfs[doc]), res["sha256"]
+    records = px.extract_range(path, 0, n, {"languages": "deu+eng", "dpi": 300})
+    whole = po.transcript_doc(path, sha, n, "deu+eng", records)
+    md, js = po.write_transcript(str(tmp_path), "whole", pdfs[doc].name, whole)
+    assert Path(res["markdown_path"]).read_bytes() == Path(md).read_bytes()
+    assert Path(res["json_path"]).read_bytes() == Path(js).read_bytes()
+    logs = await h.logs_of((await h.store.list_jobs(limit=1000))[-1].job_id)
+    assert f"OCR expected on 2 of {n} pages; one OCR page a part" in logs
+    most = max(3, n - 3)  # pages 1-3, then 4 to the end
+    assert f"transcribe: {n} pages in 2 parts of up to {most} pages" in logs
+    assert "OCR (deu+eng) used on 2 pages: 2, 4" in logs
+
+
+async def test_probe_and_extract_finds_the_pages_to_ocr(pdfs: dict[str, Path]) -> None:
+    """Up to ``max_pages``: extracted when no page needs OCR, else the exact pages to
+    OCR (every page with ``force_ocr``, without extracting); longer: sampled."""
+    opts = {"ocr": True, "force_ocr": False, "languages": "deu+eng", "dpi": 300}
+    text = px.probe_and_extract(str(pdfs["text"]), None, 8, opts, 64)
+    assert "scans" not in text and "ocr_pages" not in text
+    assert [r["text"].strip() for r in text["records"]] == TEXT_PAGES
+    assert text["summary"] == {
+        "chars": sum(len(r["text"]) for r in text["records"]),
+        "ocr": [],
+        "no_text": [],
+        "notes": [],
+    }
+    mixed = px.probe_and_extract(str(pdfs["mixed"]), None, 8, opts, 64)
+    assert mixed["ocr_pages"] == [2, 4] and "summary" not in mixed and "records" not in mixed
+    forced = px.probe_and_extract(str(pdfs["text"]), None, 8, {**opts, "force_ocr": True}, 64)
+    assert forced["ocr_pages"] == [1, 2, 3] and "summary" not in forced
+    off = px.probe_and_extract(str(pdfs["mixed"]), None, 0, {**opts, "ocr": False}, 64)
+    assert off["summary"]["no_text"] == [2, 4] and off["summary"]["ocr"] == []
+    long = px.probe_and_extract(str(pdfs["mixed"]), None, 8, opts, 3)
+    assert long["scans"] == 2 and "ocr_pages" not in long and "summary" not in long
+    assert px.probe_and_extract(str(pdfs["zero"]), None, 8, opts, 64)["summary"]["chars"] == 0
+
+
+async def test_ocr_ranges_start_a_part_at_each_ocr_page() -> None:
+    assert pdf.ocr_ranges(20, [2, 4]) == [(0, 3), (3, 20)]
+    assert pdf.ocr_ranges(4, [2, 4]) == [(0, 3), (3, 4)]
+    assert pdf.ocr_ranges(5, [1, 2, 3, 4, 5]) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert pdf.ocr_ranges(9, [7]) == [(0, 9)]
+    assert pdf.ocr_ranges(9, [1, 3, 5, 7], per_part=2) == [(0, 4), (4, 9)]
+
+
+async def test_summary_says_what_the_page_records_say() -> None:
+    """The handler gets a summary instead of the page records: the same counts, pages
+    and logged records, merged over parts in page order."""
+    from jobtui.engine.processors import pdf_output as po
+
+    records: list[dict[str, Any]] = [
+        {"page": 1, "text": "ab", "chars": 2, "ocr": False},
+        {"page": 2, "text": "xyz", "chars": 3, "ocr": True, "dpi_lowered": [300, 120]},
+        {"page": 3, "text": "", "chars": 0, "ocr": False, "no_text_layer": True},
+        {"page": 4, "text": "", "chars": 0, "ocr": False, "error": "OCR failed: boom"},
+        {"page": 5, "text": "q", "chars": 1, "ocr": True},
+    ]
+    merged = po.merge_summaries([po.summarize(records[:2]), po.summarize(records[2:])])
+    assert merged == po.summarize(records)
+    assert merged["chars"] == 6 and merged["ocr"] == [2, 5] and merged["no_text"] == [3]
+    notes = [{k: v for k, v in r.items() if k != "text"} for r in (records[1], records[3])]
+    assert merged["notes"] == notes
 
 
 async def test_probe_samples_scanned_pages(pdfs: dict[str, Path]) -> None:

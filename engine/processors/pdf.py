@@ -172,9 +172,10 @@ async def _probe(
     write_to: Path | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Absolute path and ``{pages, sha256, size, ...}``; bad input raises ``JobFailed``.
-    With ``extract`` (options for ``extract_range``), a short text document comes back
-    with its ``records`` already extracted; with ``write_to`` as well, its transcript
-    is already written there (``written``: the two paths) and the records hold no text."""
+    With ``extract`` (options for ``extract_range``), a short document that needs no
+    OCR comes back extracted (``summary``; ``records`` too without ``write_to``), and
+    one that does with ``ocr_pages``, the pages that need it; with ``write_to``, the
+    transcript is already written there (``written``: the two paths)."""
     # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
     src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
     path, read = str(src.path), src.read_path
@@ -204,6 +205,23 @@ def ocr_part_size(pages: int, scans: int, force_ocr: bool = False) -> int:
     return max(1, OCR_PAGES_PER_PART * sampled // scans)
 
 
+def ocr_ranges(
+    pages: int, ocr: list[int], per_part: int = OCR_PAGES_PER_PART
+) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of a document whose pages needing OCR are known (``ocr``,
+    1-based, ascending): ``per_part`` of them a part, each part starting at its first
+    OCR page (the text pages before the first go with it, those after the last with
+    the last), so the cores balance OCR pages as a page-by-page pool would."""
+    if pages <= 0:
+        return []
+    starts = [0, *(ocr[i] - 1 for i in range(per_part, len(ocr), per_part))]
+    return list(zip(starts, [*starts[1:], pages], strict=True))
+
+
+def _expects_ocr(p: _OcrParams, info: dict[str, Any]) -> bool:
+    return bool(p.ocr and (p.force_ocr or info.get("scans")))
+
+
 def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
     """``pages_per_part``, made small for documents that will be OCRed (unless the
     job set it): a part is the unit of progress and of balancing the cores, and 200
@@ -219,6 +237,22 @@ def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
         )
         return size
     return p.pages_per_part
+
+
+def _ranges(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> list[tuple[int, int]]:
+    """The parts of a document not extracted in the probe's call: around the pages it
+    found needing OCR (a short document), else by the sampled part size."""
+    n = info["pages"]
+    if "ocr_pages" in info:
+        ocr = info["ocr_pages"]
+        ctx.log(f"OCR expected on {len(ocr)} of {n} pages; one OCR page a part")
+        return ocr_ranges(n, ocr)
+    return split_pages(
+        n,
+        _ocr_part_size(ctx, p, info),
+        _cores(ctx),
+        min_part=1 if _expects_ocr(p, info) else MIN_PAGES_PER_PART,
+    )
 
 
 def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
@@ -242,34 +276,28 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         ctx, p, PROBE_SAMPLE if p.ocr else 0, extract=_ocr_opts(p), write_to=out_dir
     )
     sha, n = info["sha256"], info["pages"]
-    records = info.pop("records", None)
+    summary = info.pop("summary", None)
     written = info.pop("written", None)
     ranges: list[tuple[int, int]] = [(0, n)] if n else []
     parts: list[dict[str, Any]] = []
-    if records is None:
-        scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
-        ranges = split_pages(
-            n,
-            _ocr_part_size(ctx, p, info),
-            _cores(ctx),
-            min_part=1 if scanned else MIN_PAGES_PER_PART,
-        )
+    if summary is None:
+        ranges = _ranges(ctx, p, info)
         await ctx.progress(0.0, "transcribe", f"0/{n} pages", done=0, total=n, unit="pages")
         parts = await run_part_results(
             ctx, po.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
         )
-        records = [rec for part in parts for rec in part["records"]]
-    ocr_pages = [r["page"] for r in records if r["ocr"]]
+        summary = po.merge_summaries([part["summary"] for part in parts])
+    ocr_pages = summary["ocr"]
     if ocr_pages:
         ctx.log(f"OCR ({p.languages}) used on {len(ocr_pages)} pages: {_page_list(ocr_pages)}")
-    no_text = [r["page"] for r in records if r.get("no_text_layer")]
+    no_text = summary["no_text"]
     if no_text:
         ctx.log(
             f"{len(no_text)} pages have images but no text layer and were not OCRed "
             f"(ocr=false): {_page_list(no_text)}",
             "warning",
         )
-    failed = _log_page_errors(ctx, records)
+    failed = _log_page_errors(ctx, summary["notes"])  # the records of the pages to report
     if written is None:
         # The parts encoded their pages; joining and writing them is a copy, done in
         # a thread here rather than sending the text to a worker process again.
@@ -283,7 +311,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
             [part["json"] for part in parts],
         )
     md_path, json_path = written
-    chars = sum(r["chars"] for r in records)
+    chars = summary["chars"]
     ctx.log(f"transcribed {n} pages, {chars} characters -> {md_path}")
     return {
         "pages": n,
@@ -303,9 +331,11 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     t0 = time.monotonic()
     path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
-    scanned = bool(p.ocr and (p.force_ocr or info.get("scans")))
     ranges = split_pages(
-        n, _ocr_part_size(ctx, p, info), _cores(ctx), min_part=1 if scanned else MIN_PAGES_PER_PART
+        n,
+        _ocr_part_size(ctx, p, info),
+        _cores(ctx),
+        min_part=1 if _expects_ocr(p, info) else MIN_PAGES_PER_PART,
     )
     await ctx.progress(0.0, "markdown", f"0/{n} pages", done=0, total=n, unit="pages")
     pages = await _run_parts(

@@ -179,6 +179,13 @@ def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
     """Check the input and hash it: ``{pages, sha256, size, repaired, scans}`` or
     ``JobFailed``. ``scans``: how many of ``sample`` pages spread over the document
     look scanned (images, no text), so the handler can cut OCR work finer."""
+    doc, info = _checked(path, password)
+    info["scans"] = _sampled_scans(doc, sample)
+    return info
+
+
+def _checked(path: str, password: str | None) -> tuple[Any, dict[str, Any]]:
+    """The open document and ``{pages, sha256, size, repaired}``, or ``JobFailed``."""
     st = _stat(path)
     if st.st_size == 0:
         raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
@@ -195,8 +202,7 @@ def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
                 path,
             )
         info["repaired"] = True
-    info["scans"] = _sampled_scans(doc, sample)
-    return info
+    return doc, info
 
 
 def probe_and_extract(
@@ -207,29 +213,44 @@ def probe_and_extract(
     max_pages: int,
     output: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``probe``, and for a short document without scans its text too, in one round trip
-    to the worker process (the document stays open in between). ``records`` is set
-    when the text was extracted; otherwise the handler splits the work into parts.
+    """``probe``, and for a document of at most ``max_pages`` pages that needs no OCR
+    its text too, in one round trip to the worker process (the document stays open in
+    between). ``summary`` (``summarize``) is set when the text was extracted;
+    otherwise the handler splits the work into parts.
 
-    With ``output`` (``out_dir``, ``base``, ``title``, ``languages``) the transcript is
-    written here as well: ``written`` holds its paths and the records lose their text,
-    which then never crosses back to the handler's process."""
-    info = probe(path, password, sample)
-    scanned = opts.get("ocr") and (opts.get("force_ocr") or info.get("scans"))
-    if info["pages"] <= max_pages and not scanned:
-        records = extract_range(path, 0, info["pages"], opts)
-        if output is not None:
-            from jobtui.engine.processors.pdf_output import transcript_doc, write_transcript
+    A short document is not sampled: its text is extracted (without OCR), and the
+    pages that need OCR are those the extraction finds (``ocr_pages``, 1-based; with
+    ``force_ocr``, every page, known without extracting). Only when there are none
+    are the records kept: the common text document costs one pass over its pages. A
+    longer one is sampled (``scans``, as ``probe``) and split.
 
-            sha = info["sha256"]
-            doc = transcript_doc(
-                output.get("source", path), sha, info["pages"], output["languages"], records
-            )
-            stem = f"{output['base']}-{sha[:12]}"
-            info["written"] = write_transcript(output["out_dir"], stem, output["title"], doc)
-            for rec in records:
-                del rec["text"]
+    With ``output`` (``out_dir``, ``base``, ``title``, ``source``, ``languages``) the
+    transcript is written here as well (``written``: its paths), and its text never
+    crosses back to the handler's process; without, ``records`` hold the pages."""
+    doc, info = _checked(path, password)
+    n = info["pages"]
+    if n > max_pages:
+        info["scans"] = _sampled_scans(doc, sample)
+        return info
+    if n and opts.get("ocr") and opts.get("force_ocr"):
+        info["ocr_pages"] = list(range(1, n + 1))
+        return info
+    records, deferred = _extract(doc, 0, n, opts, defer_ocr=True)
+    if deferred:
+        # OCR takes 0.3-6 s a page: the handler spreads those pages over parts, which
+        # extract the text pages again (~1 ms each).
+        info["ocr_pages"] = deferred
+        return info
+    from jobtui.engine.processors import pdf_output as po  # imports this module
+
+    if output is not None:
+        sha = info["sha256"]
+        whole = po.transcript_doc(output.get("source", path), sha, n, output["languages"], records)
+        stem = f"{output['base']}-{sha[:12]}"
+        info["written"] = po.write_transcript(output["out_dir"], stem, output["title"], whole)
+    else:
         info["records"] = records
+    info["summary"] = po.summarize(records)
     return info
 
 
@@ -289,19 +310,30 @@ def extract_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> lis
     A page that cannot be read becomes a record with ``error`` (the rest go on);
     options: ``password``, ``ocr``, ``force_ocr``, ``languages``, ``dpi``.
     """
-    doc = open_document(path, opts.get("password"))
+    return _extract(open_document(path, opts.get("password")), start, stop, opts)[0]
+
+
+def _extract(
+    doc: Any, start: int, stop: int, opts: dict[str, Any], defer_ocr: bool = False
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """``extract_range``'s records, and with ``defer_ocr`` the pages that need OCR,
+    which are then not OCRed (their records lack the text)."""
     out: list[dict[str, Any]] = []
+    deferred: list[int] = []
     for i in range(start, stop):
         rec: dict[str, Any] = {"page": i + 1, "text": "", "chars": 0, "ocr": False}
         try:
             page = doc.load_page(i)
             text = page.get_text()
             if _needs_ocr(text, page, opts):
-                try:
-                    text = page.get_text(textpage=_ocr_textpage(page, opts, rec))
-                    rec["ocr"] = True
-                except Exception as exc:  # noqa: BLE001 - recorded on the page
-                    rec["error"] = f"OCR failed: {exc}"
+                if defer_ocr:
+                    deferred.append(i + 1)
+                else:
+                    try:
+                        text = page.get_text(textpage=_ocr_textpage(page, opts, rec))
+                        rec["ocr"] = True
+                    except Exception as exc:  # noqa: BLE001 - recorded on the page
+                        rec["error"] = f"OCR failed: {exc}"
             elif not text.strip() and _has_images(page):
                 rec["no_text_layer"] = True
             rec["text"] = text
@@ -309,7 +341,7 @@ def extract_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> lis
         except Exception as exc:  # noqa: BLE001 - one bad page must not lose the document
             rec["error"] = f"{type(exc).__name__}: {exc}"
         out.append(rec)
-    return out
+    return out, deferred
 
 
 def markdown_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[dict[str, Any]]:

@@ -119,18 +119,45 @@ def transcript_doc(
     return {**transcript_head(source, sha256, pages, languages), "pages": records}
 
 
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the handler needs of a range's page records, in one small object (a
+    document's page records are unpickled and walked in the event loop's process,
+    which shares the cores with the workers): ``chars`` in all, the ``ocr`` pages, the
+    ``no_text`` pages (images, no text layer, not OCRed) and ``notes``, the records
+    (without text) of the pages that failed or were drawn at a lower dpi."""
+    return {
+        "chars": sum(r["chars"] for r in records),
+        "ocr": [r["page"] for r in records if r["ocr"]],
+        "no_text": [r["page"] for r in records if r.get("no_text_layer")],
+        "notes": [
+            {k: v for k, v in r.items() if k != "text"}
+            for r in records
+            if r.get("error") or r.get("dpi_lowered")
+        ],
+    }
+
+
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One ``summarize`` of consecutive page ranges, from theirs."""
+    return {
+        "chars": sum(s["chars"] for s in summaries),
+        **{key: [x for s in summaries for x in s[key]] for key in ("ocr", "no_text", "notes")},
+    }
+
+
 def transcribe_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> dict[str, Any]:
     """``extract_range``, with the range's share of the transcript encoded here, in
     parallel with the other ranges (encoding 2,400 pages as JSON and Markdown takes
     ~70 ms of one core; after the last part it held up the end of the job).
-    ``{records, markdown, json}``: the records without their text, the shares as
-    UTF-8 (bytes cross back to the handler's process as they are, text would be
-    encoded to be sent and again to be written)."""
+    ``{summary, markdown, json}``: the pages' ``summarize`` (not their records), the
+    shares as UTF-8 (bytes cross back to the handler's process as they are, text
+    would be encoded to be sent and again to be written)."""
     records = extract_range(path, start, stop, opts)
-    out = {"markdown": markdown_pages(records), "json": json_pages(records)}
-    for rec in records:
-        del rec["text"]
-    return {"records": records, **out}
+    return {
+        "summary": summarize(records),
+        "markdown": markdown_pages(records),
+        "json": json_pages(records),
+    }
 
 
 def write_files(
