@@ -60,11 +60,17 @@ def place_outputs(
     was ``job_source``; field -> path for ``source``. Files already in place are
     left alone. Raises ``OSError`` (``FileNotFoundError`` when an output is gone)."""
     out = Path(out_dir).absolute()
+    here = str(out)
     placed: dict[str, str] = {}
     for key, path in output_paths(results).items():
-        target = out / name_for(path, job_source, source)
         if not os.path.lexists(path):
             raise FileNotFoundError(2, "output no longer exists", path)
+        if source == job_source and os.path.dirname(path.rstrip(os.sep)) == here:
+            # The job's own input, its outputs already in this folder under its name:
+            # the common case of a run, nothing to link (or stat twice, or name again).
+            placed[key] = path
+            continue
+        target = out / name_for(path, job_source, source)
         if os.path.isdir(path):
             _link_tree(path, target)
         else:

@@ -113,6 +113,8 @@ def test_outputs_named_per_input(tmp_path: Path) -> None:
     os.unlink(md)
     with pytest.raises(FileNotFoundError):
         place_outputs(results, "/a/report.pdf", "/c/new.pdf", out)
+    with pytest.raises(FileNotFoundError):  # in its own folder too: gone is said
+        place_outputs(results, "/a/report.pdf", "/a/report.pdf", done)
 
 
 async def test_engine_with_a_scope_leaves_other_jobs_alone(store: Store) -> None:
