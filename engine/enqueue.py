@@ -113,9 +113,13 @@ def dedupe_key(
     """The key that makes the same input with the same options one job. With the
     type's ``params_model`` the options are normalised first (``engine/params.py``):
     whatever front end enqueued, equal settings give equal keys."""
+    return f"{job_type}:{content_hash}:{options_hash(parameters, params_model)}"
+
+
+def options_hash(parameters: dict[str, Any], params_model: type[BaseModel] | None = None) -> str:
+    """The options' part of a dedupe key: per-file keys (path, sha256) play no part."""
     opts = normalised_parameters(params_model, parameters)
-    opt_hash = hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{job_type}:{content_hash}:{opt_hash[:12]}"
+    return hashlib.sha256(json.dumps(opts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -298,14 +302,19 @@ async def enqueue_paths(
             jt = registry.get(jtype)
             model = jt.params_model if jt is not None else None
             plist, keys = [], []
+            # Every file of a type has the same options (its path and hash are no
+            # options): their share of the key is computed once, not per file.
+            opt_hash = ""
             for c in cands:
                 p = {**base, path_param: c.path}
                 key = None
                 if c.sha256 is not None:
                     if takes_sha:
                         p["sha256"] = c.sha256
-                    opts = {k: v for k, v in p.items() if k != path_param}
-                    key = dedupe_key(jtype, c.sha256, opts, model)
+                    if not opt_hash:  # validated as the file's own (a real sha256 in it)
+                        opts = {k: v for k, v in p.items() if k != path_param}
+                        opt_hash = options_hash(opts, model)
+                    key = f"{jtype}:{c.sha256}:{opt_hash}"
                     if force:
                         key = f"{key}:force-{new_id()[:12]}"
                     key_of_hash[c.sha256] = key
