@@ -1,7 +1,8 @@
 """Fenced finishes, gathered: the engine's writes of how attempts end.
 
 While one write is in flight the next ones gather, so a busy engine finishes many
-jobs per round trip (one transaction on SQLite) and an idle one at once. A store that
+jobs per round trip (one transaction on SQLite) and an idle one at once. The engine
+(a ``Claimer``) may add the claim for the slots a group frees to the same store call. A store that
 is briefly away (failover, a restart, a locked file) is retried for ``STORE_RETRY_S``.
 """
 
@@ -10,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from jobtui.engine.models import Outcome, utcnow
-from jobtui.engine.store.base import Store
+from jobtui.engine.models import Job, Outcome, utcnow
+from jobtui.engine.store.base import ClaimRequest, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,6 +30,29 @@ def short(exc: BaseException) -> str:
     """One line for the log: driver errors carry a whole topology description."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:160]}"
+
+
+async def until_done(fut: asyncio.Future[Any]) -> bool:
+    """Wait until ``fut`` is done even if this task is cancelled meanwhile (work that
+    must not be cut short, as a hand back); True when a cancel arrived (pass it on)."""
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.wait([fut])
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
+class Claimer(Protocol):
+    """Who claims for the slots a group of finishes frees (the engine)."""
+
+    def claim_for(self, leaving: Sequence[str]) -> ClaimRequest | None:
+        """The claim to make once the jobs ``leaving`` are finished, or None."""
+
+    async def claimed(self, jobs: list[Job] | Exception | None, *, cancelled: bool) -> None:
+        """What that claim took (None: it did not happen). Called exactly once per
+        ``claim_for`` that returned a request."""
 
 
 async def retrying(op: Callable[[], Awaitable[T]], within: float = STORE_RETRY_S) -> T:
@@ -57,11 +81,17 @@ class Finisher:
     """
 
     def __init__(
-        self, store: Store, worker_id: str | None = None, *, retry_for: float = STORE_RETRY_S
+        self,
+        store: Store,
+        worker_id: str | None = None,
+        *,
+        retry_for: float = STORE_RETRY_S,
+        claimer: Claimer | None = None,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._retry_for = retry_for
+        self._claimer = claimer
         self._queue: list[tuple[str, str, Outcome, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
 
@@ -75,7 +105,29 @@ class Finisher:
     async def _finish_batch(
         self, batch: list[tuple[str, str, Outcome]], now: datetime
     ) -> list[bool]:
-        return await self._store.finish_many(batch, now=now, worker_id=self._worker_id)
+        """The finishes; with a ``claimer``, also the claim for the slots they free, in
+        the same store call (one transaction on SQLite instead of two)."""
+        claimer = self._claimer
+        request = claimer.claim_for([j for j, _, _ in batch]) if claimer else None
+        if claimer is None or request is None:
+            return await self._store.finish_many(batch, now=now, worker_id=self._worker_id)
+        # Shielded: a claim the store may have committed is handed over even if this
+        # task is cancelled meanwhile (the engine hands such jobs back).
+        call = asyncio.ensure_future(
+            self._store.finish_then_claim(batch, request, now=now, worker_id=self._worker_id)
+        )
+        try:
+            done, jobs = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            await until_done(call)
+            took = not call.cancelled() and call.exception() is None
+            await claimer.claimed(call.result()[1] if took else None, cancelled=True)
+            raise
+        except Exception:
+            await claimer.claimed(None, cancelled=False)  # the finishes failed: no claim
+            raise
+        await claimer.claimed(jobs, cancelled=False)
+        return done
 
     async def run(self) -> None:
         while True:

@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import ConfigError, JobCancelled, JobFailed
 from jobtui.engine.finisher import Finisher, short
+from jobtui.engine.finisher import until_done as _until_done
 from jobtui.engine.inputs import output_dir_for
 from jobtui.engine.logsink import LogSink
 from jobtui.engine.loopwatch import LoopWatch
@@ -53,7 +54,14 @@ from jobtui.engine.models import (
 from jobtui.engine.procpool import ProcessPool, WorkerCrashed, call_all
 from jobtui.engine.registry import JobType, Registry
 from jobtui.engine.retention import RetentionSweep
-from jobtui.engine.store.base import ClaimScope, LeaseState, Store, StoreError, Wake
+from jobtui.engine.store.base import (
+    ClaimRequest,
+    ClaimScope,
+    LeaseState,
+    Store,
+    StoreError,
+    Wake,
+)
 from jobtui.engine.watchdog import TerminalHooks, Watchdog
 from jobtui.engine.webhooks import Webhooks
 
@@ -67,18 +75,6 @@ def _describe(outcome: Outcome) -> str:
         return "retry pending" + (f" ({outcome.error.code})" if outcome.error else "")
     code = f" {outcome.error.code}" if outcome.error and outcome.status is JobStatus.FAILED else ""
     return outcome.status.value + code
-
-
-async def _until_done(fut: asyncio.Future[Any]) -> bool:
-    """Wait until ``fut`` is done even if this task is cancelled meanwhile (work that
-    must not be cut short, as a hand back); True when a cancel arrived (pass it on)."""
-    cancelled = False
-    while not fut.done():
-        try:
-            await asyncio.wait([fut])
-        except asyncio.CancelledError:
-            cancelled = True
-    return cancelled
 
 
 class _Running:
@@ -158,7 +154,11 @@ class Engine:
         self._jobs: dict[str, _Running] = {}
         self._start_mono = time.monotonic()  # reset by start(); throughput's time base
         self._wake = asyncio.Event()
-        self._finisher = Finisher(store, self.worker_id)
+        # The finisher also claims for the slots its finishes free (one transaction
+        # on SQLite); one claim at a time, from there or from the claim loop, so the
+        # free slots are never counted twice.
+        self._finisher = Finisher(store, self.worker_id, claimer=self)
+        self._claiming = False
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._waiting_for_work = asyncio.Event()  # the claim loop found nothing to claim
@@ -393,10 +393,12 @@ class Engine:
 
     # -- claiming ----------------------------------------------------------------
 
-    def _free_slots(self) -> tuple[int, dict[str, int]]:
-        free = self.settings.concurrency - len(self._jobs)
+    def _free_slots(self, leaving: Collection[str] = ()) -> tuple[int, dict[str, int]]:
+        """Free slots, overall and per type; ``leaving``: jobs counted as gone."""
+        busy = [r for job_id, r in self._jobs.items() if job_id not in leaving]
+        free = self.settings.concurrency - len(busy)
         per_type: dict[str, int] = {}
-        by_type = collections.Counter(r.jt.name for r in self._jobs.values())
+        by_type = collections.Counter(r.jt.name for r in busy)
         caps = self.settings.concurrency_per_type  # the operator's caps beat the type's own
         for jt in self.registry.types():
             limit = caps.get(jt.name, jt.concurrency)
@@ -408,29 +410,31 @@ class Engine:
     async def _claim_loop(self) -> None:
         while not self._stopping:
             free, slots = self._free_slots()
-            claimed: list[Job] = []
-            if not self._paused and self.settings.claim and free > 0 and slots:
+            if self._claim_allowed() and free > 0 and slots:
                 if not self._store_is_ours():
                     return
+                self._claiming = True
                 try:
                     claimed = await self._claim(free, slots)
                 except Exception as exc:  # noqa: BLE001 - store outage: wait and retry
                     log.warning("claim failed (%s); retrying", short(exc))
                     await asyncio.sleep(min(self.settings.poll_interval, 1.0))
                     continue
+                finally:
+                    self._claiming = False
                 if self._stopping:  # stopped while the claim was under way
                     await self._hand_back_claimed(claimed)
                     return
                 for job in claimed:
                     self._start_job(job)
-            if claimed and len(claimed) == free:
-                # Full: wait for a slot to free up before asking for more.
+                if claimed:
+                    continue  # full now (the next turn waits for a slot), or there is more
+            elif free <= 0 or self._claiming:
+                # Full, or the finisher is claiming for the slots its finishes free
+                # (its answer sets _slot_free too): wait, then look again.
                 self._slot_free.clear()
-                if self.settings.concurrency - len(self._jobs) <= 0:
-                    await self._slot_free.wait()
+                await self._slot_free.wait()
                 continue
-            if claimed:
-                continue  # there may be more right now
             self._wake.clear()
             self._waiting_for_work.set()
             # timeout(), not wait_for(): on 3.11 wait_for can swallow a cancel
@@ -440,6 +444,35 @@ class Engine:
                         await self._wake.wait()
             finally:
                 self._waiting_for_work.clear()
+
+    def _claim_allowed(self) -> bool:
+        return not (self._paused or self._stopping or self._claiming) and self.settings.claim
+
+    def claim_for(self, leaving: Sequence[str]) -> ClaimRequest | None:
+        """The finisher's question (``Claimer``): what to claim in the same store call
+        as the finishes of ``leaving``, for the slots they free. Nothing when the claim
+        loop last found no work (it claims again when told of some), or is claiming."""
+        if not self._claim_allowed() or self._waiting_for_work.is_set():
+            return None
+        free, slots = self._free_slots(leaving)
+        if free <= 0 or not slots or not self._store_is_ours():
+            return None
+        self._claiming = True
+        return self._claim_request(free, slots)
+
+    async def claimed(self, jobs: list[Job] | Exception | None, *, cancelled: bool) -> None:
+        """The finisher's claim came back: start its jobs (their slots were freed in
+        the same transaction: the finished jobs leave ``_jobs`` as their tasks resume
+        next), or hand them back when stopping."""
+        self._claiming = False
+        self._slot_free.set()  # the claim loop held back meanwhile
+        if isinstance(jobs, Exception):
+            log.warning("claim failed (%s); retrying", short(jobs))
+        elif jobs and (cancelled or self._stopping):
+            await self._hand_back_claimed(jobs)
+        elif jobs:
+            for job in jobs:
+                self._start_job(job)
 
     async def _watch(self, stream: AsyncIterator[Wake]) -> None:
         try:
@@ -457,15 +490,16 @@ class Engine:
         finish and whatever it took is handed back: the store may have committed it
         (the SQLite store claims in its own thread), and jobs claimed by nobody would
         sit ``processing`` until their leases expire, an attempt burned."""
+        req = self._claim_request(free, slots)
         claim = asyncio.ensure_future(
             self.store.claim(
-                worker_id=self.worker_id,
-                slots=slots,
-                limit=free,
-                lease_seconds=self.settings.lease_seconds,
-                timeouts={jt.name: jt.timeout for jt in self.registry.types()},
-                now=utcnow(),
-                scope=self.scope,
+                worker_id=req.worker_id,
+                slots=req.slots,
+                limit=req.limit,
+                lease_seconds=req.lease_seconds,
+                timeouts=req.timeouts,
+                now=req.now,
+                scope=req.scope,
             )
         )
         try:
@@ -475,6 +509,17 @@ class Engine:
             if not claim.cancelled() and claim.exception() is None:
                 await self._hand_back_claimed(claim.result())
             raise
+
+    def _claim_request(self, free: int, slots: dict[str, int]) -> ClaimRequest:
+        return ClaimRequest(
+            worker_id=self.worker_id,
+            slots=slots,
+            limit=free,
+            lease_seconds=self.settings.lease_seconds,
+            timeouts={jt.name: jt.timeout for jt in self.registry.types()},
+            now=utcnow(),
+            scope=self.scope,
+        )
 
     async def _hand_back_claimed(self, jobs: list[Job]) -> None:
         """Jobs claimed but never started here: to ``pending``, the attempt refunded.

@@ -123,9 +123,9 @@ class SQLiteThread:
         try:
             return fn(*args)
         except sqlite3.DatabaseError as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
 
-    def _translate(self, exc: BaseException) -> BaseException:
+    def translate(self, exc: BaseException) -> BaseException:
         """Corruption, a full disk or a read-only file found mid-run become coded
         StoreErrors (the same as at open)."""
         text = str(exc)
@@ -200,7 +200,7 @@ class SQLiteThread:
                 except Exception as exc:  # noqa: BLE001 - handed to its caller
                     db.execute("ROLLBACK TO w")
                     db.execute("RELEASE w")
-                    outcomes.append((False, self._translate(exc)))
+                    outcomes.append((False, self.translate(exc)))
                 else:
                     db.execute("RELEASE w")
                     outcomes.append((True, value))
@@ -208,7 +208,7 @@ class SQLiteThread:
         except Exception as exc:  # noqa: BLE001 - the whole group failed to commit
             if self._conn is not None and self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            failure = self._translate(exc)
+            failure = self.translate(exc)
             outcomes = [(False, failure)] * len(group)
         self._settle_all(
             [(fut, ok, value) for (ok, value), (_f, _a, fut) in zip(outcomes, group, strict=True)]
@@ -230,7 +230,7 @@ class SQLiteThread:
         except Exception as exc:  # noqa: BLE001 - handed to its caller
             if self._conn is not None and self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            ok, value = False, self._translate(exc)
+            ok, value = False, self.translate(exc)
         else:
             ok = True
         self._settle_all([(fut, ok, value)])

@@ -104,6 +104,19 @@ class ClaimScope:
     job_ids: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """The arguments of one ``Store.claim``, carried by ``Store.finish_then_claim``."""
+
+    worker_id: str
+    slots: Mapping[str, int]
+    limit: int
+    lease_seconds: float
+    timeouts: Mapping[str, float | None]
+    now: datetime
+    scope: ClaimScope | None = None
+
+
 @dataclass
 class InsertResult:
     inserted: list[str] = field(default_factory=list)  # job_ids written
@@ -246,6 +259,34 @@ class Store(ABC):
         return [
             await self.finish(job_id, token, outcome, now=now) for job_id, token, outcome in items
         ]
+
+    async def finish_then_claim(
+        self,
+        items: Sequence[tuple[str, str, Outcome]],
+        claim: ClaimRequest,
+        *,
+        now: datetime,
+        worker_id: str | None = None,
+    ) -> tuple[list[bool], list[Job] | Exception]:
+        """``finish_many``, then, once it succeeded, ``claim`` (for the slots those
+        finishes free). The claim's error is returned, not raised: the finishes stand.
+        When the finishes raise, nothing was claimed. A store that can do both in one
+        transaction (SQLite: one commit instead of two) overrides this; the claim
+        must never be visible before the finishes."""
+        done = await self.finish_many(items, now=now, worker_id=worker_id)
+        try:
+            jobs = await self.claim(
+                worker_id=claim.worker_id,
+                slots=claim.slots,
+                limit=claim.limit,
+                lease_seconds=claim.lease_seconds,
+                timeouts=claim.timeouts,
+                now=claim.now,
+                scope=claim.scope,
+            )
+        except Exception as exc:  # noqa: BLE001 - the caller's to report
+            return done, exc
+        return done, jobs
 
     @abstractmethod
     async def append_logs(self, entries: Sequence[LogEntry]) -> None: ...

@@ -67,6 +67,7 @@ from jobtui.engine.store._sqlite_rows import (
 )
 from jobtui.engine.store._sqlite_thread import SQLiteThread
 from jobtui.engine.store.base import (
+    ClaimRequest,
     ClaimScope,
     InsertResult,
     JobCursor,
@@ -79,6 +80,12 @@ from jobtui.engine.store.base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _claimed_jobs(rows: list[Any]) -> list[Job]:
+    jobs = [row_job(r) for r in rows]
+    jobs.sort(key=lambda j: (-j.priority, j.created_at, j.job_id))  # RETURNING is unordered
+    return jobs
 
 
 class SQLiteStore(Store):
@@ -226,24 +233,31 @@ class SQLiteStore(Store):
         now: datetime,
         scope: ClaimScope | None = None,
     ) -> list[Job]:
-        if scope is not None and scope.batch_id is None and not scope.job_ids:
-            return []  # an empty scope holds nothing
-        types = sorted(t for t, n in slots.items() if n > 0)
-        if not types or limit <= 0:
+        stmt = self._claim_statement(
+            ClaimRequest(worker_id, slots, limit, lease_seconds, timeouts, now, scope)
+        )
+        if stmt is None:
             return []
-        sql, params = claim_statement(
-            worker_id=worker_id,
-            slots={t: slots[t] for t in types},
-            limit=limit,
-            lease_seconds=lease_seconds,
-            timeouts=timeouts,
-            now=now,
+        return _claimed_jobs(await self._t.write(self._all, *stmt))
+
+    @staticmethod
+    def _claim_statement(req: ClaimRequest) -> tuple[str, list[Any]] | None:
+        """The claim's SQL and parameters; None when it can claim nothing."""
+        scope = req.scope
+        if scope is not None and scope.batch_id is None and not scope.job_ids:
+            return None  # an empty scope holds nothing
+        types = sorted(t for t, n in req.slots.items() if n > 0)
+        if not types or req.limit <= 0:
+            return None
+        return claim_statement(
+            worker_id=req.worker_id,
+            slots={t: req.slots[t] for t in types},
+            limit=req.limit,
+            lease_seconds=req.lease_seconds,
+            timeouts=req.timeouts,
+            now=req.now,
             scope=None if scope is None else (scope.batch_id, sorted(scope.job_ids)),
         )
-        rows = await self._t.write(self._all, sql, params)
-        jobs = [row_job(r) for r in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.created_at, j.job_id))  # RETURNING is unordered
-        return jobs
 
     async def heartbeat(
         self, leases: Mapping[str, str], expires_at: datetime
@@ -297,10 +311,50 @@ class SQLiteStore(Store):
         worker_id: str | None = None,
     ) -> list[bool]:
         """Several fenced finishes in one transaction (one commit, one thread hop;
-        all or nothing, so a retry after an error starts from scratch). Finishes of
-        one shape (the same statement text: a busy engine's completions) go in one
-        ``executemany``; only if it changed fewer rows than it was given (a lease was
-        lost) is it undone and replayed row by row, to tell which were refused."""
+        all or nothing, so a retry after an error starts from scratch)."""
+        return await self._t.write(self._finishes(items, now)) if items else []
+
+    async def finish_then_claim(
+        self,
+        items: Sequence[tuple[str, str, Outcome]],
+        claim: ClaimRequest,
+        *,
+        now: datetime,
+        worker_id: str | None = None,
+    ) -> tuple[list[bool], list[Job] | Exception]:
+        """Both in one transaction: one commit where the engine would make two (a job
+        ends, its slot is claimed again). The claim runs after the finishes, inside
+        its own savepoint, so its failure leaves the finishes standing."""
+        finish = self._finishes(items, now)
+        stmt = self._claim_statement(claim)
+        if stmt is None:
+            return await self._t.write(finish), []
+
+        def run() -> tuple[list[bool], list[Any] | Exception]:
+            done = finish()
+            db = self._t.db
+            db.execute("SAVEPOINT claim")
+            try:
+                rows = db.execute(*stmt).fetchall()
+            except Exception as exc:  # noqa: BLE001 - returned to the engine
+                db.execute("ROLLBACK TO claim")
+                db.execute("RELEASE claim")
+                err = self._t.translate(exc)
+                return done, err if isinstance(err, Exception) else exc
+            db.execute("RELEASE claim")
+            return done, rows
+
+        done, rows = await self._t.write(run)
+        return done, rows if isinstance(rows, Exception) else _claimed_jobs(rows)
+
+    def _finishes(
+        self, items: Sequence[tuple[str, str, Outcome]], now: datetime
+    ) -> Callable[[], list[bool]]:
+        """The fenced finishes of ``items`` as one function for the store thread.
+        Finishes of one shape (the same statement text: a busy engine's completions)
+        go in one ``executemany``; only if it changed fewer rows than it was given (a
+        lease was lost) is it undone and replayed row by row, to tell which were
+        refused."""
         now_us = to_us(now)
         runs: list[tuple[str, list[list[Any]]]] = []  # consecutive finishes of one shape
         for job_id, token, outcome in items:
@@ -327,7 +381,7 @@ class SQLiteStore(Store):
                 db.execute("RELEASE finish_run")
             return out
 
-        return await self._t.write(run) if runs else []
+        return run
 
     async def append_logs(self, entries: Sequence[LogEntry]) -> None:
         if not entries:
