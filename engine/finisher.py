@@ -136,6 +136,10 @@ class Finisher:
             items, self._queue = self._queue, []
             if items:
                 await self._finish_group(items)
+                # One turn of the loop before the next group: the jobs just finished
+                # resume and leave the engine, so their slots count as free for the
+                # claim that the next group may carry.
+                await asyncio.sleep(0)
 
     async def _finish_group(
         self, items: list[tuple[str, str, Outcome, asyncio.Future[bool]]]
