@@ -398,6 +398,8 @@ class Engine:
         busy = [r for job_id, r in self._jobs.items() if job_id not in leaving]
         free = self.settings.concurrency - len(busy)
         per_type: dict[str, int] = {}
+        if free <= 0:  # full (the claim loop looks each time a job ends)
+            return free, per_type
         by_type = collections.Counter(r.jt.name for r in busy)
         caps = self.settings.concurrency_per_type  # the operator's caps beat the type's own
         for jt in self.registry.types():
