@@ -126,7 +126,10 @@ class Finisher:
         except Exception:
             await claimer.claimed(None, cancelled=False)  # the finishes failed: no claim
             raise
-        await claimer.claimed(jobs, cancelled=False)
+        try:
+            await claimer.claimed(jobs, cancelled=False)
+        except Exception:  # the finishes are written: not a store failure to retry
+            log.exception("could not start the jobs claimed with %d finishes", len(batch))
         return done
 
     async def run(self) -> None:
