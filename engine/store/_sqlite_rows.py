@@ -314,11 +314,12 @@ def claim_statement(
     timed = [(t, timeouts[t]) for t in types if timeouts.get(t) is not None]
     for t, secs in timed:
         params += [t, to_us(now + timedelta(seconds=float(secs or 0)))]
-    scope_params: list[Any] = []
-    if scope is not None:
-        scope_params = [scope[0], dumps(sorted(scope[1]))]
     for t in types:
-        params += [*scope_params, t, now_us, min(slots[t], limit)]
+        n = min(slots[t], limit)
+        if scope is None:
+            params += [t, now_us, n]
+        else:  # the batch's pick, then the named jobs' (see _claim_sql)
+            params += [scope[0], t, now_us, n, dumps(sorted(scope[1])), t, now_us, n]
     params.append(limit)
     return _claim_sql(len(types), len(timed), scope is not None), params
 
@@ -330,24 +331,32 @@ def _claim_sql(n_types: int, n_timed: int, scoped: bool) -> str:
     timeout_sql = "NULL"
     if n_timed:
         timeout_sql = "CASE job_type " + "WHEN ? THEN ? " * n_timed + "END"
-    # One limited pick per job type, each an O(log n) range of jobs_claim, merged
+    # One limited pick per job type, each an O(log n) range of jobs_claim (scoped:
+    # of jobs_claim_batch, plus the named jobs by primary key), merged
     # in claim order under the overall limit: at most slots[t] jobs of type t and
     # `limit` in all, in one statement. Each row gets its own random token.
-    in_scope = ""
-    if scoped:
-        # The scope's rows come from jobs_batch and the primary key; the pending jobs
-        # of everyone else (a shared queue may hold thousands) are never read.
-        in_scope = (
-            "rowid IN (SELECT rowid FROM jobs WHERE batch_id = ? AND status = 'pending'"
-            " UNION ALL SELECT rowid FROM jobs WHERE job_id IN"
-            " (SELECT value FROM json_each(?))) AND "
-        )
-    pick = (
-        "SELECT * FROM (SELECT rowid AS id, priority, created_at, job_id FROM jobs"
-        f" WHERE {in_scope}status = 'pending' AND job_type = ? AND cancel_requested = 0"
+    ready = (
+        "status = 'pending' AND job_type = ? AND cancel_requested = 0"
         " AND (run_after IS NULL OR run_after <= ?)"
-        " ORDER BY priority DESC, created_at, job_id LIMIT ?)"
     )
+    order = " ORDER BY priority DESC, created_at, job_id LIMIT ?"
+    cols = "rowid AS id, priority, created_at, job_id"
+    pick = f"SELECT * FROM (SELECT {cols} FROM jobs WHERE {ready}{order})"
+    if scoped:
+        # The batch's pick is a range of jobs_claim_batch in claim order (it used to
+        # list and sort all the batch's pending jobs: a cost growing with the batch),
+        # the named jobs are looked up one by one (CROSS JOIN: from the list, never a
+        # scan of the type's queue). Everyone else's pending jobs are never read.
+        named = (
+            "SELECT j.rowid AS id, j.priority, j.created_at, j.job_id"
+            " FROM json_each(?) AS e CROSS JOIN jobs AS j ON j.job_id = e.value"
+            " WHERE j.status = 'pending' AND j.job_type = ? AND j.cancel_requested = 0"
+            " AND (j.run_after IS NULL OR j.run_after <= ?)"
+        )
+        pick = (
+            f"SELECT * FROM (SELECT * FROM (SELECT {cols} FROM jobs"
+            f" WHERE batch_id = ? AND {ready}{order}) UNION ALL {named}{order})"
+        )
     return (
         "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
         " started_at = ?, updated_at = ?, worker_id = ?, lease_owner = ?,"

@@ -136,7 +136,18 @@ CREATE INDEX jobs_units ON jobs (batch_id, status, unit, units_done, units_total
     WHERE unit IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# Version 5: the claim of ``jobtui run`` (scoped to its batch) in claim order within
+# the batch. Without it each claim listed every pending job of the batch (jobs_batch)
+# and sorted them: ~5 ms a claim with 10,000 pending, so a folder's run cost grew with
+# the square of its size. Partial like jobs_claim: only pending rows, never a finished
+# one, and an O(log n) pick whatever the batch or the queue holds.
+_V5 = """
+CREATE INDEX jobs_claim_batch
+    ON jobs (batch_id, job_type, priority DESC, created_at, job_id, run_after, cancel_requested, status)
+    WHERE status = 'pending';
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
