@@ -41,6 +41,10 @@ class BatchRecounter:
         self.on_recounted = on_recounted
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        # One recount at a time: ``flush`` waits for the loop's pass in flight, whose
+        # batches are no longer marked (and would be lost if the engine then cancelled
+        # that pass as it stops).
+        self._one = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.recounts = 0
 
@@ -51,16 +55,24 @@ class BatchRecounter:
             self._wake.set()
 
     async def _recount_dirty(self) -> None:
+        async with self._one:
+            await self._recount_marked()
+
+    async def _recount_marked(self) -> None:
         ids, self._dirty = sorted(self._dirty), set()
         if not ids:
             return
         try:
             await retrying(lambda: self.store.recount_batches(ids, now=utcnow()))
+        except asyncio.CancelledError:  # stopped mid-pass: a later flush counts them
+            self._dirty.update(ids)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next job end marks them again
+            log.warning("batch counters of %d batch(es) not written: %s", len(ids), short(exc))
+        else:
             self.recounts += 1
             if self.on_recounted is not None:
                 self.on_recounted()
-        except Exception as exc:  # noqa: BLE001 - the next job end marks them again
-            log.warning("batch counters of %d batch(es) not written: %s", len(ids), short(exc))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -76,5 +88,6 @@ class BatchRecounter:
         return self._task
 
     async def flush(self) -> None:
-        """Recount every marked batch now (engine stop; tests)."""
+        """Recount every marked batch now, after a recount already under way (engine
+        stop; tests)."""
         await self._recount_dirty()

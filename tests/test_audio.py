@@ -366,9 +366,12 @@ async def test_long_recording_split_across_the_pool_and_reassembled(
     steps = [r for r in h.last.reports if r[1] == "transcribe"]
     total = round(result["duration_s"])
     assert [r[0] for r in steps] == sorted(r[0] for r in steps)
-    assert len(steps) == result["parts"] + 1  # the start, then one per part
-    assert steps[-1] == (100.0, "transcribe", f"{total}/{total} s")
-    assert 0 < steps[1][0] < 100
+    # The start, then one per wake-up that found parts done: two parts that end
+    # together (both processes, under load) are one report (tests/test_media_parts.py
+    # checks one report per part ending on its own).
+    assert 2 <= len(steps) <= result["parts"] + 1, steps
+    assert steps[0][0] <= 0 and steps[-1] == (100.0, "transcribe", f"{total}/{total} s")
+    assert all(0 < r[0] < 100 for r in steps[1:-1]), steps
 
 
 async def test_outputs_in_every_format(
