@@ -492,18 +492,7 @@ class Engine:
         finish and whatever it took is handed back: the store may have committed it
         (the SQLite store claims in its own thread), and jobs claimed by nobody would
         sit ``processing`` until their leases expire, an attempt burned."""
-        req = self._claim_request(free, slots)
-        claim = asyncio.ensure_future(
-            self.store.claim(
-                worker_id=req.worker_id,
-                slots=req.slots,
-                limit=req.limit,
-                lease_seconds=req.lease_seconds,
-                timeouts=req.timeouts,
-                now=req.now,
-                scope=req.scope,
-            )
-        )
+        claim = asyncio.ensure_future(self.store.claim_request(self._claim_request(free, slots)))
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:

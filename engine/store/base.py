@@ -275,18 +275,22 @@ class Store(ABC):
         must never be visible before the finishes."""
         done = await self.finish_many(items, now=now, worker_id=worker_id)
         try:
-            jobs = await self.claim(
-                worker_id=claim.worker_id,
-                slots=claim.slots,
-                limit=claim.limit,
-                lease_seconds=claim.lease_seconds,
-                timeouts=claim.timeouts,
-                now=claim.now,
-                scope=claim.scope,
-            )
+            jobs = await self.claim_request(claim)
         except Exception as exc:  # noqa: BLE001 - the caller's to report
             return done, exc
         return done, jobs
+
+    async def claim_request(self, req: ClaimRequest) -> list[Job]:
+        """``claim`` with the arguments ``req`` carries."""
+        return await self.claim(
+            worker_id=req.worker_id,
+            slots=req.slots,
+            limit=req.limit,
+            lease_seconds=req.lease_seconds,
+            timeouts=req.timeouts,
+            now=req.now,
+            scope=req.scope,
+        )
 
     @abstractmethod
     async def append_logs(self, entries: Sequence[LogEntry]) -> None: ...
