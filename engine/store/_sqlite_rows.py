@@ -324,6 +324,15 @@ def claim_statement(
     return _claim_sql(len(types), len(timed), scope is not None), params
 
 
+def _ready(t: str = "") -> str:
+    """A claimable row: pending, of the type ``?``, not cancelled, due at ``?``
+    (``t``: the table's alias and a dot, or nothing)."""
+    return (
+        f"{t}status = 'pending' AND {t}job_type = ? AND {t}cancel_requested = 0"
+        f" AND ({t}run_after IS NULL OR {t}run_after <= ?)"
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _claim_sql(n_types: int, n_timed: int, scoped: bool) -> str:
     """The claim's text for one shape (the job types are parameters): built once, not
@@ -335,10 +344,7 @@ def _claim_sql(n_types: int, n_timed: int, scoped: bool) -> str:
     # of jobs_claim_batch, plus the named jobs by primary key), merged
     # in claim order under the overall limit: at most slots[t] jobs of type t and
     # `limit` in all, in one statement. Each row gets its own random token.
-    ready = (
-        "status = 'pending' AND job_type = ? AND cancel_requested = 0"
-        " AND (run_after IS NULL OR run_after <= ?)"
-    )
+    ready = _ready()
     order = " ORDER BY priority DESC, created_at, job_id LIMIT ?"
     cols = "rowid AS id, priority, created_at, job_id"
     pick = f"SELECT * FROM (SELECT {cols} FROM jobs WHERE {ready}{order})"
@@ -350,8 +356,7 @@ def _claim_sql(n_types: int, n_timed: int, scoped: bool) -> str:
         named = (
             "SELECT j.rowid AS id, j.priority, j.created_at, j.job_id"
             " FROM json_each(?) AS e CROSS JOIN jobs AS j ON j.job_id = e.value"
-            " WHERE j.status = 'pending' AND j.job_type = ? AND j.cancel_requested = 0"
-            " AND (j.run_after IS NULL OR j.run_after <= ?)"
+            f" WHERE {_ready('j.')}"
         )
         pick = (
             f"SELECT * FROM (SELECT * FROM (SELECT {cols} FROM jobs"
