@@ -99,11 +99,51 @@ async def test_back_to_pending_clears_progress(store: Store, refund: bool) -> No
     assert stored.progress is None or stored.progress.percent == 0
 
 
-def test_scoped_claim_reads_no_other_batch(tmp_path: Path) -> None:
+async def test_scoped_claim_keeps_each_types_cap_and_deadline(store: Store) -> None:
+    """A scope over several job types: each type gets at most its slots, from the
+    batch and from the named jobs alike, and a timed type's jobs get its deadline."""
+    mine = [Job(job_type=t, batch_id="mine") for t in ("a", "a", "b", "b", "c")]
+    named = [Job(job_type=t, batch_id="other") for t in ("a", "c", "c")]
+    await store.insert_jobs([*mine, *named])
+    scope = ClaimScope(batch_id="mine", job_ids=frozenset(j.job_id for j in named))
+    got = await store.claim(
+        worker_id="w",
+        slots={"a": 10, "b": 1, "c": 2},
+        limit=10,
+        lease_seconds=30,
+        timeouts={"c": 60},
+        now=T0,
+        scope=scope,
+    )
+    by_type = {t: sum(1 for j in got if j.job_type == t) for t in ("a", "b", "c")}
+    assert by_type == {"a": 3, "b": 1, "c": 2}, by_type
+    ids = {j.job_id for j in got}
+    assert ids <= {j.job_id for j in [*mine, *named]}
+    assert named[0].job_id in ids  # the named "a" came with the batch's two
+    for j in got:
+        stored = await store.get_job(j.job_id)
+        assert stored is not None and stored.status is JobStatus.PROCESSING
+        assert (stored.timeout_at is not None) == (j.job_type == "c"), stored
+    rest = await store.claim(
+        worker_id="w",
+        slots={"a": 10, "b": 10, "c": 10},
+        limit=10,
+        lease_seconds=30,
+        timeouts={},
+        now=T0,
+        scope=scope,
+    )
+    assert len(rest) == 2 and {j.job_type for j in rest} <= {"b", "c"}
+    assert ids.isdisjoint(j.job_id for j in rest)
+
+
+@pytest.mark.parametrize("names", [["j1", "j2"], []], ids=["named jobs", "batch only"])
+def test_scoped_claim_reads_no_other_batch(tmp_path: Path, names: list[str]) -> None:
     """SQLite: the scope's rows come from indexes: the batch's in claim order from
     jobs_claim_batch (never a list of all its pending jobs: that cost grew with the
     batch, ~5 ms a claim at 10,000), the named jobs by primary key (never a scan of
-    their type's queue). Nothing else is read."""
+    their type's queue). Nothing else is read. The list of names is read once, and
+    not at all when there are none (a json_each per type cost ~0.1 ms each)."""
     from datetime import UTC, datetime
 
     from jobtui.engine.store import _sqlite_schema as schema
@@ -117,10 +157,12 @@ def test_scoped_claim_reads_no_other_batch(tmp_path: Path) -> None:
         lease_seconds=30,
         timeouts={},
         now=datetime.now(UTC),
-        scope=("batch", ["j1", "j2"]),
+        scope=("batch", names),
     )
     plan = "\n".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "SCAN jobs" not in plan, plan
     assert plan.count("COVERING INDEX jobs_claim_batch (batch_id=? AND job_type=?)") == 2, plan
-    assert plan.count("SEARCH j USING INDEX sqlite_autoindex_jobs_1 (job_id=?)") == 2, plan
+    lookups = 2 if names else 0
+    assert plan.count("SEARCH j USING INDEX sqlite_autoindex_jobs_1 (job_id=?)") == lookups, plan
+    assert plan.count("json_each VIRTUAL TABLE") == (1 if names else 0), plan
     assert "jobs_batch" not in plan and "jobs_claim (" not in plan, plan
