@@ -5,6 +5,9 @@
 - Whatever ends the app while it finishes, ``Engine.stop(grace=0)`` (what
   ``run_console`` does last) hands the jobs back without waiting for the grace.
 - A closed terminal is SIGHUP to a real ``run_console`` process in a pty.
+- While the quit question is open, no new job starts here (the operator's own pause
+  is kept apart: "Don't quit" restores it exactly), and the count it shows follows
+  the jobs still running.
 - ``--watch`` / ``claim: false``: no engine, nothing claimed, WATCH-ONLY shown; key
   ``W`` (with a confirmation) starts and stops claiming.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Label
 
 from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
@@ -164,6 +168,110 @@ async def test_hand_back_choice_on_first_quit(
         await pilot.click("#handback")
         await until(lambda: app.return_code is not None, what="exit", timeout=30)
     await assert_handed_back(api_of(engine), job_ids)
+
+
+# -- the quit question holds claiming -----------------------------------------------------------
+
+
+async def beats(store: SQLiteStore, engine: Engine, times: int = 2) -> None:
+    """Wait until the engine's heartbeat has gone round ``times`` more times (its worker
+    record shows as many newer beats): by then a claim loop woken by an enqueue has
+    looked several times (poll_interval is half the heartbeat's)."""
+    seen: set[object] = set()
+
+    async def newer() -> bool:
+        mine = [w for w in await store.list_workers() if w.worker_id == engine.worker_id]
+        seen.update(w.heartbeat_at for w in mine)
+        return len(seen) > times
+
+    await until(newer, what=f"{times} heartbeats")
+
+
+def question(screen: QuitScreen) -> str:
+    return str(screen.query_one("#question", Label).render())
+
+
+async def test_quit_question_holds_claiming_until_dont_quit(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    """Issue: the console kept claiming while its quit question was open, so the count
+    it showed went stale and "Hand them back" handed back work started after the ask."""
+    await two_running(engine, gate)
+    api = api_of(engine)
+    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, QuitScreen)
+        later = await api.enqueue("hold", [{"path": "/h/3.pdf"}, {"path": "/h/4.pdf"}])
+        await beats(store, engine)
+        assert gate.inside == 2 and len(engine.running) == 2  # two slots free, none taken
+        assert await api.count_jobs(JobFilter(batch_id=later.batch_id)) == {"pending": 2}
+        await app.refresh_now()
+        assert "2 job(s) are running" in question(screen)
+        # The hold is not the operator's pause: the status line behind does not flip.
+        assert "PAUSED" not in status_text(app)
+        await pilot.press("ctrl+q")  # asking again while the question is open: one question
+        assert app.screen is screen and len(app.screen_stack) == 2
+        await pilot.press("escape")  # Don't quit: claiming goes on
+        assert isinstance(app.screen, MainScreen) and app.return_code is None
+        await until(lambda: gate.inside == 4, what="the held jobs claimed after Don't quit")
+        assert not engine.paused
+        await app.refresh_now()
+        assert "PAUSED" not in status_text(app)
+
+
+async def test_dont_quit_keeps_the_operators_own_pause(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    await two_running(engine, gate)
+    api = api_of(engine)
+    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("p")
+        assert engine.paused
+        await app.refresh_now()
+        assert "PAUSED" in status_text(app)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await app.refresh_now()
+        assert "PAUSED" in status_text(app)  # still the operator's pause, shown as before
+        await pilot.click("#stay")
+        assert isinstance(app.screen, MainScreen)
+        assert engine.paused  # Don't quit did not resume what the operator paused
+        later = await api.enqueue("hold", [{"path": "/h/3.pdf"}])
+        await beats(store, engine)
+        assert await api.count_jobs(JobFilter(batch_id=later.batch_id)) == {"pending": 1}
+        await app.refresh_now()
+        assert "PAUSED" in status_text(app)
+        await pilot.press("p")
+        await until(lambda: gate.inside == 3, what="claimed after the operator resumed")
+
+
+async def test_quit_question_count_follows_the_jobs_still_running(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    """Running jobs go on while the question is open; one that ends leaves the count,
+    and "Hand them back" hands back the ones still running."""
+    job_ids = await two_running(engine, gate)
+    api = api_of(engine)
+    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        await pilot.press("q")
+        screen = app.screen
+        assert isinstance(screen, QuitScreen)
+        assert "2 job(s) are running" in question(screen)
+        await api.cancel_job(job_ids[0])
+        await until(lambda: gate.inside == 1, what="the cancelled job stopped")
+        await until(lambda: len(engine.running) == 1, what="the cancelled job left")
+        await app.refresh_now()
+        assert "1 job(s) are running" in question(screen)
+        await pilot.click("#handback")
+        await until(lambda: app.return_code is not None, what="exit", timeout=30)
+    await assert_handed_back(api, job_ids[1:])
 
 
 # -- watch-only -------------------------------------------------------------------------------

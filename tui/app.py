@@ -109,6 +109,7 @@ class JobtuiApp(EngineControl, App[int]):
         self._served_changed = asyncio.Event()
         self._disconnected_since: datetime | None = None
         self.finishing_until: float | None = None  # monotonic deadline of a "finish" quit
+        self.quit_hold = False  # the quit question holds claiming (engine_control.py)
 
     def get_default_screen(self) -> Screen[Any]:
         return MainScreen()
@@ -239,7 +240,7 @@ class JobtuiApp(EngineControl, App[int]):
             disconnected_since=self._disconnected_since,
             running_here=len(engine.running) if engine is not None else None,
             throughput=engine.throughput() if engine is not None else None,
-            paused=engine.paused if engine is not None else False,
+            paused=self.paused_by_operator,
             output_dir=str(self.settings.output_dir) if engine is not None else None,
         )
 

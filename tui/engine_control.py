@@ -5,6 +5,10 @@ a quit with jobs running here asks first; a quit while they are being finished
 asks whether to hand them back now and says what will happen; whatever ends the
 console, and a closed terminal (SIGHUP), hands the running jobs back at once
 (``Engine.hand_back_now``; ``run_console`` ends with ``Engine.stop(grace=0)``).
+While the quit question is open, the engine here claims nothing (running jobs go on):
+the question is about the jobs running when it was asked, so none may start behind it.
+That hold is not the operator's pause (key ``p``): the status line keeps showing the
+operator's choice, and "Don't quit" puts back exactly what was there before.
 A watch-only console has no engine; ``W`` starts or stops one after a confirmation.
 """
 
@@ -34,6 +38,9 @@ class EngineControl(_Base):
     engine_stopped: bool  # the engine here is stopping or stopped: it claims nothing
     engine_factory: Callable[[], LocalEngine] | None
     finishing_until: float | None  # monotonic deadline of a "finish them" quit
+    # The quit question paused the engine (it was not paused before): not the operator's
+    # pause, and undone when the operator does not quit.
+    quit_hold: bool
     settings: Settings
     api: OperatorAPI
 
@@ -47,7 +54,7 @@ class EngineControl(_Base):
     # -- pause and quit ---------------------------------------------------------------
 
     def toggle_pause(self) -> None:
-        if self.engine is None or self.engine_stopped:
+        if self.engine is None or self.engine_stopped or self.quit_hold:
             return
         if self.engine.paused:
             self.engine.resume()
@@ -66,24 +73,52 @@ class EngineControl(_Base):
         """The engine of this process while it may still claim or run jobs."""
         return self.engine if self.engine is not None and not self.engine_stopped else None
 
+    @property
+    def paused_by_operator(self) -> bool:
+        """Claiming is paused here by the operator (key ``p``), not by the quit question."""
+        engine = self.live_engine
+        return engine is not None and engine.paused and not self.quit_hold
+
+    def _hold_claiming(self) -> None:
+        """No new job starts here while the quit question is open (running ones go on);
+        an engine the operator paused is left as it is."""
+        engine = self.live_engine
+        if engine is not None and not engine.paused:
+            engine.pause()
+            self.quit_hold = True
+
+    def _release_hold(self) -> None:
+        """The operator did not quit: claiming goes on as before the question."""
+        if self.quit_hold:
+            self.quit_hold = False
+            engine = self.live_engine
+            if engine is not None:
+                engine.resume()
+            self.request_refresh()
+
     def request_quit(self) -> None:
-        """Quit; with jobs running here, ask first. A quit while running jobs are being
-        finished asks whether to stop waiting and hand them back now."""
+        """Quit; with jobs running here, ask first (claiming held meanwhile). A quit while
+        running jobs are being finished asks whether to stop waiting and hand them back now."""
         if self.finishing_until is not None:
             self._ask_hand_back_now()
             return
+        if isinstance(self.screen, QuitScreen):
+            return  # the question is open already (ctrl+q on it)
         engine = self.live_engine
-        running = len(engine.running) if engine is not None else 0
-        if not running:
+        if engine is None or not engine.running:
             self.exit(0)  # the caller (run_console) stops the engine: nothing runs here
             return
+        running = len(engine.running)
+        self._hold_claiming()
 
         def chosen(choice: str | None) -> None:
+            # The hold stays for finish and hand back: the engine stops claiming for good.
             if choice == "finish":
                 grace = self.settings.shutdown_grace
                 self.finishing_until = time.monotonic() + grace
+                left = len(engine.running)
                 self.notify(
-                    f"Finishing {running} job(s) (up to {grace:.0f}s); "
+                    f"Finishing {left} job(s) (up to {grace:.0f}s); "
                     "quit again to hand them back now",
                     timeout=min(grace, 10),
                 )
@@ -91,6 +126,8 @@ class EngineControl(_Base):
                 self.run_worker(self.stop_engine_and_exit(grace), group="quit")
             elif choice == "handback":
                 self.hand_back_and_exit()
+            else:
+                self._release_hold()
 
         self.push_screen(QuitScreen(running, self.settings.shutdown_grace), chosen)
 

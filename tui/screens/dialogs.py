@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,6 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from jobtui.engine.models import JobStatus
+
+if TYPE_CHECKING:
+    from jobtui.tui.app import ConsoleSnapshot
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -54,7 +57,10 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class QuitScreen(ModalScreen[str]):
-    """Jobs run in this process: finish them, hand them back, or stay."""
+    """Jobs run in this process: finish them, hand them back, or stay.
+
+    No new job starts here while it is open (``EngineControl.request_quit``); the
+    count follows the jobs still running (every refresh calls ``show_snapshot``)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "choose('stay')", "Stay", id="quit-stay", tooltip="Do not quit"),
@@ -68,11 +74,9 @@ class QuitScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="quit-dialog"):
             with VerticalScroll(classes="dialog-body"):
+                yield Label(self._question(), id="question")
                 yield Label(
-                    f"{self.running} job(s) are running in this process. Before quitting:",
-                    id="question",
-                )
-                yield Label(
+                    "No new job starts here while you choose. "
                     f"Finish: wait up to {self.grace:.0f}s for them, then hand back the rest. "
                     "Hand back: they go back to the queue now (pending, the attempt not "
                     "counted) and start again from the beginning on any worker.",
@@ -83,8 +87,19 @@ class QuitScreen(ModalScreen[str]):
                 yield Button("Hand them back", id="handback", variant="warning")
                 yield Button("Don't quit", id="stay")
 
+    def _question(self) -> str:
+        if not self.running:  # they ended while the question was open
+            return "No job runs in this process any more: quitting loses nothing."
+        return f"{self.running} job(s) are running in this process. Before quitting:"
+
     def on_mount(self) -> None:
         self.query_one("#stay", Button).focus()
+
+    def show_snapshot(self, snap: ConsoleSnapshot) -> None:
+        running = snap.status.running_here
+        if running is not None and running != self.running:
+            self.running = running
+            self.query_one("#question", Label).update(self._question())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "stay")

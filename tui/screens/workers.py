@@ -57,7 +57,10 @@ class WorkersScreen(Screen[None]):
             alive = (now - info.heartbeat_at).total_seconds() <= WORKER_ALIVE_S
             live += alive
             here = info.worker_id == mine
-            paused = info.paused or (here and app.engine is not None and app.engine.paused)
+            # This console's own row: its engine answers (its record trails by a beat,
+            # and the quit question's hold is not a pause to show).
+            mine_live = here and app.live_engine is not None
+            paused = app.paused_by_operator if mine_live else info.paused
             state = ("paused" if paused else "alive") if alive else "gone"
             style = colour(v, "success" if state == "alive" else "warning" if alive else "error")
             rows.append(
