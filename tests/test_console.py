@@ -36,7 +36,7 @@ from jobtui.tui.screens.enqueue import EnqueueScreen
 from jobtui.tui.screens.main import MainScreen
 from jobtui.tui.screens.workers import WorkersScreen
 from jobtui.tui.widgets.logtail import NO_JOBS_HINT
-from jobtui.tui.widgets.status import StatusLine
+from jobtui.tui.widgets.status import StatusLine, render_status
 from jobtui.tui.widgets.tables import KeyedTable
 from tests.test_console_data import (
     FAILED_JOB,
@@ -725,3 +725,48 @@ async def test_pending_job_of_an_unserved_type_says_what_it_waits_for(store: SQL
         assert waiting == "waiting for a worker that serves noop"
         assert str(table.get_cell(served.job_ids[0], "error")) == ""
         assert app.snapshot is not None and app.snapshot.status.unserved == {"noop": 1}
+
+
+async def test_paused_console_does_not_call_its_own_pending_types_unserved(
+    store: SQLiteStore, gate: Gate, tmp_path: Path
+) -> None:
+    """Issue: with claiming paused (key p) the status line said "⚠ unserved" for every
+    pending job, the ones the operator had paused included. They are held here, said
+    as such; a type no live worker serves at all is still warned about."""
+    start_process_helpers()
+    settings = Settings(concurrency=4, types=["hold", "noop"], output_dir=tmp_path / "out", **FAST)
+    eng = Engine(store, hold_registry(gate), settings)
+    await eng.start()
+    try:
+        api = api_of(eng)
+        app = console(api, eng)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await app.refresh_now()
+            await pilot.press("p")
+            assert eng.paused
+            held = await api.enqueue("noop", [{"path": "/n/1.pdf"}, {"path": "/n/2.pdf"}])
+            orphan = await api.enqueue("sleep", [{"seconds": 1}])
+
+            async def recorded_paused() -> bool:  # what every console reads of this engine
+                return any(w.paused for w in await store.list_workers())
+
+            await until(recorded_paused, what="the engine's record says paused")
+            await app.refresh_now()
+            assert app.snapshot is not None
+            assert app.snapshot.status.unserved == {"sleep": 1}
+            assert app.snapshot.status.held == {"noop": 2}
+            text = app.main.query_one(StatusLine).plain  # 80 columns: the warning first
+            assert "PAUSED" in text and "unserved sleep×1" in text and "noop" not in text, text
+            wide = render_status(app.snapshot.status, {}, 120).plain
+            assert "claiming PAUSED, 2 held" in wide and "unserved sleep×1" in wide, wide
+            assert await api.count_jobs(JobFilter(batch_id=held.batch_id)) == {"pending": 2}
+            await pilot.press("p")  # resume: the held jobs run, the orphan still waits
+            await until(
+                lambda: _counts(api, held.batch_id, {"completed": 2}), what="held jobs done"
+            )
+            await app.refresh_now()
+            assert app.snapshot.status.unserved == {"sleep": 1}
+            assert app.snapshot.status.held == {}
+            assert await api.count_jobs(JobFilter(batch_id=orphan.batch_id)) == {"pending": 1}
+    finally:
+        await eng.stop(grace=0)

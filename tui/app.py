@@ -273,7 +273,7 @@ class JobtuiApp(EngineControl, App[int]):
         )
         now = self.now()
         workers = await api.workers(now)
-        unserved = await api.unserved_types(now, workers)
+        unserved, held = self._held_here(await api.unserved_types(now, workers))
         log_job = request.log_job
         logs: list[LogEntry] = []
         if log_job is not None:
@@ -284,6 +284,7 @@ class JobtuiApp(EngineControl, App[int]):
         status.running_total = counts.get("processing", 0)
         status.queue_depth = counts.get("pending", 0)
         status.unserved = unserved
+        status.held = held
         return ConsoleSnapshot(
             at=now,
             status=status,
@@ -296,6 +297,24 @@ class JobtuiApp(EngineControl, App[int]):
             log_job_id=log_job.job_id if log_job else None,
             logs=logs,
         )
+
+    def _held_here(self, unserved: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+        """Split what the store calls unserved: the types of this console's own engine
+        are not unserved; paused here, their pending jobs are *held* (the operator's
+        pause, or the quit question's hold), not waiting for a worker.
+
+        The store cannot tell: it reads every engine's record, and a paused engine
+        does not count as serving (so other consoles do warn about it), and the record
+        trails the engine by up to one heartbeat. Here the engine itself answers; the
+        console's engine claims from the whole queue (``run_console`` makes it so)."""
+        engine = self.live_engine
+        if engine is None or engine.fatal is not None:
+            return unserved, {}
+        mine = set(engine.registry.names())
+        others = {t: n for t, n in unserved.items() if t not in mine}
+        if not engine.paused:
+            return others, {}
+        return others, {t: n for t, n in unserved.items() if t in mine}
 
     async def call_api(self, what: str, call: Awaitable[T]) -> T | None:
         """Run one steering call; a failure is a notification, and the view refreshes."""

@@ -26,6 +26,9 @@ class StatusInfo:
     queue_depth: int = 0
     paused: bool = False
     unserved: dict[str, int] = field(default_factory=dict)
+    # pending jobs of types this console's paused engine serves (and no other live one):
+    # held by the pause, not unserved
+    held: dict[str, int] = field(default_factory=dict)
     finishing: int | None = None  # quitting: jobs still being finished here
     output_dir: str | None = None  # where this console's engine writes outputs
 
@@ -111,7 +114,13 @@ def status_parts(info: StatusInfo, v: Mapping[str, str]) -> list[Part]:
     elif info.running_here is None:
         parts.append(Part([("WATCH-ONLY: claims nothing here", 6), ("WATCH-ONLY", 0)], warn))
     elif info.paused:
-        parts.append(Part([("claiming PAUSED", 6), ("PAUSED", 0)], warn))
+        held = sum(info.held.values())  # pending here only because of the pause
+        forms = (
+            [(f"claiming PAUSED, {held} held", 6), (f"PAUSED, {held} held", 5)]
+            if held
+            else [("claiming PAUSED", 6)]
+        )
+        parts.append(Part([*forms, ("PAUSED", 0)], warn))
     if info.unserved:
         names = ", ".join(f"{t}×{n}" for t, n in sorted(info.unserved.items()))
         count = sum(info.unserved.values())
