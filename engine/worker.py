@@ -67,6 +67,9 @@ from jobtui.engine.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 TRACEBACK_CHARS = 8000  # of a handler's traceback kept in error.details
+# How long a finished job may wait for others to be written with it (Finisher): its
+# result is in the store at most this much later, and the slot is claimed again then.
+FINISH_LINGER_S = 0.03
 
 
 def _describe(outcome: Outcome) -> str:
@@ -157,7 +160,9 @@ class Engine:
         # The finisher also claims for the slots its finishes free (one transaction
         # on SQLite); one claim at a time, from there or from the claim loop, so the
         # free slots are never counted twice.
-        self._finisher = Finisher(store, self.worker_id, claimer=self)
+        self._finisher = Finisher(
+            store, self.worker_id, claimer=self, linger=FINISH_LINGER_S, gather=self._to_gather
+        )
         self._claiming = False
         self._poke = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -329,6 +334,7 @@ class Engine:
         should not wait, or a closed terminal. Returns how many jobs go back."""
         self._stopping = True
         self._wake.set()
+        self._finisher.hurry()
         n = 0
         for r in self._jobs.values():
             if r.task is not None and not r.task.done() and not (r.finishing or r.handing_back):
@@ -339,6 +345,7 @@ class Engine:
 
     async def _stop(self, grace: float) -> None:
         self._stopping = True
+        self._finisher.hurry()
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
@@ -446,6 +453,11 @@ class Engine:
                         await self._wake.wait()
             finally:
                 self._waiting_for_work.clear()
+
+    def _to_gather(self) -> int:
+        """How many finishes a group waits for (``Finisher``): half the running jobs,
+        so the other half keep the worker processes busy; one (no wait) when stopping."""
+        return 1 if self._stopping else max(1, len(self._jobs) // 2)
 
     def _claim_allowed(self) -> bool:
         return not (self._paused or self._stopping or self._claiming) and self.settings.claim
