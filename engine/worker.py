@@ -70,6 +70,11 @@ TRACEBACK_CHARS = 8000  # of a handler's traceback kept in error.details
 # How long a finished job may wait for others to be written with it (Finisher): its
 # result is in the store at most this much later, and the slot is claimed again then.
 FINISH_LINGER_S = 0.03
+# Why jobs claimed but never started go back (the log line of the hand back): a claim
+# was under way when the engine stopped, or was paused (``pause``: nothing new starts,
+# as the console's quit question needs: it counts the jobs running when it asks).
+STOPPED_WHILE_CLAIMING = "at shutdown (claimed as it stopped)"
+PAUSED_WHILE_CLAIMING = "unstarted: claimed as it was paused"
 
 
 def _describe(outcome: Outcome) -> str:
@@ -230,7 +235,8 @@ class Engine:
         return self._paused
 
     def pause(self) -> None:
-        """Stop claiming new jobs (running ones go on)."""
+        """Start no new job (running ones go on): claim nothing, and hand back what a
+        claim under way takes."""
         self._paused = True
 
     def resume(self) -> None:
@@ -434,6 +440,9 @@ class Engine:
                 if self._stopping:  # stopped while the claim was under way
                     await self._hand_back_claimed(claimed)
                     return
+                if self._paused and claimed:  # paused meanwhile: nothing new starts
+                    await self._hand_back_claimed(claimed, PAUSED_WHILE_CLAIMING)
+                    continue
                 for job in claimed:
                     self._start_job(job)
                 if claimed:
@@ -484,6 +493,8 @@ class Engine:
             log.warning("claim failed (%s); retrying", short(jobs))
         elif jobs and (cancelled or self._stopping):
             await self._hand_back_claimed(jobs)
+        elif jobs and self._paused:
+            await self._hand_back_claimed(jobs, PAUSED_WHILE_CLAIMING)
         elif jobs:
             for job in jobs:
                 self._start_job(job)
@@ -524,7 +535,7 @@ class Engine:
             scope=self.scope,
         )
 
-    async def _hand_back_claimed(self, jobs: list[Job]) -> None:
+    async def _hand_back_claimed(self, jobs: list[Job], why: str = STOPPED_WHILE_CLAIMING) -> None:
         """Jobs claimed but never started here: to ``pending``, the attempt refunded.
         The writes finish even if this task is cancelled meanwhile (a stop cancels the
         claim loop); the cancel is passed on after them."""
@@ -534,7 +545,7 @@ class Engine:
         async def writes() -> None:
             for job in jobs:
                 assert job.lease is not None
-                await self._hand_back(job.job_id, job.lease.token, "(claimed as it stopped)")
+                await self._hand_back(job.job_id, job.lease.token, why)
 
         done = asyncio.ensure_future(writes())
         cancelled = await _until_done(done)
@@ -776,15 +787,13 @@ class Engine:
         r.ctx.cancel_event.set()
         r.interrupt()
 
-    async def _hand_back(self, job_id: str, token: str, why: str = "") -> None:
+    async def _hand_back(self, job_id: str, token: str, why: str = "at shutdown") -> None:
         """The job back to ``pending``, the attempt refunded (a stop), and a log line."""
         outcome = Outcome(status=JobStatus.PENDING, refund_attempt=True)
         with contextlib.suppress(Exception):
             await self.store.finish(job_id, token, outcome, now=utcnow())
-        message = f"handed back by {self.worker_id} at shutdown"
-        self.logs.add(
-            LogEntry(job_id=job_id, level="info", message=f"{message} {why}" if why else message)
-        )
+        message = f"handed back by {self.worker_id} {why}"
+        self.logs.add(LogEntry(job_id=job_id, level="info", message=message))
 
     def _loop_blocked(self, task: asyncio.Task[Any] | None, seconds: float) -> None:
         """From the loop watch's thread: name the job whose handler blocks the loop."""

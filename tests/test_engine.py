@@ -546,6 +546,60 @@ async def test_pause_stops_claiming(engine: Engine, store: Store) -> None:
     assert (await store.count_jobs()) == {"completed": 3}
 
 
+async def test_a_claim_under_way_when_paused_starts_nothing(tmp_path: Path) -> None:
+    """``pause`` means no new job starts: jobs a claim took as the engine was paused
+    (the console's quit question pauses it and counts what runs) go back to
+    ``pending``, the attempt refunded, instead of starting behind the pause."""
+    from jobtui.engine.store.sqlite import SQLiteStore
+
+    committed, release = asyncio.Event(), asyncio.Event()
+
+    class HeldClaims(SQLiteStore):
+        async def claim(self, **kw: Any) -> list[Job]:  # type: ignore[override]
+            jobs = await super().claim(**kw)
+            if jobs and not release.is_set():
+                committed.set()
+                await release.wait()
+            return jobs
+
+    store = HeldClaims(tmp_path / "jobs.db")
+    await store.open()
+    engine = Engine(store, default_registry(), Settings(concurrency=4, poll_interval=0.05))
+    try:
+        api = OperatorAPI(store, engine.registry)
+        res = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+        await engine.start()
+        await asyncio.wait_for(committed.wait(), 30)
+        assert await api.count_jobs() == {"processing": 2}  # taken, not yet started
+        engine.pause()
+        release.set()
+        await wait_for(
+            lambda: _counts_are(api, {"pending": 2}), 10, what="the claimed jobs handed back"
+        )
+        assert not engine.running
+        for job_id in res.job_ids:
+            detail = await api.job_detail(job_id)
+            assert detail is not None and detail.job.attempts == 0
+        await engine.logs.flush()
+        detail = await api.job_detail(res.job_ids[0])
+        assert detail is not None
+        lines = [e.message for e in detail.logs]
+        assert any("claimed as it was paused" in line for line in lines), lines
+        engine.resume()
+        await wait_for(lambda: _running(engine, 2), 10, what="claimed again on resume")
+    finally:
+        await engine.stop(grace=0)
+        await store.close()
+
+
+async def _counts_are(api: OperatorAPI, want: dict[str, int]) -> bool:
+    return await api.count_jobs() == want
+
+
+async def _running(engine: Engine, n: int) -> bool:
+    return len(engine.running) == n
+
+
 async def test_workers_collection_lists_this_engine(engine: Engine) -> None:
     workers = await api_of(engine).workers()
     assert [w.info.worker_id for w in workers] == [engine.worker_id]

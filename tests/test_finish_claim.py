@@ -180,3 +180,45 @@ async def test_the_claim_loop_waits_while_the_finisher_claims(tmp_path: Path) ->
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_jobs_the_finishers_claim_takes_as_the_engine_pauses_go_back(
+    tmp_path: Path,
+) -> None:
+    """``pause``: nothing new starts, also from a claim made with finishes."""
+    took, release = asyncio.Event(), asyncio.Event()
+
+    class Held(SQLiteStore):
+        async def finish_then_claim(self, *args: Any, **kw: Any) -> Any:
+            done, jobs = await super().finish_then_claim(*args, **kw)
+            if isinstance(jobs, list) and jobs and not release.is_set():
+                took.set()
+                await release.wait()
+            return done, jobs
+
+    store = Held(tmp_path / "jobs.db")
+    await store.open()
+    engine = Engine(store, default_registry(), Settings(concurrency=1, poll_interval=0.05))
+    try:
+        api = OperatorAPI(store, engine.registry)
+        first = await api.enqueue("sleep", [{"seconds": 0.02}], priority=5)
+        rest = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+        await engine.start()
+        await asyncio.wait_for(took.wait(), 30)
+        engine.pause()
+        release.set()
+        done = await store.get_job(first.job_ids[0])
+        assert done is not None and done.status is JobStatus.COMPLETED
+
+        async def handed_back() -> bool:
+            jobs = [await store.get_job(j) for j in rest.job_ids]
+            return all(j is not None and j.status is JobStatus.PENDING for j in jobs)
+
+        await wait_for(handed_back, 10, what="the finisher's claim handed back")
+        assert not engine.running
+        for job_id in rest.job_ids:
+            j = await store.get_job(job_id)
+            assert j is not None and j.attempts == 0
+    finally:
+        await engine.stop(grace=0)
+        await store.close()
