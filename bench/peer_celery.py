@@ -13,8 +13,12 @@ images and no text) and writing the text to files, with one worker process per c
 (c) ``jobtui``: ``jobtui run FOLDER --json`` as a whole process on a fresh embedded
     store, timed from launch to exit.
 
-Rounds alternate a, b, c (these machines are noisy); medians count. Per-page text is
-checked equal across the three. Last line: one JSON object with medians and ratios.
+Each round runs a, b and c, starting one later each round (a b c, b c a, c a b...):
+these machines are noisy, and drift within a round must not always favour the same
+contender. Medians count; each round's own ratios are reported too
+(``per_round_ratios``, and their medians), since the machine's speed changes between
+rounds more than within one. Per-page text is checked equal across the three. Last
+line: one JSON object with medians and ratios.
 
     python bench/peer_celery.py FOLDER [--rounds 3] [--workers N] [--generate N]
 
@@ -234,10 +238,16 @@ def main() -> int:
         try:
             peer.run(pdfs, work / "celery-warm")  # the warm-up round, not counted
             for i in range(args.rounds):
-                times["pool"].append(run_pool(args.folder, work / f"pool{i}", args.workers))
-                times["celery"].append(peer.run(pdfs, work / f"celery{i}"))
-                jt_s, jt_texts = run_jobtui(args.folder, work / f"jobtui{i}")
-                times["jobtui"].append(jt_s)
+                order = ["pool", "celery", "jobtui"]
+                order = order[i % 3 :] + order[: i % 3]
+                for name in order:
+                    if name == "pool":
+                        times["pool"].append(run_pool(args.folder, work / f"pool{i}", args.workers))
+                    elif name == "celery":
+                        times["celery"].append(peer.run(pdfs, work / f"celery{i}"))
+                    else:
+                        jt_s, jt_texts = run_jobtui(args.folder, work / f"jobtui{i}")
+                        times["jobtui"].append(jt_s)
                 print(
                     f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                     file=sys.stderr,
@@ -253,6 +263,10 @@ def main() -> int:
         finally:
             peer.stop()
     med = {k: statistics.median(v) for k, v in times.items()}
+    paired = {
+        f"{a}_vs_{b}": [round(x / y, 3) for x, y in zip(times[a], times[b], strict=True)]
+        for a, b in (("jobtui", "celery"), ("jobtui", "pool"), ("celery", "pool"))
+    }
     figures: dict[str, Any] = {
         "documents": len(pdfs),
         "workers": args.workers,
@@ -262,6 +276,8 @@ def main() -> int:
         "jobtui_vs_celery": round(med["jobtui"] / med["celery"], 3),
         "jobtui_vs_pool": round(med["jobtui"] / med["pool"], 3),
         "celery_vs_pool": round(med["celery"] / med["pool"], 3),
+        "per_round_ratios": paired,
+        "median_per_round_ratio": {k: statistics.median(v) for k, v in paired.items()},
         "identical_docs": same,
         "differing_docs": differ,
     }

@@ -215,7 +215,8 @@ async def test_jobs_the_finishers_claim_takes_as_the_engine_pauses_go_back(
             return all(j is not None and j.status is JobStatus.PENDING for j in jobs)
 
         await wait_for(handed_back, 10, what="the finisher's claim handed back")
-        assert not engine.running
+        assert not set(rest.job_ids) & set(engine.running)  # never started here
+        await wait_for(lambda: _true(not engine.running), 10, what="the first job left")
         for job_id in rest.job_ids:
             j = await store.get_job(job_id)
             assert j is not None and j.attempts == 0
