@@ -24,7 +24,7 @@ from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobCancelled, JobFailed
 from jobtui.engine.logsink import LogSink
 from jobtui.engine.models import Job, JobStatus, utcnow
-from jobtui.engine.processors import pdf
+from jobtui.engine.processors import pdf, pdf_open, pdf_params, pdf_parts
 from jobtui.engine.processors import pdf_extract as px
 from jobtui.engine.processors.pdf_markdown import structure_markdown
 from jobtui.engine.procpool import ProcessPool
@@ -205,9 +205,9 @@ class Harness:
 
     async def run(self, job_type: str, **params: Any) -> dict[str, Any]:
         jt = {
-            "pdf.transcribe": (pdf.transcribe, pdf.TranscribeParams),
-            "pdf.markdown": (pdf.markdown, pdf.MarkdownParams),
-            "pdf.render": (pdf.render, pdf.RenderParams),
+            "pdf.transcribe": (pdf.transcribe, pdf_params.TranscribeParams),
+            "pdf.markdown": (pdf.markdown, pdf_params.MarkdownParams),
+            "pdf.render": (pdf.render, pdf_params.RenderParams),
         }[job_type]
         params = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
         model: BaseModel = jt[1].model_validate(params)
@@ -228,7 +228,7 @@ async def h(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     store = SQLiteStore(d / "jobs.db")
     await store.open()
     logs = LogSink(store)
-    pool = ProcessPool(2, initializer=px.warm)
+    pool = ProcessPool(2, initializer=pdf_open.warm)
     await pool.warm()
     try:
         yield Harness(store, logs, pool, d / "out")
@@ -414,13 +414,13 @@ async def test_pdf_with_another_extension_is_read(
 
 async def test_invalid_parameters_are_refused_by_the_models() -> None:
     with pytest.raises(ValidationError):
-        pdf.TranscribeParams.model_validate({"path": "/x.pdf", "languages": "deu; rm -rf /"})
+        pdf_params.TranscribeParams.model_validate({"path": "/x.pdf", "languages": "deu; rm -rf /"})
     with pytest.raises(ValidationError):
-        pdf.TranscribeParams.model_validate({"path": "/x.pdf", "langauges": "deu"})
+        pdf_params.TranscribeParams.model_validate({"path": "/x.pdf", "langauges": "deu"})
     with pytest.raises(ValidationError):
-        pdf.RenderParams.model_validate({"path": "/x.pdf", "first_page": 3, "last_page": 2})
+        pdf_params.RenderParams.model_validate({"path": "/x.pdf", "first_page": 3, "last_page": 2})
     with pytest.raises(ValidationError):
-        pdf.RenderParams.model_validate({"path": "/x.pdf", "first_page": 0})
+        pdf_params.RenderParams.model_validate({"path": "/x.pdf", "first_page": 0})
 
 
 # -- markdown and render -------------------------------------------------------------
@@ -506,7 +506,7 @@ async def test_output_dir_unwritable_is_output_error(
     ctx = await h.context("pdf.transcribe", {"path": str(pdfs["text"])})
     ctx.output_dir = blocker / "out"  # a file where a folder should be
     with pytest.raises(JobFailed) as info:
-        await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"])))
+        await pdf.transcribe(ctx, pdf_params.TranscribeParams(path=str(pdfs["text"])))
     assert info.value.code == "OUTPUT_ERROR"
 
 
@@ -514,25 +514,35 @@ async def test_output_dir_unwritable_is_output_error(
 
 
 async def test_split_pages() -> None:
-    assert pdf.split_pages(0, 200, 2) == []
-    assert pdf.split_pages(10, 200, 2) == [(0, 10)]  # too small to be worth a second part
+    assert pdf_parts.split_pages(0, 200, 2) == []
+    assert pdf_parts.split_pages(10, 200, 2) == [(0, 10)]  # too small to be worth a second part
     # More than one round of parts: the last round is cut into quarters, so both
     # cores end within a small part of each other.
-    assert pdf.split_pages(2400, 200, 2) == [(i, i + 200) for i in range(0, 2000, 200)] + [
+    assert pdf_parts.split_pages(2400, 200, 2) == [(i, i + 200) for i in range(0, 2000, 200)] + [
         (i, i + 50) for i in range(2000, 2400, 50)
     ]
-    assert pdf.split_pages(300, 200, 2) == [(0, 150), (150, 300)]
-    assert pdf.split_pages(100, 200, 4) == [(0, 25), (25, 50), (50, 75), (75, 100)]
-    assert pdf.split_pages(5, 1, 2) == [(i, i + 1) for i in range(5)]
+    assert pdf_parts.split_pages(300, 200, 2) == [(0, 150), (150, 300)]
+    assert pdf_parts.split_pages(100, 200, 4) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert pdf_parts.split_pages(5, 1, 2) == [(i, i + 1) for i in range(5)]
     # A whole number of parts per core, sizes within one page: 5 parts of 200 would
     # leave a core idle for the last fifth of a document alone (or last in a folder).
-    assert [b - a for a, b in pdf.split_pages(1000, 200, 2)] == [167] * 4 + [42, 42, 41, 41] * 2
-    assert [b - a for a, b in pdf.split_pages(20, 8, 2, min_part=1)] == [5, 5] + [2, 1, 1, 1] * 2
+    assert [b - a for a, b in pdf_parts.split_pages(1000, 200, 2)] == [167] * 4 + [
+        42,
+        42,
+        41,
+        41,
+    ] * 2
+    assert [b - a for a, b in pdf_parts.split_pages(20, 8, 2, min_part=1)] == [5, 5] + [
+        2,
+        1,
+        1,
+        1,
+    ] * 2
     # a tail part is never cut below min_part
-    assert [b - a for a, b in pdf.split_pages(45, 4, 2)] == [4] * 9 + [3] * 3
-    assert pdf.split_pages(10, 8, 2, min_part=1) == [(0, 5), (5, 10)]
+    assert [b - a for a, b in pdf_parts.split_pages(45, 4, 2)] == [4] * 9 + [3] * 3
+    assert pdf_parts.split_pages(10, 8, 2, min_part=1) == [(0, 5), (5, 10)]
     for n in (1, 7, 33, 1001):
-        parts = pdf.split_pages(n, 13, 3)
+        parts = pdf_parts.split_pages(n, 13, 3)
         assert parts[0][0] == 0 and parts[-1][1] == n
         assert all(a < b for a, b in parts) and all(
             parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1)
@@ -560,12 +570,12 @@ def _alive(pid: int) -> bool:
 async def test_cancel_mid_document_stops_within_2s_and_kills_processes(
     h: Harness, big_pdf: Path, how: str
 ) -> None:
-    pool = ProcessPool(2, initializer=px.warm)
+    pool = ProcessPool(2, initializer=pdf_open.warm)
     await pool.warm()
     pids = list(pool.processes)
     try:
         ctx = await h.context("pdf.transcribe", {"path": str(big_pdf)}, pool=pool)
-        params = pdf.TranscribeParams(path=str(big_pdf), force_ocr=True, pages_per_part=320)
+        params = pdf_params.TranscribeParams(path=str(big_pdf), force_ocr=True, pages_per_part=320)
         task = asyncio.create_task(pdf.transcribe(ctx, params))
 
         async def parts_running() -> bool:  # every process busy with a part
@@ -690,14 +700,14 @@ async def test_ocr_part_size_follows_the_sampled_scans() -> None:
     """About one OCR page a part: a scanned document goes page by page (the cores end
     within a page of each other), the text pages between sparse scans share a part,
     and a text document keeps the big parts (0: no OCR expected)."""
-    assert pdf.ocr_part_size(2400, 8) == 1
-    assert pdf.ocr_part_size(3, 3) == 1  # short: all of its pages sampled
-    assert pdf.ocr_part_size(2400, 2) == 4
-    assert pdf.ocr_part_size(2400, 1) == 8
-    assert pdf.ocr_part_size(4, 2) == 2
-    assert pdf.ocr_part_size(2400, 0) == 0
-    assert pdf.ocr_part_size(0, 0) == 0
-    assert pdf.ocr_part_size(2400, 0, force_ocr=True) == 1
+    assert pdf_parts.ocr_part_size(2400, 8) == 1
+    assert pdf_parts.ocr_part_size(3, 3) == 1  # short: all of its pages sampled
+    assert pdf_parts.ocr_part_size(2400, 2) == 4
+    assert pdf_parts.ocr_part_size(2400, 1) == 8
+    assert pdf_parts.ocr_part_size(4, 2) == 2
+    assert pdf_parts.ocr_part_size(2400, 0) == 0
+    assert pdf_parts.ocr_part_size(0, 0) == 0
+    assert pdf_parts.ocr_part_size(2400, 0, force_ocr=True) == 1
 
 
 async def test_scanned_document_runs_a_part_per_page(
@@ -734,7 +744,7 @@ async def test_short_document_ocrs_exactly_its_scans_in_parallel_parts(
     from jobtui.engine.processors import pdf_output as po
 
     if doc == "sparse":
-        assert px.probe(str(pdfs[doc]), None, pdf.PROBE_SAMPLE)["scans"] == 0
+        assert px.probe(str(pdfs[doc]), None, pdf_parts.PROBE_SAMPLE)["scans"] == 0
     res = await h.run("pdf.transcribe", path=pdfs[doc])
     n = res["pages"]
     assert res["ocr_pages"] == 2 and res["parts"] == 2
@@ -779,11 +789,11 @@ async def test_probe_and_extract_finds_the_pages_to_ocr(pdfs: dict[str, Path]) -
 
 
 async def test_ocr_ranges_start_a_part_at_each_ocr_page() -> None:
-    assert pdf.ocr_ranges(20, [2, 4]) == [(0, 3), (3, 20)]
-    assert pdf.ocr_ranges(4, [2, 4]) == [(0, 3), (3, 4)]
-    assert pdf.ocr_ranges(5, [1, 2, 3, 4, 5]) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
-    assert pdf.ocr_ranges(9, [7]) == [(0, 9)]
-    assert pdf.ocr_ranges(9, [1, 3, 5, 7], per_part=2) == [(0, 4), (4, 9)]
+    assert pdf_parts.ocr_ranges(20, [2, 4]) == [(0, 3), (3, 20)]
+    assert pdf_parts.ocr_ranges(4, [2, 4]) == [(0, 3), (3, 4)]
+    assert pdf_parts.ocr_ranges(5, [1, 2, 3, 4, 5]) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert pdf_parts.ocr_ranges(9, [7]) == [(0, 9)]
+    assert pdf_parts.ocr_ranges(9, [1, 3, 5, 7], per_part=2) == [(0, 4), (4, 9)]
 
 
 async def test_summary_says_what_the_page_records_say() -> None:
@@ -828,10 +838,12 @@ async def test_input_roots_refuse_paths_outside(
     ctx = await h.context("pdf.transcribe", {"path": str(pdfs["text"])})
     ctx.settings = {"input_roots": [str(tmp_path)]}
     with pytest.raises(JobFailed) as info:
-        await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"])))
+        await pdf.transcribe(ctx, pdf_params.TranscribeParams(path=str(pdfs["text"])))
     assert info.value.code == "PATH_NOT_ALLOWED"
     ctx.settings = {"input_roots": [str(pdfs["text"].parent)]}
-    assert (await pdf.transcribe(ctx, pdf.TranscribeParams(path=str(pdfs["text"]))))["pages"] == 3
+    assert (await pdf.transcribe(ctx, pdf_params.TranscribeParams(path=str(pdfs["text"]))))[
+        "pages"
+    ] == 3
 
 
 async def test_structure_markdown_lead_in_lists_and_contents_lines() -> None:

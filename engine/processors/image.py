@@ -23,7 +23,7 @@ from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
 from jobtui.engine.inputs import InputPath
 from jobtui.engine.processors import image_extract as ix
-from jobtui.engine.processors import pdf_extract as px
+from jobtui.engine.processors import pdf_open
 from jobtui.engine.processors import pdf_output as po
 from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
 from jobtui.engine.processors.pages import (
@@ -117,6 +117,6 @@ def register(registry: Registry) -> None:
             "jobtui.engine.processors.pdf_output",
             "pymupdf",  # not PIL: only WebP needs it, imported on the first one
         ),
-        worker_warm=px.warm,
+        worker_warm=pdf_open.warm,
         checks=(tesseract_check,),
     )(ocr)

@@ -21,7 +21,7 @@ import warnings
 from typing import Any
 
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.processors.pdf_extract import _pymupdf, _stat
+from jobtui.engine.processors.pdf_open import import_pymupdf, stat_file
 
 MAX_FILE_BYTES = 1 << 30  # an image file above 1 GiB is refused before it is read
 
@@ -58,7 +58,7 @@ def _fail(code: str, message: str, path: str, **details: Any) -> JobFailed:
 
 
 def _read(path: str) -> bytes:
-    st = _stat(path)
+    st = stat_file(path)
     if st.st_size > MAX_FILE_BYTES:
         raise _fail(
             ErrorCode.IMAGE_TOO_LARGE,
@@ -102,7 +102,7 @@ def _pillow_frames(data: bytes, path: str) -> Any:
 
 
 def _open(data: bytes, kind: str, path: str) -> Any:
-    pymupdf = _pymupdf()
+    pymupdf = import_pymupdf()
     try:
         return pymupdf.open(stream=data, filetype=kind)
     except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError...
@@ -156,7 +156,7 @@ def probe(path: str, max_pixels: int) -> dict[str, Any]:
 
 def _pixmap(data: bytes, kind: str, index: int) -> Any:
     """Page ``index`` as an RGB pixmap at the image's own pixel size."""
-    pymupdf = _pymupdf()
+    pymupdf = import_pymupdf()
     if kind == "webp":
         img = _pillow_frames(data, "")
         img.seek(index)
@@ -174,7 +174,7 @@ def ocr_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> list[di
     """OCR of pages ``[start, stop)``: one record per page, as ``pdf_extract`` makes
     them (``page``, ``text``, ``chars``, ``ocr``; ``error`` for a page that failed,
     with ``corrupt`` when it could not be decoded). Options: ``languages``."""
-    pymupdf = _pymupdf()
+    pymupdf = import_pymupdf()
     data = _read(path)  # each page's task reads the file again: OCR costs ~100x more
     kind = _kind(data, path)
     out: list[dict[str, Any]] = []

@@ -9,253 +9,52 @@ the input's SHA-256, written atomically (temporary file, then rename), so two
 different files with one name never overwrite each other and readers never see half
 a file. Cancelling the handler's task (or setting ``ctx.cancel_event``) cancels every
 part, and the process pool kills the processes running them.
+
+Their parameters are in ``pdf_params``, the input check in ``pdf_probe``, the cut into
+parts in ``pdf_parts``; what runs in the worker processes in ``pdf_open`` (open, check
+and hash a document), ``pdf_extract`` (read its pages) and ``pdf_output`` (write them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from pathlib import Path
-from typing import Any, cast
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any
 
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
-from jobtui.engine.inputs import InputPath
 from jobtui.engine.models import ErrorCode
-from jobtui.engine.outputs import output_base
 from jobtui.engine.processors import pdf_extract as px
+from jobtui.engine.processors import pdf_open
 from jobtui.engine.processors import pdf_output as po
-from jobtui.engine.processors.ocr import DEFAULT_LANGUAGES, LANGUAGES_PATTERN, tesseract_check
+from jobtui.engine.processors.ocr import tesseract_check
 from jobtui.engine.processors.pages import cores as _cores
 from jobtui.engine.processors.pages import log_page_errors as _log_page_errors
-from jobtui.engine.processors.pages import named_errors, note_changed, run_part_results
 from jobtui.engine.processors.pages import output_stem as output_stem
 from jobtui.engine.processors.pages import page_list as _page_list
+from jobtui.engine.processors.pages import run_part_results
 from jobtui.engine.processors.pages import run_parts as _run_parts
 from jobtui.engine.processors.pdf_markdown import structure_markdown
+from jobtui.engine.processors.pdf_params import (
+    MarkdownParams,
+    OcrParams,
+    RenderParams,
+    TranscribeParams,
+)
+from jobtui.engine.processors.pdf_parts import (
+    MIN_PAGES_PER_PART,
+    PROBE_SAMPLE,
+    expects_ocr,
+    part_ranges,
+    part_size,
+    split_pages,
+)
+from jobtui.engine.processors.pdf_probe import probe_input
 from jobtui.engine.registry import FileTypes, Registry
 
-MIN_PAGES_PER_PART = 16  # below this, another part costs more (IPC, open) than it saves
-# Text documents up to this many pages are checked and extracted in one call to a
-# worker process (~40 ms of work): splitting them would cost more round trips than
-# it saves, and in a folder of documents every core is busy anyway.
-SINGLE_CALL_MAX_PAGES = 64
-# OCR costs 0.3-6 s a page, a part's round trip to a worker process ~1 ms: parts of
-# about one OCR page balance the cores like a page-by-page pool (the last part ends
-# within a page of the others; parts of 2-4 pages left one core idle for up to 15 s
-# at the end of a scanned folder) and keep progress moving.
-OCR_PAGES_PER_PART = 1
-PROBE_SAMPLE = 8  # pages sampled to guess whether a document is scanned
-# The last round of parts is cut into this many pieces per part: the cores then end
-# within a quarter part of each other (on 2 cores, 200-page parts ended 30-120 ms apart).
-TAIL_CUTS = 4
 
-
-class PdfParams(BaseModel):
-    """Parameters every PDF job type shares. Unknown keys are refused (typos show)."""
-
-    # Built on first use, not at start (every registered type's parameters model is
-    # imported with its handler; a run uses one or two of them).
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-    path: InputPath  # any file name, UTF-8 or not
-    # for encrypted PDFs; never echoed in results or logs, redacted wherever shown
-    password: str | None = Field(None, json_schema_extra={"secret": True})
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # set by enqueue
-    pages_per_part: int = Field(200, ge=1, le=1_000_000)
-
-
-class _OcrParams(PdfParams):
-    languages: str = Field(DEFAULT_LANGUAGES, pattern=LANGUAGES_PATTERN)
-    ocr: bool = True  # OCR pages that have no text layer but have images
-    force_ocr: bool = False  # OCR every page, even those with a text layer
-    dpi: int = Field(300, ge=72, le=600)  # OCR resolution
-
-
-class TranscribeParams(_OcrParams):
-    pass
-
-
-class MarkdownParams(_OcrParams):
-    pass
-
-
-class RenderParams(PdfParams):
-    dpi: int = Field(150, ge=10, le=1200)
-    first_page: int | None = Field(None, ge=1)  # 1-based, inclusive
-    last_page: int | None = Field(None, ge=1)  # 1-based, inclusive
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RenderParams:
-        if self.first_page and self.last_page and self.first_page > self.last_page:
-            raise ValueError("first_page is after last_page")
-        return self
-
-
-# -- shared steps --------------------------------------------------------------------
-
-
-def split_pages(
-    pages: int, pages_per_part: int, cores: int, min_part: int = MIN_PAGES_PER_PART
-) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges: at most ``pages_per_part`` pages each, and at least
-    one part per core when the document has ``min_part`` pages per core.
-
-    More than one part: a whole number of parts per core where the pages allow, sizes
-    differing by at most one page. Five equal parts on two cores (or 8+8+4 OCR pages)
-    leave one core idle for the last of them, which nothing else fills when the
-    document is alone or the last of a folder. More than one round of parts: the last
-    round is cut into quarters (no part under ``min_part``), so the cores end together
-    even when one runs slower (another process on it): the last parts to finish are
-    small. Parts run in order, so the small ones run last."""
-    if pages <= 0:
-        return []
-    floor = max(min_part, 1)
-    n = max(math.ceil(pages / pages_per_part), min(cores, pages // floor), 1)
-    if n > 1 and cores > 1:
-        n = max(n, min(math.ceil(n / cores) * cores, pages // floor))
-    parts = _even(0, pages, n)
-    if n > cores > 1:
-        parts[-cores:] = [
-            cut for a, b in parts[-cores:] for cut in _even(a, b, min(TAIL_CUTS, (b - a) // floor))
-        ]
-    return parts
-
-
-def _even(start: int, stop: int, n: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` in ``n`` (at least one) ranges differing by at most one page."""
-    n = max(n, 1)
-    size, extra = divmod(stop - start, n)
-    bounds = [start + i * size + min(i, extra) for i in range(n + 1)]
-    return list(zip(bounds, bounds[1:], strict=False))
-
-
-async def _probe_read(
-    ctx: JobContext,
-    p: PdfParams,
-    path: str,
-    read: str,
-    sample: int,
-    extract: dict[str, Any] | None,
-    write_to: Path | None,
-) -> dict[str, Any]:
-    """``_probe``'s work in a worker process, reading ``read`` (the pinned file)."""
-    if extract is None:
-        return cast("dict[str, Any]", await ctx.run_cpu(px.probe, read, p.password, sample))
-    # A part size the job set itself is honoured: then every document is split.
-    one_call = 0 if "pages_per_part" in p.model_fields_set else SINGLE_CALL_MAX_PAGES
-    output = None
-    if write_to is not None:
-        output = {
-            "out_dir": str(write_to),
-            "base": output_base(path),
-            "title": Path(path).name,
-            "source": path,  # the name, not the pinned /proc/PID/fd/N it reads
-            "languages": extract.get("languages", ""),
-        }
-    return cast(
-        "dict[str, Any]",
-        await ctx.run_cpu(
-            px.probe_and_extract, read, p.password, sample, extract, one_call, output
-        ),
-    )
-
-
-async def _probe(
-    ctx: JobContext,
-    p: PdfParams,
-    sample: int = 0,
-    extract: dict[str, Any] | None = None,
-    write_to: Path | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """Absolute path and ``{pages, sha256, size, ...}``; bad input raises ``JobFailed``.
-    With ``extract`` (options for ``extract_range``), a short document that needs no
-    OCR comes back extracted (``summary``; ``records`` too without ``write_to``), and
-    one that does with ``ocr_pages``, the pages that need it; with ``write_to``, the
-    transcript is already written there (``written``: the two paths)."""
-    # Input roots are checked before anything is read (PATH_NOT_ALLOWED otherwise).
-    src = ctx.open_input(p.path)  # checked as opened; pinned until the attempt ends
-    path, read = str(src.path), src.read_path
-    with named_errors(src):  # bad input: say its name, not the /proc/PID/fd/N read
-        info = await _probe_read(ctx, p, path, read, sample, extract, write_to)
-    note_changed(ctx, path, p.sha256, info["sha256"])
-    ctx.log(f"{path}: {info['pages']} pages, {info['size']} bytes, sha256 {info['sha256'][:12]}")
-    if info.get("repaired"):
-        ctx.log(
-            f"{path} is damaged; MuPDF repaired it on open, so some content may be missing",
-            "warning",
-        )
-    info["read_path"] = read  # what the parts open: the same pinned file
-    return path, info
-
-
-def ocr_part_size(pages: int, scans: int, force_ocr: bool = False) -> int:
-    """Pages per part for a document with ``scans`` scans among the probe's sample of
-    ``min(PROBE_SAMPLE, pages)``: about ``OCR_PAGES_PER_PART`` OCR pages a part (a
-    scanned document: one page; one scan in 8 sampled: 8 pages, the text pages
-    between its scans costing ~1 ms each). 0: no OCR expected."""
-    sampled = min(PROBE_SAMPLE, pages)
-    if force_ocr:
-        return OCR_PAGES_PER_PART
-    if scans <= 0 or sampled <= 0:
-        return 0
-    return max(1, OCR_PAGES_PER_PART * sampled // scans)
-
-
-def ocr_ranges(
-    pages: int, ocr: list[int], per_part: int = OCR_PAGES_PER_PART
-) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges of a document whose pages needing OCR are known (``ocr``,
-    1-based, ascending): ``per_part`` of them a part, each part starting at its first
-    OCR page (the text pages before the first go with it, those after the last with
-    the last), so the cores balance OCR pages as a page-by-page pool would."""
-    if pages <= 0:
-        return []
-    starts = [0, *(ocr[i] - 1 for i in range(per_part, len(ocr), per_part))]
-    return list(zip(starts, [*starts[1:], pages], strict=True))
-
-
-def _expects_ocr(p: _OcrParams, info: dict[str, Any]) -> bool:
-    return bool(p.ocr and (p.force_ocr or info.get("scans")))
-
-
-def _ocr_part_size(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> int:
-    """``pages_per_part``, made small for documents that will be OCRed (unless the
-    job set it): a part is the unit of progress and of balancing the cores, and 200
-    OCR pages take minutes."""
-    if "pages_per_part" in p.model_fields_set or not p.ocr:
-        return p.pages_per_part
-    scans = info.get("scans", 0)
-    size = min(p.pages_per_part, ocr_part_size(info["pages"], scans, p.force_ocr))
-    if size:
-        ctx.log(
-            f"OCR expected ({scans} of {min(PROBE_SAMPLE, info['pages'])} sampled pages "
-            f"are scans); {size} page{'' if size == 1 else 's'} a part"
-        )
-        return size
-    return p.pages_per_part
-
-
-def _ranges(ctx: JobContext, p: _OcrParams, info: dict[str, Any]) -> list[tuple[int, int]]:
-    """The parts of a document not extracted in the probe's call: around the pages it
-    found needing OCR (a short document), else by the sampled part size."""
-    n = info["pages"]
-    if "ocr_pages" in info:
-        ocr = info["ocr_pages"]
-        ctx.log(f"OCR expected on {len(ocr)} of {n} pages; one OCR page a part")
-        return ocr_ranges(n, ocr)
-    return split_pages(
-        n,
-        _ocr_part_size(ctx, p, info),
-        _cores(ctx),
-        min_part=1 if _expects_ocr(p, info) else MIN_PAGES_PER_PART,
-    )
-
-
-def _ocr_opts(p: _OcrParams) -> dict[str, Any]:
+def _ocr_opts(p: OcrParams) -> dict[str, Any]:
     return {
         "password": p.password,
         "ocr": p.ocr,
@@ -272,7 +71,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     """Text of every page in order; OCR where a page has no text layer."""
     t0 = time.monotonic()
     out_dir = Path(ctx.output_dir).absolute()
-    path, info = await _probe(
+    path, info = await probe_input(
         ctx, p, PROBE_SAMPLE if p.ocr else 0, extract=_ocr_opts(p), write_to=out_dir
     )
     sha, n = info["sha256"], info["pages"]
@@ -281,7 +80,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
     ranges: list[tuple[int, int]] = [(0, n)] if n else []
     parts: list[dict[str, Any]] = []
     if summary is None:
-        ranges = _ranges(ctx, p, info)
+        ranges = part_ranges(ctx, p, info)
         await ctx.progress(0.0, "transcribe", f"0/{n} pages", done=0, total=n, unit="pages")
         parts = await run_part_results(
             ctx, po.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
@@ -329,13 +128,13 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
 async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
     """Structured Markdown: headings from font sizes, lists, paragraphs."""
     t0 = time.monotonic()
-    path, info = await _probe(ctx, p, PROBE_SAMPLE if p.ocr else 0)
+    path, info = await probe_input(ctx, p, PROBE_SAMPLE if p.ocr else 0)
     sha, n = info["sha256"], info["pages"]
     ranges = split_pages(
         n,
-        _ocr_part_size(ctx, p, info),
+        part_size(ctx, p, info),
         _cores(ctx),
-        min_part=1 if _expects_ocr(p, info) else MIN_PAGES_PER_PART,
+        min_part=1 if expects_ocr(p, info) else MIN_PAGES_PER_PART,
     )
     await ctx.progress(0.0, "markdown", f"0/{n} pages", done=0, total=n, unit="pages")
     pages = await _run_parts(
@@ -369,7 +168,7 @@ async def markdown(ctx: JobContext, p: MarkdownParams) -> dict[str, Any]:
 async def render(ctx: JobContext, p: RenderParams) -> dict[str, Any]:
     """Page images (PNG) at ``dpi``, optionally only ``first_page``..``last_page``."""
     t0 = time.monotonic()
-    path, info = await _probe(ctx, p)
+    path, info = await probe_input(ctx, p)
     sha, n = info["sha256"], info["pages"]
     first = p.first_page or 1
     last = min(p.last_page or n, n)
@@ -420,6 +219,7 @@ def is_pdf_head(head: bytes) -> bool:
 #: What the CPU worker processes import once (in the fork server they start from):
 #: the worker-side modules and PyMuPDF (~0.3 s to import).
 WORKER_PRELOAD = (
+    "jobtui.engine.processors.pdf_open",
     "jobtui.engine.processors.pdf_extract",
     "jobtui.engine.processors.pdf_output",
     "pymupdf",
@@ -433,7 +233,7 @@ def register(registry: Registry) -> None:
     ``pdf.markdown`` and ``pdf.render`` take them when named explicitly."""
     common: dict[str, Any] = {
         "worker_preload": WORKER_PRELOAD,
-        "worker_warm": px.warm,
+        "worker_warm": pdf_open.warm,
     }
     auto = FileTypes(frozenset({".pdf"}), sniff=is_pdf_head)
     named = FileTypes(frozenset({".pdf"}), sniff=is_pdf_head, auto=False)

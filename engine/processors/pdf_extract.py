@@ -5,25 +5,25 @@ reference, imports PyMuPDF lazily (the parent process never needs it), and works
 one page range ``[start, stop)`` (0-based) of one document, so a large document is
 split over every core and the parts are assembled by the handler in page order.
 
-Bad input becomes a ``JobFailed`` with a stable code; ``JobFailed`` pickles back to
-the handler intact. Worker processes stay warm across tasks, so the last two opened
-documents are kept open: the parts of one document that land on the same process
-pay the open (~0.09 s for a 2,400-page PDF) once, not once per part.
+Documents are opened through ``pdf_open``: bad input becomes a ``JobFailed`` with a
+stable code there, and each worker process keeps its last documents open between
+parts. A page that cannot be read becomes a record with ``error``; the rest go on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any
 
 from jobtui.engine.errors import JobFailed
+from jobtui.engine.processors.pdf_open import (
+    ErrorCode,
+    import_pymupdf,
+    open_checked,
+    open_document,
+)
 
-HEADER_WINDOW = 1024  # a PDF header may legally sit anywhere in the first KiB
-HASH_CHUNK = 1 << 20
-MAX_OPEN_DOCS = 2
 # Pixels of one page image: above these, the page is rendered (or OCRed) at a lower
 # dpi that fits, and the record says so. A 691-byte PDF with a 100-inch page took OCR
 # at 300 dpi to 10.5 GB and a segfault.
@@ -39,170 +39,13 @@ def fit_dpi(page: Any, dpi: int, max_pixels: int) -> int:
     return max(1, int((max_pixels / (w * h)) ** 0.5))
 
 
-class ErrorCode:
-    """The codes of ``jobtui.engine.models.ErrorCode`` this module raises, as plain strings:
-    importing ``engine.models`` would pull pydantic (~0.5 s) into every fresh worker."""
-
-    FILE_NOT_FOUND = "FILE_NOT_FOUND"
-    FILE_UNREADABLE = "FILE_UNREADABLE"
-    PDF_EMPTY = "PDF_EMPTY"
-    NOT_A_PDF = "NOT_A_PDF"
-    PDF_CORRUPT = "PDF_CORRUPT"
-    PDF_ENCRYPTED = "PDF_ENCRYPTED"
-    OUTPUT_ERROR = "OUTPUT_ERROR"
-
-
-# (realpath, inode, size, mtime_ns, password) -> open pymupdf.Document
-_DOCS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-
-
-def warm() -> None:
-    """Process-pool initializer: pay PyMuPDF's import (~0.4 s) before the first task."""
-    _pymupdf()
-
-
-def _pymupdf() -> Any:
-    import pymupdf
-
-    # MuPDF prints repair chatter to stderr for every damaged file; errors reach
-    # the job as codes instead.
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    pymupdf.TOOLS.mupdf_display_warnings(False)
-    return pymupdf
-
-
-def _fail(code: str, message: str, path: str) -> JobFailed:
-    return JobFailed(code, message, {"path": path})
-
-
-def _stat(path: str) -> os.stat_result:
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise _fail(ErrorCode.FILE_NOT_FOUND, f"no such file: {path}", path) from None
-    except OSError as exc:
-        raise _fail(
-            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
-        ) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"{path} is a directory, not a file", path)
-    if not stat.S_ISREG(st.st_mode):
-        raise _fail(ErrorCode.FILE_UNREADABLE, f"{path} is not a regular file", path)
-    return st
-
-
-def _read_head_and_hash(path: str) -> tuple[bytes, str]:
-    h = hashlib.sha256()
-    head = b""
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                if not head:
-                    head = chunk[:HEADER_WINDOW]
-                h.update(chunk)
-    except OSError as exc:
-        raise _fail(
-            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
-        ) from None
-    return head, h.hexdigest()
-
-
-def _read_head(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(HEADER_WINDOW)
-    except OSError as exc:
-        raise _fail(
-            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
-        ) from None
-
-
-def open_document(path: str, password: str | None, head: bytes | None = None) -> Any:
-    """Open ``path`` as a PDF (cached per process) or raise ``JobFailed`` with a code."""
-    st = _stat(path)
-    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, password)
-    doc = _DOCS.get(key)
-    if doc is not None:
-        _DOCS.move_to_end(key)
-        return doc
-    if st.st_size == 0:
-        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
-    pymupdf = _pymupdf()
-    if head is None:
-        head = _read_head(path)
-    has_header = b"%PDF" in head
-    try:
-        # With a PDF header, insist on the PDF parser whatever the file's extension;
-        # without one, let MuPDF sniff, then refuse anything that is not a PDF.
-        doc = pymupdf.open(path, filetype="pdf") if has_header else pymupdf.open(path)
-    except pymupdf.EmptyFileError:
-        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path) from None
-    except (RuntimeError, ValueError) as exc:  # FileDataError is a RuntimeError
-        if not has_header:
-            raise _fail(
-                ErrorCode.NOT_A_PDF, f"{path} is not a PDF (no %PDF header)", path
-            ) from None
-        raise _fail(
-            ErrorCode.PDF_CORRUPT, f"{path} is damaged and cannot be opened: {exc}", path
-        ) from None
-    except OSError as exc:
-        raise _fail(
-            ErrorCode.FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", path
-        ) from None
-    if not doc.is_pdf:
-        # A PNG named .pdf opens silently as a one-page image document.
-        doc.close()
-        raise _fail(ErrorCode.NOT_A_PDF, f"{path} is not a PDF (it opens as another format)", path)
-    if doc.needs_pass:
-        if password is None:
-            doc.close()
-            raise _fail(
-                ErrorCode.PDF_ENCRYPTED,
-                f"{path} is encrypted; give its password in the 'password' parameter",
-                path,
-            )
-        if not doc.authenticate(password):
-            doc.close()
-            raise _fail(
-                ErrorCode.PDF_ENCRYPTED,
-                f"{path} is encrypted and the password given does not open it",
-                path,
-            )
-    _DOCS[key] = doc
-    while len(_DOCS) > MAX_OPEN_DOCS:
-        _, old = _DOCS.popitem(last=False)
-        old.close()
-    return doc
-
-
 def probe(path: str, password: str | None, sample: int = 0) -> dict[str, Any]:
     """Check the input and hash it: ``{pages, sha256, size, repaired, scans}`` or
     ``JobFailed``. ``scans``: how many of ``sample`` pages spread over the document
     look scanned (images, no text), so the handler can cut OCR work finer."""
-    doc, info = _checked(path, password)
+    doc, info = open_checked(path, password)
     info["scans"] = _sampled_scans(doc, sample)
     return info
-
-
-def _checked(path: str, password: str | None) -> tuple[Any, dict[str, Any]]:
-    """The open document and ``{pages, sha256, size, repaired}``, or ``JobFailed``."""
-    st = _stat(path)
-    if st.st_size == 0:
-        raise _fail(ErrorCode.PDF_EMPTY, f"{path} is empty (0 bytes)", path)
-    head, sha = _read_head_and_hash(path)
-    doc = open_document(path, password, head)
-    info = {"pages": doc.page_count, "sha256": sha, "size": st.st_size, "repaired": False}
-    if doc.is_repaired:
-        # MuPDF silently rebuilds a damaged file (a truncated one often opens with
-        # blank pages). Accept what it recovers, unless it recovered nothing at all.
-        if not _any_content(doc):
-            raise _fail(
-                ErrorCode.PDF_CORRUPT,
-                f"{path} is damaged; repairing it recovered no pages or content",
-                path,
-            )
-        info["repaired"] = True
-    return doc, info
 
 
 def probe_and_extract(
@@ -227,7 +70,7 @@ def probe_and_extract(
     With ``output`` (``out_dir``, ``base``, ``title``, ``source``, ``languages``) the
     transcript is written here as well (``written``: its paths), and its text never
     crosses back to the handler's process; without, ``records`` hold the pages."""
-    doc, info = _checked(path, password)
+    doc, info = open_checked(path, password)
     n = info["pages"]
     if n > max_pages:
         info["scans"] = _sampled_scans(doc, sample)
@@ -270,16 +113,6 @@ def _sampled_scans(doc: Any, sample: int) -> int:
         except Exception:  # noqa: BLE001, S112 - the part that reads it will report it
             continue
     return found
-
-
-def _any_content(doc: Any) -> bool:
-    for page in doc:
-        try:
-            if page.get_text().strip() or page.get_images(full=False) or page.get_drawings():
-                return True
-        except Exception:  # noqa: BLE001, S112 - an unreadable page is no content
-            continue
-    return False
 
 
 def _has_images(page: Any) -> bool:
@@ -350,7 +183,7 @@ def markdown_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> li
     Per page: ``{page, blocks: [[size, bold, [line, ...]], ...], ocr, error?}``. The
     handler decides headings over the whole document (body size = most common).
     """
-    pymupdf = _pymupdf()
+    pymupdf = import_pymupdf()
     doc = open_document(path, opts.get("password"))
     flags = pymupdf.TEXTFLAGS_TEXT
     out: list[dict[str, Any]] = []

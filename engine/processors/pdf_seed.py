@@ -84,7 +84,8 @@ def mapped(options: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 async def seed_pdf(ctx: JobContext, p: SeedPdfParams) -> dict[str, Any]:
     """The seed's ``pdf`` job: transcribe (and render, with ``include_images``)."""
-    from jobtui.engine.processors.pdf import RenderParams, TranscribeParams, render, transcribe
+    from jobtui.engine.processors.pdf import render, transcribe
+    from jobtui.engine.processors.pdf_params import RenderParams, TranscribeParams
 
     params, images = mapped(p.options())
     ctx.log(f"seed pdf job: running as pdf.transcribe {params}")
