@@ -1,7 +1,9 @@
 """Fenced finishes, gathered: the engine's writes of how attempts end.
 
 While one write is in flight the next ones gather, so a busy engine finishes many
-jobs per round trip (one transaction on SQLite) and an idle one at once. The engine
+jobs per round trip (one transaction on SQLite) and an idle one at once. A group may
+also wait a little (``linger``) for finishes about to come: a folder's documents end
+a few milliseconds apart. The engine
 (a ``Claimer``) may add the claim for the slots a group frees to the same store call. A store that
 is briefly away (failover, a restart, a locked file) is retried for ``STORE_RETRY_S``.
 """
