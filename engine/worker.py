@@ -440,11 +440,7 @@ class Engine:
                 if self._stopping:  # stopped while the claim was under way
                     await self._hand_back_claimed(claimed)
                     return
-                if self._paused and claimed:  # paused meanwhile: nothing new starts
-                    await self._hand_back_claimed(claimed, PAUSED_WHILE_CLAIMING)
-                    continue
-                for job in claimed:
-                    self._start_job(job)
+                await self._start_claimed(claimed)
                 if claimed:
                     continue  # full now (the next turn waits for a slot), or there is more
             elif free <= 0 or self._claiming:
@@ -493,11 +489,8 @@ class Engine:
             log.warning("claim failed (%s); retrying", short(jobs))
         elif jobs and (cancelled or self._stopping):
             await self._hand_back_claimed(jobs)
-        elif jobs and self._paused:
-            await self._hand_back_claimed(jobs, PAUSED_WHILE_CLAIMING)
         elif jobs:
-            for job in jobs:
-                self._start_job(job)
+            await self._start_claimed(jobs)
 
     async def _watch(self, stream: AsyncIterator[Wake]) -> None:
         try:
@@ -534,6 +527,16 @@ class Engine:
             now=utcnow(),
             scope=self.scope,
         )
+
+    async def _start_claimed(self, jobs: list[Job]) -> None:
+        """Start what a claim took (the claim loop's or the finisher's), unless the
+        engine was paused while it was under way: nothing new starts then, the jobs go
+        back (``pause``)."""
+        if self._paused:
+            await self._hand_back_claimed(jobs, PAUSED_WHILE_CLAIMING)
+            return
+        for job in jobs:
+            self._start_job(job)
 
     async def _hand_back_claimed(self, jobs: list[Job], why: str = STOPPED_WHILE_CLAIMING) -> None:
         """Jobs claimed but never started here: to ``pending``, the attempt refunded.
