@@ -25,7 +25,6 @@ class Counting:
     """Records the size of each store call the finisher makes."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
         self.calls: list[int] = []
         original = store.finish_many
 
@@ -44,14 +43,10 @@ async def claimed(store: Store, n: int) -> list[tuple[str, str]]:
     return [(j.job_id, j.lease.token) for j in jobs if j.lease is not None]
 
 
-async def run_finisher(finisher: Finisher) -> asyncio.Task[None]:
-    return asyncio.create_task(finisher.run())
-
-
 async def test_a_lone_finish_does_not_wait(store: Store) -> None:
     counting = Counting(store)
     fin = Finisher(store, "w", linger=FOREVER, gather=lambda: 1)
-    task = await run_finisher(fin)
+    task = asyncio.create_task(fin.run())
     try:
         ((job_id, token),) = await claimed(store, 1)
         assert await asyncio.wait_for(fin.finish(job_id, token, DONE), 10)
@@ -65,7 +60,7 @@ async def test_a_group_is_written_once_complete(store: Store) -> None:
     made when the third arrives (the linger is never waited out)."""
     counting = Counting(store)
     fin = Finisher(store, "w", linger=FOREVER, gather=lambda: 3)
-    task = await run_finisher(fin)
+    task = asyncio.create_task(fin.run())
     try:
         jobs = await claimed(store, 3)
         first = [asyncio.ensure_future(fin.finish(j, t, DONE)) for j, t in jobs[:2]]
@@ -85,7 +80,7 @@ async def test_an_incomplete_group_is_written_when_the_linger_ends(store: Store)
     over, not held until a third comes."""
     counting = Counting(store)
     fin = Finisher(store, "w", linger=0.05, gather=lambda: 3)
-    task = await run_finisher(fin)
+    task = asyncio.create_task(fin.run())
     try:
         jobs = await claimed(store, 2)
         oks = await asyncio.wait_for(asyncio.gather(*(fin.finish(j, t, DONE) for j, t in jobs)), 10)
@@ -101,7 +96,7 @@ async def test_the_wait_ends_when_gather_says_one(store: Store) -> None:
     counting = Counting(store)
     want = [3]
     fin = Finisher(store, "w", linger=FOREVER, gather=lambda: want[0])
-    task = await run_finisher(fin)
+    task = asyncio.create_task(fin.run())
     try:
         jobs = await claimed(store, 2)
         first = asyncio.ensure_future(fin.finish(*jobs[0], DONE))
