@@ -32,7 +32,8 @@ import logging
 import multiprocessing as mp
 import os
 import pickle
-import threading
+import socket
+import struct
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -171,6 +172,7 @@ class _Slot:
         self.proc.start()
         child.close()
         self.tasks = 0
+        self.reader: _Replies | None = None
         self.inflight: dict[int, _Task] = {}
         self.retiring = False
         self.gone = False  # killed or retired: its replies and its death are ignored
@@ -188,6 +190,88 @@ class _Slot:
         if self.proc.is_alive():
             self.proc.kill()
         self.conn.close()
+
+
+# A reply's frame, as ``Connection.send`` writes it: a signed 4-byte length (-1: an
+# 8-byte length follows), then the pickle.
+_LEN = struct.Struct("!i")
+_LONG = struct.Struct("!Q")
+_READ_SIZE = 1 << 18
+
+
+class _Replies:
+    """A process's replies, read on the event loop as they arrive: no thread per
+    process, and no hand-over from one to the loop for every reply.
+
+    The pool's end of the pipe is watched with ``loop.add_reader``. Each wake-up reads
+    what is there without waiting (``MSG_DONTWAIT``, on a duplicate of the descriptor,
+    so the pool's own sends on the pipe still block as before) and hands every
+    complete reply to ``on_reply``. Part of a reply waits in the buffer for the rest,
+    so a process stopped in the middle of sending one (SIGSTOP) holds up nothing but
+    that reply. The end of the pipe (the process exited or was killed) calls
+    ``on_end`` once.
+    """
+
+    def __init__(
+        self,
+        slot: _Slot,
+        loop: asyncio.AbstractEventLoop,
+        on_reply: Callable[[_Slot, Any], None],
+        on_end: Callable[[_Slot], None],
+    ) -> None:
+        self._slot = slot
+        self._loop = loop
+        self._on_reply = on_reply
+        self._on_end = on_end
+        self._sock = socket.socket(fileno=os.dup(slot.conn.fileno()))
+        self._fd = self._sock.fileno()
+        self._buf = bytearray()
+        self.closed = False
+        loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            self._on_end(self._slot)
+            return
+        buf = self._buf
+        buf += data
+        while len(buf) >= _LEN.size:
+            (size,) = _LEN.unpack_from(buf)
+            start = _LEN.size
+            if size == -1:
+                if len(buf) < _LEN.size + _LONG.size:
+                    return
+                (size,) = _LONG.unpack_from(buf, _LEN.size)
+                start += _LONG.size
+            end = start + size
+            if len(buf) < end:
+                return
+            payload = buf[start:end]
+            del buf[:end]
+            try:
+                msg = pickle.loads(payload)
+            except Exception as exc:  # noqa: BLE001 - a reply that cannot be unpickled
+                msg = (self._slot.started.value, "err", exc)
+            try:
+                self._on_reply(self._slot, msg)
+            except Exception:  # noqa: BLE001 - the replies after it still count
+                log.exception("handling a worker process's reply failed")
+
+    def close(self) -> None:
+        """Stop watching the pipe (idempotent); on the event loop's thread."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
+            self._loop.remove_reader(self._fd)
+        self._sock.close()
 
 
 class ProcessPool:
@@ -274,6 +358,9 @@ class ProcessPool:
             slot.inflight.clear()
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(None, s.retire) for s in slots))
+        for slot in slots:
+            if slot.reader is not None:
+                slot.reader.close()
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -337,27 +424,11 @@ class ProcessPool:
             await loop.run_in_executor(None, slot.retire)
             return
         self._slots.append(slot)
-        threading.Thread(
-            target=self._read, args=(slot, loop), name="jobtui-procpool", daemon=True
-        ).start()
+        slot.reader = _Replies(slot, loop, self._reply, self._ended)
         self._pump()
         if not slot.inflight:
             self._steal(slot)
             self._pump()
-
-    def _read(self, slot: _Slot, loop: asyncio.AbstractEventLoop) -> None:
-        """A thread per process: its replies, then its end, handed to the event loop."""
-        while True:
-            try:
-                msg = slot.conn.recv()
-            except (EOFError, OSError):
-                break
-            except Exception as exc:  # noqa: BLE001 - a reply that cannot be unpickled
-                msg = (slot.started.value, "err", exc)
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                loop.call_soon_threadsafe(self._reply, slot, msg)
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._ended, slot)
 
     def _reply(self, slot: _Slot, msg: tuple[int, str, Any]) -> None:
         task_id, status, value = msg

@@ -206,3 +206,55 @@ async def test_workers_run_openmp_with_one_thread_without_changing_this_process(
     limits = await asyncio.gather(*(pool.run(omp_thread_limit) for _ in range(8)))
     assert set(limits) == {"1"}
     assert "OMP_THREAD_LIMIT" not in os.environ
+
+
+# -- replies, read on the event loop ---------------------------------------------------
+
+
+def big_reply(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256)
+
+
+async def test_replies_larger_than_the_pipe_arrive_whole(pool: ProcessPool) -> None:
+    sizes = [256, 1 << 16, 3 << 20, 1 << 10]  # one read, several, many reads, one
+    results = await asyncio.gather(*(pool.run(big_reply, n) for n in sizes))
+    assert [len(r) for r in results] == sizes
+    assert all(r == big_reply(len(r)) for r in results)
+
+
+def _unread(fd: int) -> int:
+    import fcntl
+    import struct
+    import termios
+
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+async def test_a_process_stopped_halfway_through_a_reply_holds_up_nothing_else(
+    pool: ProcessPool, tmp_path: Path
+) -> None:
+    size = 16 << 20  # far more than a pipe holds: its process waits to send the rest
+    big = asyncio.create_task(pool.run(big_reply, size))
+    running = await wait_for(lambda: _async(pool.running), what="the big task running")
+    (pid,) = running
+    slot = next(s for s in pool._slots if s.proc.pid == pid)
+    # The event loop reads nothing while this waits (synchronously) for the reply's
+    # first bytes to fill the pipe: then the process is stopped half-way through it.
+    deadline = time.monotonic() + 30
+    while _unread(slot.conn.fileno()) < 1 << 16:
+        assert time.monotonic() < deadline, "the reply never started"
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # The loop reads what was sent and goes on: the other process serves tasks.
+        other = await asyncio.wait_for(pool.run(mark, str(tmp_path), "other"), 20)
+        assert other != pid and runs(tmp_path, "other") == 1
+        await wait_for(lambda: _async(_unread(slot.conn.fileno()) == 0), what="pipe read")
+        assert not big.done()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert await asyncio.wait_for(big, 30) == big_reply(size)
+
+
+async def _async(value: object) -> object:
+    return value
