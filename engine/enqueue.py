@@ -38,7 +38,7 @@ import json
 import os
 import time
 from collections import Counter, deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -73,6 +73,8 @@ CHUNK = 1000  # jobs per bulk insert
 FIRST_CHUNK = 1
 HASH_THREADS = 4  # hashlib releases the GIL on large updates; I/O overlaps too
 HASH_BLOCK = 1 << 20
+HASH_GROUP_FILES = 32  # files a thread hashes in one call
+HASH_GROUP_BYTES = 8 << 20  # or this much of them
 
 
 class Enqueued(Protocol):
@@ -166,44 +168,75 @@ def hash_file(path: str) -> str:
     return h.hexdigest()
 
 
+def _hash_group(paths: Sequence[str]) -> list[str | OSError]:
+    """Each file's hash, or the error reading it: one thread's call for several files."""
+    out: list[str | OSError] = []
+    for path in paths:
+        try:
+            out.append(hash_file(path))
+        except OSError as exc:
+            out.append(exc)
+    return out
+
+
+def _hash_groups(files: Sequence[_Candidate]) -> Iterator[list[_Candidate]]:
+    """The candidates in order, in groups a thread hashes in one call: the first file
+    alone (its job can start while the rest are hashed), then up to HASH_GROUP_FILES
+    files or HASH_GROUP_BYTES bytes. A folder of small documents costs a hand-over
+    between threads per group, not per file (~0.1 s of the engine's process in 400)."""
+    group: list[_Candidate] = []
+    size = 0
+    for i, c in enumerate(files):
+        group.append(c)
+        size += c.size
+        if i == 0 or len(group) >= HASH_GROUP_FILES or size >= HASH_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
 async def _hashed_in_order(
     files: Sequence[_Candidate], scan: _Scan, on_progress: Callable[[int, int], None] | None
 ) -> AsyncGenerator[_Candidate, None]:
-    """The candidates, hashed in threads (a bounded number at once), in their order;
-    the unreadable are dropped (unless named explicitly) and counted in ``scan``."""
+    """The candidates, hashed in threads (a bounded number of groups at once), in
+    their order; the unreadable are dropped (unless named explicitly) and counted in
+    ``scan``."""
     loop = asyncio.get_running_loop()
     total = len(files)
     done = 0
     if on_progress:
         on_progress(0, total)
     with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="jobtui-hash") as pool:
-        ahead: deque[tuple[_Candidate, asyncio.Future[str]]] = deque()
-        todo = iter(files)
+        ahead: deque[tuple[list[_Candidate], asyncio.Future[list[str | OSError]]]] = deque()
+        groups = _hash_groups(files)
         try:
             while True:
-                while len(ahead) < HASH_THREADS * 4:  # bounded: not 10,000 futures
-                    c = next(todo, None)
-                    if c is None:
+                while len(ahead) < HASH_THREADS * 2:  # bounded: not 10,000 futures
+                    group = next(groups, None)
+                    if group is None:
                         break
-                    ahead.append((c, loop.run_in_executor(pool, hash_file, c.path)))
+                    paths = [c.path for c in group]
+                    ahead.append((group, loop.run_in_executor(pool, _hash_group, paths)))
                 if not ahead:
                     return
-                c, fut = ahead.popleft()
-                try:
-                    c.sha256 = await fut
-                    keep = True
-                except FileNotFoundError:
-                    scan.skip("missing", c.path)  # deleted since the scan
-                    keep = False
-                except OSError:
-                    keep = c.explicit  # its job will fail FILE_UNREADABLE, visibly
-                    if not keep:
-                        scan.skip("unreadable", c.path)
-                done += 1
-                if on_progress:
-                    on_progress(done, total)
-                if keep:
-                    yield c
+                group, fut = ahead.popleft()
+                for c, sha in zip(group, await fut, strict=True):
+                    if isinstance(sha, str):
+                        c.sha256 = sha
+                        keep = True
+                    elif isinstance(sha, FileNotFoundError):
+                        scan.skip("missing", c.path)  # deleted since the scan
+                        keep = False
+                    else:
+                        keep = c.explicit  # its job will fail FILE_UNREADABLE, visibly
+                        if not keep:
+                            scan.skip("unreadable", c.path)
+                    done += 1
+                    if on_progress:
+                        on_progress(done, total)
+                    if keep:
+                        yield c
         finally:
             for _, fut in ahead:
                 fut.cancel()

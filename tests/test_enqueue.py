@@ -421,3 +421,28 @@ async def test_without_a_type_a_misspelt_parameter_is_refused_before_any_write(
     assert err.value.code == "INVALID_PARAMETERS" and "'langauges'" in msg
     assert "did you mean 'languages'?" in msg or "did you mean 'language'?" in msg
     assert await all_jobs(store) == [] and await store.list_batches() == []
+
+
+async def test_files_hashed_in_groups_keep_their_order_and_fail_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """Files are hashed several to a thread's call; one that vanished or cannot be
+    read since the scan costs only itself, and the order (largest first) holds."""
+    root = tmp_path / "group"
+    root.mkdir()
+    n = enq.HASH_GROUP_FILES * 2 + 5  # the first file alone, two full groups, a rest
+    for i in range(n):
+        (root / f"{i:03d}.pdf").write_bytes(b"%PDF-1.4 " + b"x" * (n - i))  # sizes fall
+    scan = enq.scan_paths([str(root)], None, True, registry=default_registry())
+    files = sorted(scan.files, key=lambda c: -c.size)
+    gone, folder = files[3], files[enq.HASH_GROUP_FILES + 7]  # inside the first group
+    os.unlink(gone.path)
+    os.unlink(folder.path)
+    os.mkdir(folder.path)  # where a file was, a folder now: reading it fails
+    seen: list[tuple[int, int]] = []
+    kept = [c async for c in enq._hashed_in_order(files, scan, lambda d, t: seen.append((d, t)))]
+    assert [c.path for c in kept] == [c.path for c in files if c not in (gone, folder)]
+    for c in kept:
+        assert c.sha256 == hashlib.sha256(Path(c.path).read_bytes()).hexdigest()
+    assert scan.skipped == {"missing": 1, "unreadable": 1}
+    assert seen[0] == (0, n) and seen[-1] == (n, n) and len(seen) == n + 1
