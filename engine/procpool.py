@@ -172,7 +172,7 @@ class _Slot:
         self.proc.start()
         child.close()
         self.tasks = 0
-        self.reader: _Replies | None = None
+        self.pipe: _Pipe | None = None  # set once the pool has taken it on
         self.inflight: dict[int, _Task] = {}
         self.retiring = False
         self.gone = False  # killed or retired: its replies and its death are ignored
@@ -184,32 +184,50 @@ class _Slot:
         self.conn.close()
 
     def retire(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(None)
+        """Wait for the process to exit (killed after 5 s); in a thread. The pool has
+        asked it to (``_BYE`` through its pipe) unless the pipe was never taken on."""
+        if self.pipe is None:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
         self.proc.join(timeout=5)
         if self.proc.is_alive():
             self.proc.kill()
         self.conn.close()
 
 
-# A reply's frame, as ``Connection.send`` writes it: a signed 4-byte length (-1: an
+# A message's frame, as ``Connection.send`` writes it: a signed 4-byte length (-1: an
 # 8-byte length follows), then the pickle.
 _LEN = struct.Struct("!i")
 _LONG = struct.Struct("!Q")
 _READ_SIZE = 1 << 18
+_BYE = pickle.dumps(None)  # asks a process to exit once it has run what it holds
 
 
-class _Replies:
-    """A process's replies, read on the event loop as they arrive: no thread per
-    process, and no hand-over from one to the loop for every reply.
+def _frame(payload: bytes) -> bytes:
+    if len(payload) > 0x7FFFFFFF:
+        return _LEN.pack(-1) + _LONG.pack(len(payload)) + payload
+    return _LEN.pack(len(payload)) + payload
 
-    The pool's end of the pipe is watched with ``loop.add_reader``. Each wake-up reads
-    what is there without waiting (``MSG_DONTWAIT``, on a duplicate of the descriptor,
-    so the pool's own sends on the pipe still block as before) and hands every
-    complete reply to ``on_reply``. Part of a reply waits in the buffer for the rest,
-    so a process stopped in the middle of sending one (SIGSTOP) holds up nothing but
-    that reply. The end of the pipe (the process exited or was killed) calls
-    ``on_end`` once.
+
+class _Pipe:
+    """The pool's end of one process's pipe, driven by the event loop: no thread per
+    process, no hand-over from one to the loop for every reply, and the loop never
+    waits on the pipe either way.
+
+    Replies: the pipe is watched with ``loop.add_reader``; each wake-up reads what is
+    there without waiting (``MSG_DONTWAIT``) and hands every complete reply to
+    ``on_reply``. Part of a reply waits in the buffer for the rest, so a process
+    stopped in the middle of sending one (SIGSTOP) holds up nothing but that reply.
+    The end of the pipe (the process exited or was killed) calls ``on_end`` once.
+
+    Messages to the process: written without waiting; what the pipe cannot take now
+    (a task whose arguments are larger than it holds, while the process still runs
+    the task before) waits in ``backlog`` and goes out as the process reads
+    (``loop.add_writer``). Waiting there instead would stop the loop for as long as
+    that task runs, and for good if the process is itself waiting to send a large
+    reply that the loop, waiting, never reads.
+
+    Both on a duplicate of the descriptor, in the event loop's thread only.
     """
 
     def __init__(
@@ -226,8 +244,36 @@ class _Replies:
         self._sock = socket.socket(fileno=os.dup(slot.conn.fileno()))
         self._fd = self._sock.fileno()
         self._buf = bytearray()
+        self.backlog = bytearray()  # framed messages not yet taken by the pipe
         self.closed = False
         loop.add_reader(self._fd, self._readable)
+
+    def send(self, payload: bytes) -> None:
+        """Send one message (a pickle); raises ``OSError`` if the process is gone."""
+        if self.closed:
+            raise BrokenPipeError("the pipe is closed")
+        data = _frame(payload)
+        if self.backlog:
+            self.backlog += data  # behind the rest: messages never interleave
+            return
+        try:
+            sent = self._sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            self.backlog += memoryview(data)[sent:]
+            self._loop.add_writer(self._fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self.backlog, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the process is gone: its end comes through the reader
+            sent = len(self.backlog)
+        del self.backlog[:sent]
+        if not self.backlog:
+            self._loop.remove_writer(self._fd)
 
     def _readable(self) -> None:
         try:
@@ -265,12 +311,15 @@ class _Replies:
                 log.exception("handling a worker process's reply failed")
 
     def close(self) -> None:
-        """Stop watching the pipe (idempotent); on the event loop's thread."""
+        """Stop watching the pipe (idempotent); what was not sent is dropped."""
         if self.closed:
             return
         self.closed = True
         with contextlib.suppress(RuntimeError):  # the loop is closed already
             self._loop.remove_reader(self._fd)
+            if self.backlog:
+                self._loop.remove_writer(self._fd)
+        self.backlog.clear()
         self._sock.close()
 
 
@@ -356,11 +405,10 @@ class ProcessPool:
             for task in slot.inflight.values():
                 task.future.cancel()
             slot.inflight.clear()
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, s.retire) for s in slots))
+        await asyncio.gather(*(self._retire(s) for s in slots))
         for slot in slots:
-            if slot.reader is not None:
-                slot.reader.close()
+            if slot.pipe is not None:
+                slot.pipe.close()
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -390,7 +438,8 @@ class ProcessPool:
             try:
                 # Plain pickle: Connection.send's ForkingPickler copies its reducer
                 # table on every call, a cost paid on the event loop for each task.
-                slot.conn.send_bytes(pickle.dumps(("task", task.id, task.fn, task.args), -1))
+                assert slot.pipe is not None
+                slot.pipe.send(pickle.dumps(("task", task.id, task.fn, task.args), -1))
             except (OSError, ValueError):
                 self._pending.appendleft(task)  # the process is gone; its end is handled
                 slot.retiring = True
@@ -424,7 +473,7 @@ class ProcessPool:
             await loop.run_in_executor(None, slot.retire)
             return
         self._slots.append(slot)
-        slot.reader = _Replies(slot, loop, self._reply, self._ended)
+        slot.pipe = _Pipe(slot, loop, self._reply, self._ended)
         self._pump()
         if not slot.inflight:
             self._steal(slot)
@@ -451,11 +500,17 @@ class ProcessPool:
             return
         if slot.retiring and not slot.inflight:
             self._drop(slot)
-            assert self._loop is not None
-            self._loop.run_in_executor(None, slot.retire)
+            self._retire(slot)
         elif not slot.inflight and not slot.retiring:
             self._steal(slot)
         self._pump()
+
+    def _retire(self, slot: _Slot) -> asyncio.Future[None]:
+        """Ask the process to exit, behind what its pipe still has to send it."""
+        if slot.pipe is not None:
+            with contextlib.suppress(OSError):
+                slot.pipe.send(_BYE)
+        return asyncio.get_running_loop().run_in_executor(None, slot.retire)
 
     def _ended(self, slot: _Slot) -> None:
         """The process's pipe closed. Unless we ended it, it died: the task it was
@@ -495,9 +550,17 @@ class ProcessPool:
 
     def _take_back(self, slot: _Slot, task: _Task) -> bool:
         """Withdraw a task from its process if it has not started there (and never will)."""
+        pipe = slot.pipe
+        if pipe is None:
+            return False
         try:
-            slot.conn.send(("skip", task.id))
-        except (OSError, ValueError):
+            pipe.send(pickle.dumps(("skip", task.id)))
+        except OSError:
+            return False
+        if pipe.backlog:
+            # The "skip" waits behind a message still going into the pipe, so the mark
+            # read below proves nothing. If the process sees it before the task, it
+            # answers "skipped" and the task goes elsewhere then; if not, it runs there.
             return False
         if slot.started.value >= task.id:
             return False  # started (or finished): its reply will come
@@ -517,6 +580,11 @@ class ProcessPool:
             return None
         if slot.started.value > task.id:
             slot.inflight.pop(task.id, None)  # finished; its reply is on the way
+            return None
+        if slot.started.value < task.id:
+            # Not started, its "skip" still behind the pipe's backlog (_take_back): the
+            # process skips it, or runs it and its result is dropped. Nothing else
+            # there is killed for it.
             return None
         # Running: the process goes, the tasks behind it (not started) go elsewhere.
         self._drop(slot)

@@ -258,3 +258,45 @@ async def test_a_process_stopped_halfway_through_a_reply_holds_up_nothing_else(
 
 async def _async(value: object) -> object:
     return value
+
+
+def echo(data: bytes) -> bytes:
+    return data
+
+
+async def test_large_arguments_and_large_replies_at_once_never_stall(pool: ProcessPool) -> None:
+    # Each way far more than a pipe holds: a process sends a large reply while the
+    # loop sends it the next large task. A loop that waited to send would never read
+    # the reply the process waits to send: both would wait for good.
+    payloads = [bytes([i]) * (4 << 20) for i in range(6)]
+    results = await asyncio.wait_for(asyncio.gather(*(pool.run(echo, p) for p in payloads)), 120)
+    assert results == payloads
+
+
+def mark_with(folder: str, name: str, blob: bytes) -> int:
+    return mark(folder, name)
+
+
+async def test_cancelling_a_task_whose_arguments_are_still_being_sent(tmp_path: Path) -> None:
+    """One process, busy: a task with large arguments waits for it partly outside
+    the pipe. Cancelled there, it never runs, and the running task is not killed
+    for it (the process stays)."""
+    pool = ProcessPool(1)
+    try:
+        await pool.warm()
+        gate = tmp_path / "gate"
+        running = asyncio.create_task(pool.run(wait_for_file, str(gate)))
+        await wait_for(lambda: _async(pool.running), what="the first task running")
+        big = asyncio.create_task(pool.run(mark_with, str(tmp_path), "big", b"x" * (8 << 20)))
+        (slot,) = pool._slots
+        await wait_for(lambda: _async(slot.pipe is not None and slot.pipe.backlog), what="backlog")
+        big.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await big
+        gate.touch()
+        first = await asyncio.wait_for(running, 30)
+        after = await asyncio.wait_for(pool.run(mark, str(tmp_path), "after"), 30)
+        assert after == first  # the same process: nothing was killed
+        assert runs(tmp_path, "big") == 0 and runs(tmp_path, "after") == 1
+    finally:
+        await pool.close()
