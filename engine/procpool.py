@@ -16,7 +16,12 @@ id of the task it starts to shared memory (ids only grow), and checks for "skip"
 messages after that write and before running the task. So the pool sends "skip",
 then reads the id: a smaller id means the task has not started and never will there.
 An equal id is ambiguous (marked, but the "skip" may still be seen): the pool then
-waits, and the process answers either with the result or with "skipped".
+waits, and the process answers either with the result or with "skipped". So does a
+"skip" that waits behind a large message not yet in the pipe (``_Pipe.backlog``).
+
+The pipes are driven by the event loop itself (``_Pipe``): replies are read and
+messages written without waiting, so the loop never blocks on a process, and no
+thread per process hands each reply over.
 
 Processes start with ``forkserver``: forking a process that runs Textual's threads
 and an event loop could copy held locks. Only module-level functions run here
