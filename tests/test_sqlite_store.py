@@ -423,11 +423,15 @@ def _plan(conn: sqlite3.Connection, sql: str, params: list[Any] | tuple[Any, ...
     return "\n".join(str(r[-1]) for r in rows)
 
 
-# Scans that are bounded: the partial jobs_claim holds only pending rows, and a job
-# page walks jobs_created in order and stops at its LIMIT.
+# Scans that are bounded: the partial jobs_claim holds only pending rows, a page of
+# jobs or batches walks jobs_created or batches_created in order and stops at its
+# LIMIT, and the partial batches_announce_due holds only the batches whose
+# batch.finished announcement is due.
 _BOUNDED_SCANS = {
     "SCAN jobs USING COVERING INDEX jobs_claim",
     "SCAN jobs USING COVERING INDEX jobs_created",
+    "SCAN batches USING INDEX batches_created",
+    "SCAN batches USING INDEX batches_announce_due",
 }
 
 
@@ -436,7 +440,8 @@ def _scans(plan: str) -> list[str]:
     return [
         line
         for line in plan.splitlines()
-        if line.startswith(("SCAN jobs", "SCAN logs")) and line not in _BOUNDED_SCANS
+        if line.startswith(("SCAN jobs", "SCAN logs", "SCAN batches"))
+        and line not in _BOUNDED_SCANS
     ]
 
 
@@ -504,6 +509,7 @@ async def test_every_hot_statement_uses_an_index(tmp_path: Path) -> None:
         await store.cancel_jobs(job_id=ids[4], now=T0)
         await store.cancel_jobs(batch_id=batch.batch_id, now=T0)
         await store.retry_jobs(batch_id=batch.batch_id, now=T0)
+        await store.claim_finished_batches()
     finally:
         await store._t.read(lambda: store._t.db.set_trace_callback(None))
         await store.close()
@@ -532,3 +538,37 @@ async def test_status_filter_pages_stay_correct_at_scale(tmp_path: Path) -> None
         assert [j.job_id for j in page] == [j.job_id for j in expected]
     finally:
         await store.close()
+
+
+async def test_schema_6_finds_the_due_announcements_a_file_had_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 6 indexes the batches whose batch.finished is due; a file made at schema 5
+    with one due, one sent and one pending gets the index and hands out the due one."""
+    path = tmp_path / "v5.db"
+    batches = [Batch(name=n, webhook={"url": "https://example.invalid/h"}) for n in "dsp"]
+    with monkeypatch.context() as m:
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
+        m.setattr(schema, "SCHEMA_VERSION", 5)
+        store = await opened(path)
+        for batch, state in zip(batches, ["due", "sent", "pending"], strict=True):
+            await store.create_batch(batch)
+            await store._t.write(
+                store._count,
+                "UPDATE batches SET doc = json_set(doc, '$.announce', ?) WHERE batch_id = ?",
+                (state, batch.batch_id),
+            )
+        await store.close()
+    assert header(path) == (schema.APPLICATION_ID, 5)
+    store = await opened(path)
+    try:
+        got = await store.claim_finished_batches()
+        assert [s.batch.batch_id for s in got] == [batches[0].batch_id]
+        assert await store.claim_finished_batches() == []  # handed out once
+    finally:
+        await store.close()
+    assert header(path) == (schema.APPLICATION_ID, 6)
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert "batches_announce_due" in names

@@ -713,6 +713,9 @@ class MongoStore(Store):
             *self._ttl_specs(),
             (self._batches, [("batch_id", 1)], {"unique": True}),
             (self._batches, [("created_at", 1)], {}),
+            # The due batch.finished announcements, asked for after every recount;
+            # sparse: the seed's batches, which carry no announce, are not in it.
+            (self._batches, [("announce", 1)], {"sparse": True}),
             (self._workers, [("worker_id", 1)], {"unique": True}),
         ]
 
