@@ -50,13 +50,11 @@ class Rig:
         cmd = [sys.executable, "-m", "jobtui.tui.cli", *args]
         if store:
             cmd += ["--store", str(self.store_path)]
-        p = subprocess.Popen(
-            cmd,
-            cwd=self.tmp,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=open(self.tmp / f"stderr.{len(self.procs)}", "wb"),  # noqa: SIM115
-        )
+        # The child writes its own copy of the file; ours is closed once it started.
+        with open(self.tmp / f"stderr.{len(self.procs)}", "wb") as err:
+            p = subprocess.Popen(
+                cmd, cwd=self.tmp, env=self.env, stdout=subprocess.PIPE, stderr=err
+            )
         self.procs.append(p)
         return p
 
@@ -118,6 +116,9 @@ def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         if p.poll() is None:
             p.kill()
             p.wait()
+        for pipe in (p.stdin, p.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 @pytest.fixture
