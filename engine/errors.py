@@ -7,7 +7,29 @@ job type's ``max_attempts``, then ends ``failed`` with ``HANDLER_ERROR``.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes. Operators and scripts match on these; never rename one."""
+
+    HANDLER_ERROR = "HANDLER_ERROR"  # the handler raised an unexpected exception
+    INVALID_PARAMETERS = "INVALID_PARAMETERS"  # parameters failed the handler's model
+    TIMEOUT = "TIMEOUT"  # ran longer than its job type's timeout
+    LEASE_EXPIRED = "LEASE_EXPIRED"  # its worker vanished too often
+    WORKER_CRASHED = "WORKER_CRASHED"  # its worker (process) died on two attempts in a row
+    CANCELLED = "CANCELLED"  # cancelled by an operator
+    UNKNOWN_JOB_TYPE = "UNKNOWN_JOB_TYPE"  # used in reports; such jobs stay pending
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    FILE_UNREADABLE = "FILE_UNREADABLE"
+    PDF_EMPTY = "PDF_EMPTY"
+    NOT_A_PDF = "NOT_A_PDF"
+    PDF_CORRUPT = "PDF_CORRUPT"
+    PDF_ENCRYPTED = "PDF_ENCRYPTED"
+    PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
+    OUTPUT_ERROR = "OUTPUT_ERROR"
+    UNSUPPORTED_PARAMETER = "UNSUPPORTED_PARAMETER"  # a parameter jobtui cannot honour
 
 
 class JobFailed(Exception):

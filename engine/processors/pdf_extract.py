@@ -16,9 +16,8 @@ import os
 from collections import Counter
 from typing import Any
 
-from jobtui.engine.errors import JobFailed
+from jobtui.engine.errors import ErrorCode, JobFailed
 from jobtui.engine.processors.pdf_open import (
-    ErrorCode,
     import_pymupdf,
     open_checked,
     open_document,

@@ -19,25 +19,11 @@ import stat
 from collections import OrderedDict
 from typing import Any
 
-from jobtui.engine.errors import JobFailed
+from jobtui.engine.errors import ErrorCode, JobFailed
 
 HEADER_WINDOW = 1024  # a PDF header may legally sit anywhere in the first KiB
 HASH_CHUNK = 1 << 20
 MAX_OPEN_DOCS = 2
-
-
-class ErrorCode:
-    """The codes of ``jobtui.engine.models.ErrorCode`` the PDF worker-side modules raise
-    (this one, ``pdf_extract``, ``pdf_output``), as plain strings: importing
-    ``engine.models`` would pull pydantic (~0.5 s) into every fresh worker."""
-
-    FILE_NOT_FOUND = "FILE_NOT_FOUND"
-    FILE_UNREADABLE = "FILE_UNREADABLE"
-    PDF_EMPTY = "PDF_EMPTY"
-    NOT_A_PDF = "NOT_A_PDF"
-    PDF_CORRUPT = "PDF_CORRUPT"
-    PDF_ENCRYPTED = "PDF_ENCRYPTED"
-    OUTPUT_ERROR = "OUTPUT_ERROR"
 
 
 # (realpath, inode, size, mtime_ns, password) -> open pymupdf.Document

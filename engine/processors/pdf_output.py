@@ -19,9 +19,8 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobtui.engine.errors import JobFailed
+from jobtui.engine.errors import ErrorCode, JobFailed
 from jobtui.engine.processors.pdf_extract import extract_range
-from jobtui.engine.processors.pdf_open import ErrorCode
 
 #: Output files get this mode less the umask: they follow the umask, never wider.
 OUTPUT_MODE = 0o644

@@ -24,7 +24,7 @@ CHUNK_SECONDS = 600.0  # audio decoded and handed on in pieces of this length (3
 
 
 class ErrorCode:
-    """The codes this plug-in raises, as plain strings (see ``pdf_open.ErrorCode``)."""
+    """The codes this plug-in raises, as plain strings (no pydantic in worker processes)."""
 
     FILE_NOT_FOUND = "FILE_NOT_FOUND"
     FILE_UNREADABLE = "FILE_UNREADABLE"
