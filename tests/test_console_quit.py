@@ -98,10 +98,22 @@ def status_text(app: JobtuiApp) -> str:
     return app.main.query_one(StatusLine).plain
 
 
+def console(engine: Engine) -> JobtuiApp:
+    """The console over ``engine``, as ``jobtui`` starts it."""
+    return JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
+
+
+async def ask_to_quit(app: JobtuiApp, pilot: Any) -> QuitScreen:
+    """Press q with jobs running here: the quit question."""
+    await pilot.press("q")
+    screen = app.screen
+    assert isinstance(screen, QuitScreen)
+    return screen
+
+
 async def start_finishing(app: JobtuiApp, pilot: Any) -> None:
     await app.refresh_now()
-    await pilot.press("q")
-    assert isinstance(app.screen, QuitScreen)
+    await ask_to_quit(app, pilot)
     await pilot.click("#finish")
     await until(lambda: app.finishing_until is not None, what="finishing")
     await app.refresh_now()
@@ -112,7 +124,7 @@ async def test_second_quit_while_finishing_asks_then_hands_back_at_once(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
+    app = console(engine)
     started = time.monotonic()
     async with app.run_test(size=SIZE) as pilot:
         await start_finishing(app, pilot)
@@ -144,7 +156,7 @@ async def test_app_ending_otherwise_while_finishing_still_hands_back(
     """ctrl+c, a crash, a closed driver: the app ends while its finish worker waits.
     The engine's stop goes on by itself, and run_console's stop(0) cuts it short."""
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
+    app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await start_finishing(app, pilot)
         app.exit(0)  # not through our quit: the finishing worker is cancelled
@@ -157,12 +169,10 @@ async def test_hand_back_choice_on_first_quit(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     job_ids = await two_running(engine, gate)
-    app = JobtuiApp(api=api_of(engine), engine=engine, settings=engine.settings)
+    app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
-        await pilot.press("q")
-        screen = app.screen
-        assert isinstance(screen, QuitScreen)
+        screen = await ask_to_quit(app, pilot)
         explain = str(screen.query_one("#explain").render())
         assert "not counted" in explain and "back to the queue" in explain
         await pilot.click("#handback")
@@ -198,12 +208,10 @@ async def test_quit_question_holds_claiming_until_dont_quit(
     it showed went stale and "Hand them back" handed back work started after the ask."""
     await two_running(engine, gate)
     api = api_of(engine)
-    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
-        await pilot.press("q")
-        screen = app.screen
-        assert isinstance(screen, QuitScreen)
+        screen = await ask_to_quit(app, pilot)
         later = await api.enqueue("hold", [{"path": "/h/3.pdf"}, {"path": "/h/4.pdf"}])
         await beats(store, engine)
         assert gate.inside == 2 and len(engine.running) == 2  # two slots free, none taken
@@ -227,15 +235,14 @@ async def test_dont_quit_keeps_the_operators_own_pause(
 ) -> None:
     await two_running(engine, gate)
     api = api_of(engine)
-    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
         await pilot.press("p")
         assert engine.paused
         await app.refresh_now()
         assert "PAUSED" in status_text(app)
-        await pilot.press("q")
-        assert isinstance(app.screen, QuitScreen)
+        await ask_to_quit(app, pilot)
         await app.refresh_now()
         assert "PAUSED" in status_text(app)  # still the operator's pause, shown as before
         await pilot.click("#stay")
@@ -257,12 +264,10 @@ async def test_quit_question_count_follows_the_jobs_still_running(
     and "Hand them back" hands back the ones still running."""
     job_ids = await two_running(engine, gate)
     api = api_of(engine)
-    app = JobtuiApp(api=api, engine=engine, settings=engine.settings)
+    app = console(engine)
     async with app.run_test(size=SIZE) as pilot:
         await app.refresh_now()
-        await pilot.press("q")
-        screen = app.screen
-        assert isinstance(screen, QuitScreen)
+        screen = await ask_to_quit(app, pilot)
         assert "2 job(s) are running" in question(screen)
         await api.cancel_job(job_ids[0])
         await until(lambda: gate.inside == 1, what="the cancelled job stopped")

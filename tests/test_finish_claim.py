@@ -135,6 +135,15 @@ async def test_the_engine_claims_freed_slots_with_its_finishes(tmp_path: Path) -
         await store.close()
 
 
+async def quick_then_two_long(engine: Engine) -> tuple[Any, Any]:
+    """Queued for a one-slot engine: a quick job first (its finish claims the next),
+    then two long ones; the two enqueue results."""
+    api = OperatorAPI(engine.store, engine.registry)
+    first = await api.enqueue("sleep", [{"seconds": 0.02}], priority=5)
+    rest = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+    return first, rest
+
+
 async def test_stop_while_the_finishers_claim_is_under_way_hands_its_jobs_back(
     tmp_path: Path,
 ) -> None:
@@ -143,9 +152,7 @@ async def test_stop_while_the_finishers_claim_is_under_way_hands_its_jobs_back(
     await store.open()
     engine = Engine(store, default_registry(), Settings(concurrency=1, poll_interval=0.05))
     try:
-        api = OperatorAPI(store, engine.registry)
-        first = await api.enqueue("sleep", [{"seconds": 0.02}], priority=5)
-        rest = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+        first, rest = await quick_then_two_long(engine)
         await engine.start()
         await asyncio.wait_for(store.after_claim.wait(), 30)
         await engine.stop(grace=0)
@@ -200,9 +207,7 @@ async def test_jobs_the_finishers_claim_takes_as_the_engine_pauses_go_back(
     await store.open()
     engine = Engine(store, default_registry(), Settings(concurrency=1, poll_interval=0.05))
     try:
-        api = OperatorAPI(store, engine.registry)
-        first = await api.enqueue("sleep", [{"seconds": 0.02}], priority=5)
-        rest = await api.enqueue("sleep", [{"seconds": 60}, {"seconds": 60}])
+        first, rest = await quick_then_two_long(engine)
         await engine.start()
         await asyncio.wait_for(took.wait(), 30)
         engine.pause()
