@@ -8,7 +8,11 @@ imports on the start path), an empty interpreter (``python -c pass``), and the
 libraries no start can do without as jobtui is built (``FLOOR``: asyncio, sqlite3 and
 pydantic, whose models the settings, the registry and the store speak), so a slow
 start can be split into interpreter, imports, and the rest (store, scan, hashing,
-enqueue, claim), and the part jobtui's own code could still win told apart.
+enqueue, claim), and the part jobtui's own code could still win told apart. Two more
+references bracket that floor: the standard library alone (``STDLIB``: what a start
+path without pydantic would still import) and ``FLOOR`` plus pydantic-settings, which
+the ``Settings`` model is built on (``SETTINGS_FLOOR``: the floor as jobtui is
+designed).
 
 Target (issue 15): ``startup_s`` <= 0.25 on a quiet machine. Best of the runs counts (a
 busy machine only ever makes a run slower). Last line: one JSON object.
@@ -122,10 +126,11 @@ def run_once(target: Path, work: Path, trace: bool = False) -> tuple[float, dict
     return first_claimed / 1e6 - launched, phases
 
 
+STDLIB = "import argparse, asyncio, hashlib, json, sqlite3"
 FLOOR = (
-    "import argparse, asyncio, hashlib, json, sqlite3\n"
-    "from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator"
+    STDLIB + "\nfrom pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator"
 )
+SETTINGS_FLOOR = FLOOR + "\nimport pydantic_settings"
 
 
 def wall(code: str) -> float:
@@ -150,10 +155,13 @@ def main() -> int:
             target = work / "pdfs"
             generate(target, args.generate, scanned_every=0)
         startup, imports, bare, floor = [], [], [], []
+        stdlib, settings_floor = [], []
         traced: list[tuple[float, dict[str, float]]] = []
         for _ in range(args.repeat):
             bare.append(wall("pass"))
             floor.append(wall(FLOOR))
+            stdlib.append(wall(STDLIB))
+            settings_floor.append(wall(SETTINGS_FLOOR))
             imports.append(wall("import jobtui.tui.cli"))
             startup.append(run_once(target, work)[0])
             if args.phases:
@@ -168,7 +176,9 @@ def main() -> int:
             f"startup (launch -> first job claimed): best {min(startup):.3f} s, "
             f"median {statistics.median(startup):.3f} s; "
             f"interpreter {min(bare):.3f} s, interpreter + CLI imports {min(imports):.3f} s, "
-            f"interpreter + asyncio, sqlite3, pydantic {min(floor):.3f} s",
+            f"interpreter + asyncio, sqlite3, pydantic {min(floor):.3f} s "
+            f"(without pydantic {min(stdlib):.3f} s; with pydantic-settings too "
+            f"{min(settings_floor):.3f} s)",
             file=sys.stderr,
         )
         print(
@@ -180,6 +190,8 @@ def main() -> int:
                     "interpreter_s": round(min(bare), 3),
                     "cli_imports_s": round(min(imports), 3),
                     "floor_imports_s": round(min(floor), 3),
+                    "stdlib_imports_s": round(min(stdlib), 3),
+                    "settings_floor_s": round(min(settings_floor), 3),
                     "target_s": 0.25,
                     **({"phases_s": phases} if phases else {}),
                 }
