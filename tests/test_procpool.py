@@ -9,10 +9,11 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jobtui.engine.procpool import ProcessPool, RemoteError
+from jobtui.engine.procpool import ProcessPool, RemoteError, WorkerCrashed
 from tests.util import wait_for
 
 
@@ -230,20 +231,26 @@ def _unread(fd: int) -> int:
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
+async def _halfway_through_a_reply(pool: ProcessPool) -> tuple[int, Any]:
+    """The pid and slot of the one process running a task, once the first 64 KB of
+    its (larger) reply wait in the pipe. The event loop reads nothing meanwhile: this
+    waits synchronously, so the process is caught half-way through sending."""
+    running = await wait_for(lambda: _async(pool.running), what="the big task running")
+    (pid,) = running
+    slot = next(s for s in pool._slots if s.proc.pid == pid)
+    deadline = time.monotonic() + 30
+    while _unread(slot.conn.fileno()) < 1 << 16:
+        assert time.monotonic() < deadline, "the reply never started"
+        time.sleep(0.001)
+    return pid, slot
+
+
 async def test_a_process_stopped_halfway_through_a_reply_holds_up_nothing_else(
     pool: ProcessPool, tmp_path: Path
 ) -> None:
     size = 16 << 20  # far more than a pipe holds: its process waits to send the rest
     big = asyncio.create_task(pool.run(big_reply, size))
-    running = await wait_for(lambda: _async(pool.running), what="the big task running")
-    (pid,) = running
-    slot = next(s for s in pool._slots if s.proc.pid == pid)
-    # The event loop reads nothing while this waits (synchronously) for the reply's
-    # first bytes to fill the pipe: then the process is stopped half-way through it.
-    deadline = time.monotonic() + 30
-    while _unread(slot.conn.fileno()) < 1 << 16:
-        assert time.monotonic() < deadline, "the reply never started"
-        time.sleep(0.001)
+    pid, slot = await _halfway_through_a_reply(pool)
     os.kill(pid, signal.SIGSTOP)
     try:
         # The loop reads what was sent and goes on: the other process serves tasks.
@@ -258,6 +265,30 @@ async def test_a_process_stopped_halfway_through_a_reply_holds_up_nothing_else(
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_a_process_killed_halfway_through_a_reply_fails_that_task_only(
+    tmp_path: Path,
+) -> None:
+    """The half reply is dropped with its pipe: the task that sent it fails as crashed
+    (it ran; its result is lost), the task queued behind it runs once elsewhere, and
+    the pool goes on with a new process."""
+    pool = ProcessPool(1)
+    try:
+        await pool.warm()
+        big = asyncio.create_task(pool.run(big_reply, 16 << 20))
+        pid, slot = await _halfway_through_a_reply(pool)
+        os.kill(pid, signal.SIGSTOP)  # so it cannot finish the reply meanwhile
+        behind = asyncio.create_task(pool.run(mark, str(tmp_path), "behind"))
+        await wait_for(lambda: _async(len(slot.inflight) == 2), what="a task queued behind")
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed, match="died"):
+            await asyncio.wait_for(big, 30)
+        assert await asyncio.wait_for(behind, 30) != pid
+        assert await asyncio.wait_for(pool.run(mark, str(tmp_path), "after"), 30) != pid
+        assert runs(tmp_path, "behind") == 1 and runs(tmp_path, "after") == 1
+    finally:
+        await pool.close()
 
 
 def echo(data: bytes) -> bytes:
