@@ -17,8 +17,13 @@ Each round runs a, b and c, starting one later each round (a b c, b c a, c a b..
 these machines are noisy, and drift within a round must not always favour the same
 contender. Medians count; each round's own ratios are reported too
 (``per_round_ratios``, and their medians), since the machine's speed changes between
-rounds more than within one. Per-page text is checked equal across the three. Last
-line: one JSON object with medians and ratios.
+rounds more than within one. Per-page text is checked equal across the three.
+
+Each run's CPU time is measured too (``cpu_s``): the machine's busy time during the run
+from ``/proc/stat`` (all processes: a contender's whole tree, Redis included, on a
+machine that runs nothing else; time stolen by the hypervisor not counted). With it,
+``idle_core_s`` (cores x wall - CPU) tells a contender that does more work from one
+that leaves cores idle. Last line: one JSON object with medians and ratios.
 
     python bench/peer_celery.py FOLDER [--rounds 3] [--workers N] [--generate N]
 
@@ -70,6 +75,27 @@ def find_pdfs(folder: Path) -> list[Path]:
         (p for p in folder.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file()),
         key=lambda p: -p.stat().st_size,
     )
+
+
+def busy_s() -> float | None:
+    """Seconds of CPU the whole machine has spent so far (None without /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy is all but idle,
+    # iowait and steal (guest time is already inside user and nice).
+    busy = sum(fields[:8]) - fields[3] - fields[4] - fields[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def timed(run: Any, *args: Any) -> tuple[Any, float | None]:
+    """``run(*args)``'s result and the CPU the machine spent meanwhile."""
+    before = busy_s()
+    result = run(*args)
+    after = busy_s()
+    return result, None if before is None or after is None else after - before
 
 
 def read_texts(out_dir: Path) -> dict[str, list[str]]:
@@ -198,6 +224,27 @@ def run_jobtui(folder: Path, work: Path) -> tuple[float, dict[str, list[str]]]:
     return elapsed, texts
 
 
+def cpu_figures(
+    cpu: dict[str, list[float | None]], times: dict[str, list[float]], cores: int
+) -> dict[str, Any]:
+    """Median CPU seconds and idle core-seconds per contender, and CPU ratios (none
+    without /proc/stat)."""
+    if any(v is None for runs in cpu.values() for v in runs):
+        return {}
+    used = {k: [float(v or 0) for v in runs] for k, runs in cpu.items()}
+    med = {k: statistics.median(v) for k, v in used.items()}
+    idle = {
+        k: statistics.median(cores * w - c for w, c in zip(times[k], used[k], strict=True))
+        for k in used
+    }
+    return {
+        "cpu_s": {k: round(v, 2) for k, v in med.items()},
+        "idle_core_s": {k: round(v, 2) for k, v in idle.items()},
+        "cpu_jobtui_vs_pool": round(med["jobtui"] / med["pool"], 3),
+        "cpu_jobtui_vs_celery": round(med["jobtui"] / med["celery"], 3),
+    }
+
+
 # -- main -----------------------------------------------------------------------------
 
 
@@ -231,6 +278,7 @@ def main() -> int:
 
     compile_project()
     times: dict[str, list[float]] = {"pool": [], "celery": [], "jobtui": []}
+    cpu: dict[str, list[float | None]] = {"pool": [], "celery": [], "jobtui": []}
     same = differ = 0
     with tempfile.TemporaryDirectory(prefix="jobtui-peer-") as tmp:
         work = Path(tmp)
@@ -242,14 +290,20 @@ def main() -> int:
                 order = order[i % 3 :] + order[: i % 3]
                 for name in order:
                     if name == "pool":
-                        times["pool"].append(run_pool(args.folder, work / f"pool{i}", args.workers))
+                        wall, used = timed(run_pool, args.folder, work / f"pool{i}", args.workers)
                     elif name == "celery":
-                        times["celery"].append(peer.run(pdfs, work / f"celery{i}"))
+                        wall, used = timed(peer.run, pdfs, work / f"celery{i}")
                     else:
-                        jt_s, jt_texts = run_jobtui(args.folder, work / f"jobtui{i}")
-                        times["jobtui"].append(jt_s)
+                        (wall, jt_texts), used = timed(run_jobtui, args.folder, work / f"jobtui{i}")
+                    times[name].append(wall)
+                    cpu[name].append(used)
                 print(
-                    f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+                    f"round {i + 1}: "
+                    + ", ".join(
+                        f"{k} {v[-1]:.2f} s"
+                        + (f" ({cpu[k][-1]:.1f} CPU-s)" if cpu[k][-1] is not None else "")
+                        for k, v in times.items()
+                    ),
                     file=sys.stderr,
                 )
                 if i == 0:
@@ -278,6 +332,7 @@ def main() -> int:
         "celery_vs_pool": round(med["celery"] / med["pool"], 3),
         "per_round_ratios": paired,
         "median_per_round_ratio": {k: statistics.median(v) for k, v in paired.items()},
+        **cpu_figures(cpu, times, args.workers),
         "identical_docs": same,
         "differing_docs": differ,
     }
