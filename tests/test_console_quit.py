@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Label
+from textual.widgets import Button, Label
 
 from jobtui.engine.api import OperatorAPI
 from jobtui.engine.config import Settings
@@ -277,6 +277,35 @@ async def test_quit_question_count_follows_the_jobs_still_running(
         await pilot.click("#handback")
         await until(lambda: app.return_code is not None, what="exit", timeout=30)
     await assert_handed_back(api, job_ids[1:])
+
+
+async def test_quit_question_offers_a_plain_quit_once_nothing_runs(
+    store: SQLiteStore, engine: Engine, gate: Gate
+) -> None:
+    """The jobs end while the question is open: nothing is left to finish or hand back,
+    so it offers "Quit", which exits at once (not after the grace) and changes none
+    of them."""
+    job_ids = await two_running(engine, gate)
+    api = api_of(engine)
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        screen = await ask_to_quit(app, pilot)
+        assert screen.query_one("#handback").display
+        gate.release.set()
+        await until(lambda: not engine.running, what="both jobs ended")
+        await app.refresh_now()
+        assert "No job runs in this process any more" in question(screen)
+        assert str(screen.query_one("#finish", Button).label) == "Quit"
+        assert not screen.query_one("#handback").display
+        await pilot.pause()  # the dialog's new layout
+        assert await pilot.click("#finish")
+        await until(lambda: app.return_code is not None, what="exit", timeout=30)
+        assert app.return_code == 0 and app.finishing_until is None
+    for job_id in job_ids:
+        detail = await api.job_detail(job_id)
+        assert detail is not None
+        assert detail.job.status == JobStatus.COMPLETED and detail.job.attempts == 1
 
 
 # -- watch-only -------------------------------------------------------------------------------

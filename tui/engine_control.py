@@ -113,7 +113,9 @@ class EngineControl(_Base):
 
         def chosen(choice: str | None) -> None:
             # The hold stays for finish and hand back: the engine stops claiming for good.
-            if choice == "finish":
+            if choice == "finish" and not engine.running:
+                self.exit(0)  # they all ended while the question was open ("Quit")
+            elif choice == "finish":
                 grace = self.settings.shutdown_grace
                 self.finishing_until = time.monotonic() + grace
                 left = len(engine.running)

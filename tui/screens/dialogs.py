@@ -60,7 +60,9 @@ class QuitScreen(ModalScreen[str]):
     """Jobs run in this process: finish them, hand them back, or stay.
 
     No new job starts here while it is open (``EngineControl.request_quit``); the
-    count follows the jobs still running (every refresh calls ``show_snapshot``)."""
+    count follows the jobs still running (every refresh calls ``show_snapshot``).
+    Once none runs, there is nothing to finish or hand back: the choice is "Quit"
+    (the ``finish`` answer, which then waits for nothing) or "Don't quit"."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "choose('stay')", "Stay", id="quit-stay", tooltip="Do not quit"),
@@ -100,6 +102,13 @@ class QuitScreen(ModalScreen[str]):
         if running is not None and running != self.running:
             self.running = running
             self.query_one("#question", Label).update(self._question())
+            if not running:
+                self.query_one("#explain", Label).update(
+                    "Nothing is left to finish or hand back; no new job starts here "
+                    "while you choose."
+                )
+                self.query_one("#finish", Button).label = "Quit"
+                self.query_one("#handback", Button).display = False
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "stay")
