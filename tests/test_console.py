@@ -20,7 +20,7 @@ from textual import events
 from textual.css.query import NoMatches
 from textual.widgets import Button, Input, Label, Log, Select, Static
 
-from jobtui.engine.api import OperatorAPI
+from jobtui.engine.api import OperatorAPI, waiting_for
 from jobtui.engine.config import Settings
 from jobtui.engine.context import JobContext
 from jobtui.engine.errors import JobFailed
@@ -34,6 +34,7 @@ from jobtui.tui.screens.detail import DetailScreen
 from jobtui.tui.screens.dialogs import ConfirmScreen, FilterScreen, QuitScreen
 from jobtui.tui.screens.enqueue import EnqueueScreen
 from jobtui.tui.screens.main import MainScreen
+from jobtui.tui.screens.rows import HELD
 from jobtui.tui.screens.workers import WorkersScreen
 from jobtui.tui.widgets.logtail import NO_JOBS_HINT
 from jobtui.tui.widgets.status import StatusLine, render_status
@@ -759,6 +760,9 @@ async def test_paused_console_does_not_call_its_own_pending_types_unserved(
             assert "PAUSED" in text and "unserved sleep×1" in text and "noop" not in text, text
             wide = render_status(app.snapshot.status, {}, 120).plain
             assert "claiming PAUSED, 2 held" in wide and "unserved sleep×1" in wide, wide
+            table = app.main.query_one("#jobs", KeyedTable)  # each row says why it waits
+            assert [str(table.get_cell(j, "error")) for j in held.job_ids] == [HELD] * 2
+            assert str(table.get_cell(orphan.job_ids[0], "error")) == waiting_for("sleep")
             assert await api.count_jobs(JobFilter(batch_id=held.batch_id)) == {"pending": 2}
             await pilot.press("p")  # resume: the held jobs run, the orphan still waits
             await until(
@@ -767,6 +771,7 @@ async def test_paused_console_does_not_call_its_own_pending_types_unserved(
             await app.refresh_now()
             assert app.snapshot.status.unserved == {"sleep": 1}
             assert app.snapshot.status.held == {}
+            assert str(table.get_cell(orphan.job_ids[0], "error")) == waiting_for("sleep")
             assert await api.count_jobs(JobFilter(batch_id=orphan.batch_id)) == {"pending": 1}
     finally:
         await eng.stop(grace=0)

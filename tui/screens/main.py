@@ -157,7 +157,9 @@ class MainScreen(Screen[None]):
         self.jobs = {j.job_id: j for j in snap.page.jobs}
         self.next_cursor = snap.page.next_cursor
         table = self.query_one("#jobs", JobsTable)
-        rows = job_rows(snap.page.jobs, self.jobtui.now(), v, table, snap.status.unserved)
+        rows = job_rows(
+            snap.page.jobs, self.jobtui.now(), v, table, snap.status.unserved, snap.status.held
+        )
         table.sync(rows)
         scope = self.selected_batch.batch.name if self.selected_batch else "all batches"
         page = len(self.cursors)

@@ -61,12 +61,21 @@ JOB_COLUMNS = [
 ]
 
 
-def error_cell(job: Job, v: Mapping[str, str], unserved: Container[str] = ()) -> Text | str:
+#: The Error cell of a pending job that only this console's pause keeps waiting.
+HELD = "held"  # as the status line counts them ("PAUSED, 40 held"); fits 80 columns
+
+
+def error_cell(
+    job: Job, v: Mapping[str, str], unserved: Container[str] = (), held: Container[str] = ()
+) -> Text | str:
     """The error code in full, then as much of the message as the column shows; for a
-    pending job of a type no live worker serves, what it waits for."""
+    pending job of a type no live worker serves, what it waits for; for one that
+    claiming paused here holds (``held``: those types), that."""
     if job.error is None:
         if job.status is JobStatus.PENDING and job.job_type in unserved:
             return Text(waiting_for(job.job_type), style=colour(v, "warning"))
+        if job.status is JobStatus.PENDING and job.job_type in held:
+            return Text(HELD, style=colour(v, "foreground-muted"))
         return ""
     text = Text(job.error.code, style=colour(v, "error"))
     if job.error.message:
@@ -151,9 +160,11 @@ def job_rows(
     v: Mapping[str, str],
     table: KeyedTable,
     unserved: Container[str] = (),
+    held: Container[str] = (),
 ) -> list[Row]:
     """The jobs table's rows for one page of jobs (``unserved``: types no live worker
-    serves, whose pending jobs say so in the Error column)."""
+    serves, ``held``: types whose claiming is paused here; their pending jobs say so
+    in the Error column)."""
     bar = table.column_width("progress")
     rows: list[Row] = []
     for job in jobs:
@@ -165,7 +176,7 @@ def job_rows(
             fit_bar(job_fraction(job), v, bar, variable="success" if done else "primary"),
             f"{job.attempts}/{job.max_attempts}",
             human_duration(job_duration(job, now)),
-            error_cell(job, v, unserved),
+            error_cell(job, v, unserved, held),
         )
         rows.append((job.job_id, cells))
     table.set_content(
