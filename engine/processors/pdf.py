@@ -83,7 +83,7 @@ async def transcribe(ctx: JobContext, p: TranscribeParams) -> dict[str, Any]:
         ranges = part_ranges(ctx, p, info)
         await ctx.progress(0.0, "transcribe", f"0/{n} pages", done=0, total=n, unit="pages")
         parts = await run_part_results(
-            ctx, po.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
+            ctx, px.transcribe_range, info["read_path"], ranges, _ocr_opts(p), "transcribe"
         )
         summary = po.merge_summaries([part["summary"] for part in parts])
     ocr_pages = summary["ocr"]

@@ -6,9 +6,11 @@ The text never travels back to the event loop's process, which on a busy machine
 competes with those workers for the same cores (measured: writing 300 transcripts
 from the console's process cost ~0.5 s of a 6 s folder run on 2 cores).
 
-A document split into page ranges is encoded by its parts (``transcribe_range``), in
-parallel; its files are then joined from their UTF-8 shares in the handler's process
-(a copy of a few MB, no encoding there), byte for byte what one piece would give.
+A document split into page ranges is encoded by its parts
+(``pdf_extract.transcribe_range``), in parallel; its files are then joined from their
+UTF-8 shares in the handler's process (a copy of a few MB, no encoding there), byte for
+byte what one piece would give. This module reads no PDF: ``pdf_extract`` uses it, not
+the other way round.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobtui.engine.errors import ErrorCode, JobFailed
-from jobtui.engine.processors.pdf_extract import extract_range
 
 #: Output files get this mode less the umask: they follow the umask, never wider.
 OUTPUT_MODE = 0o644
@@ -145,21 +146,6 @@ def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def transcribe_range(path: str, start: int, stop: int, opts: dict[str, Any]) -> dict[str, Any]:
-    """``extract_range``, with the range's share of the transcript encoded here, in
-    parallel with the other ranges (encoding 2,400 pages as JSON and Markdown takes
-    ~70 ms of one core; after the last part it held up the end of the job).
-    ``{summary, markdown, json}``: the pages' ``summarize`` (not their records), the
-    shares as UTF-8 (bytes cross back to the handler's process as they are, text
-    would be encoded to be sent and again to be written)."""
-    records = extract_range(path, start, stop, opts)
-    return {
-        "summary": summarize(records),
-        "markdown": markdown_pages(records),
-        "json": json_pages(records),
-    }
-
-
 def write_files(
     out_dir: str, files: dict[str, Callable[[], str | bytes | Sequence[bytes]]]
 ) -> None:
@@ -201,7 +187,8 @@ def write_transcript_parts(
     json_chunks: list[bytes],
 ) -> tuple[str, str]:
     """``write_transcript`` from the encoded shares of consecutive page ranges
-    (``transcribe_range``): joining them is a copy, cheap enough for any process."""
+    (``pdf_extract.transcribe_range``): joining them is a copy, cheap enough for any
+    process."""
     md_path = os.path.join(out_dir, f"{stem}.md")
     json_path = os.path.join(out_dir, f"{stem}.json")
     write_files(
