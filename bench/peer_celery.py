@@ -227,8 +227,8 @@ def run_jobtui(folder: Path, work: Path) -> tuple[float, dict[str, list[str]]]:
 def cpu_figures(
     cpu: dict[str, list[float | None]], times: dict[str, list[float]], cores: int
 ) -> dict[str, Any]:
-    """Median CPU seconds and idle core-seconds per contender, and CPU ratios (none
-    without /proc/stat)."""
+    """Median CPU seconds and idle core-seconds (of the machine's ``cores``) per
+    contender, and CPU ratios (none without /proc/stat)."""
     if any(v is None for runs in cpu.values() for v in runs):
         return {}
     used = {k: [float(v or 0) for v in runs] for k, runs in cpu.items()}
@@ -332,7 +332,7 @@ def main() -> int:
         "celery_vs_pool": round(med["celery"] / med["pool"], 3),
         "per_round_ratios": paired,
         "median_per_round_ratio": {k: statistics.median(v) for k, v in paired.items()},
-        **cpu_figures(cpu, times, args.workers),
+        **cpu_figures(cpu, times, os.cpu_count() or 1),
         "identical_docs": same,
         "differing_docs": differ,
     }
