@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import signal
@@ -257,17 +258,26 @@ async def test_dont_quit_keeps_the_operators_own_pause(
         await until(lambda: gate.inside == 3, what="claimed after the operator resumed")
 
 
+@contextlib.asynccontextmanager
+async def quit_question(
+    engine: Engine, gate: Gate
+) -> AsyncIterator[tuple[list[str], JobtuiApp, Any, QuitScreen]]:
+    """Two jobs running here, the console open over them, q pressed: their ids, the
+    app, its pilot and the question."""
+    job_ids = await two_running(engine, gate)
+    app = console(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.refresh_now()
+        yield job_ids, app, pilot, await ask_to_quit(app, pilot)
+
+
 async def test_quit_question_count_follows_the_jobs_still_running(
     store: SQLiteStore, engine: Engine, gate: Gate
 ) -> None:
     """Running jobs go on while the question is open; one that ends leaves the count,
     and "Hand them back" hands back the ones still running."""
-    job_ids = await two_running(engine, gate)
     api = api_of(engine)
-    app = console(engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.refresh_now()
-        screen = await ask_to_quit(app, pilot)
+    async with quit_question(engine, gate) as (job_ids, app, pilot, screen):
         assert "2 job(s) are running" in question(screen)
         await api.cancel_job(job_ids[0])
         await until(lambda: gate.inside == 1, what="the cancelled job stopped")
@@ -285,12 +295,8 @@ async def test_quit_question_offers_a_plain_quit_once_nothing_runs(
     """The jobs end while the question is open: nothing is left to finish or hand back,
     so it offers "Quit", which exits at once (not after the grace) and changes none
     of them."""
-    job_ids = await two_running(engine, gate)
     api = api_of(engine)
-    app = console(engine)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.refresh_now()
-        screen = await ask_to_quit(app, pilot)
+    async with quit_question(engine, gate) as (job_ids, app, pilot, screen):
         assert screen.query_one("#handback").display
         gate.release.set()
         await until(lambda: not engine.running, what="both jobs ended")
